@@ -1,0 +1,68 @@
+/* gmud/error.h: one error enum for the whole library.
+ *
+ * 0 is success and every error is negative. gmud_strerror() describes a code
+ * in a sentence; gmud_err_name() gives its short name, the one logs, counters
+ * and error packets carry. Where an error needs detail (the bytes seen, an
+ * offset), functions also fill a caller's gmud_error.
+ *
+ * Everything here is pure and may be called from any thread.
+ */
+#ifndef GMUD_ERROR_H
+#define GMUD_ERROR_H
+
+#include <stddef.h>
+
+/* X-macro: code, short name, description. Keep the names stable: they are
+ * part of the wire protocol (the "code" field of error packets). */
+#define GMUD_ERRORS(X)                                                        \
+    X(GMUD_ERR_INVALID, -1, "invalid", "invalid argument or configuration")  \
+    X(GMUD_ERR_NOMEM, -2, "no_memory", "out of memory")                      \
+    X(GMUD_ERR_TOO_LONG, -3, "too_long", "message longer than the maximum")  \
+    X(GMUD_ERR_BAD_LABEL, -4, "bad_label", "packet label is not the expected one") \
+    X(GMUD_ERR_TRUNCATED, -5, "truncated", "stream ended inside a frame")    \
+    X(GMUD_ERR_OUT_OF_SYNC, -6, "out_of_sync",                               \
+      "stream out of sync after an earlier framing error")                   \
+    X(GMUD_ERR_UNENCODABLE, -7, "unencodable",                               \
+      "the framing cannot carry this message")                               \
+    X(GMUD_ERR_BAD_JSON, -8, "bad_json", "payload is not valid JSON")        \
+    X(GMUD_ERR_BAD_UTF8, -9, "bad_utf8", "payload is not valid UTF-8")       \
+    X(GMUD_ERR_NOT_OBJECT, -10, "not_object", "JSON payload is not an object") \
+    X(GMUD_ERR_TOO_DEEP, -11, "too_deep", "JSON nested deeper than the maximum") \
+    X(GMUD_ERR_TOO_MANY_KEYS, -12, "too_many_keys",                          \
+      "JSON object keys exceed the maximum")                                 \
+    X(GMUD_ERR_STRING_TOO_LONG, -13, "string_too_long",                      \
+      "JSON string longer than the maximum")                                 \
+    X(GMUD_ERR_DUPLICATE_KEY, -14, "duplicate_key",                          \
+      "JSON object has a duplicate key")
+
+enum gmud_err {
+    GMUD_OK = 0,
+#define GMUD_ERR_ENUM_(code, value, name, text) code = value,
+    GMUD_ERRORS(GMUD_ERR_ENUM_)
+#undef GMUD_ERR_ENUM_
+    GMUD_ERR_LAST_ = -15
+};
+
+/* Detail for one error: the code, a byte offset where one applies (else 0),
+ * and a complete human-readable sentence. */
+typedef struct gmud_error {
+    int code;
+    size_t offset;
+    char message[160];
+} gmud_error;
+
+/* A sentence describing code; never NULL (unknown codes get a generic one). */
+const char *gmud_strerror(int code);
+
+/* The short stable name of code ("too_long", ...); "ok" for 0. */
+const char *gmud_err_name(int code);
+
+/* Fills err (if not NULL) with code, offset and a printf-style message, and
+ * returns code, so that `return gmud_error_set(err, ...)` reads naturally. */
+int gmud_error_set(gmud_error *err, int code, size_t offset, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+#endif

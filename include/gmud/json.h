@@ -1,0 +1,51 @@
+/* gmud/json.h: untrusted JSON payloads, checked and bounded.
+ *
+ * gmud parses JSON with jansson (docs/DESIGN.md says why). Before jansson
+ * sees a payload, a single cheap pass enforces gmud's bounds (nesting depth,
+ * keys, string length), so a hostile payload costs bounded time and memory.
+ * jansson then rejects invalid UTF-8, bad syntax, duplicate keys, "\u0000"
+ * in strings and numbers out of range. Every error names the byte offset.
+ *
+ * Threads: all functions are reentrant; a parsed json_t belongs to the
+ * caller's thread (jansson's reference counts are not atomic by default).
+ */
+#ifndef GMUD_JSON_H
+#define GMUD_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gmud/error.h"
+#include "gmud/limits.h"
+
+typedef struct gmud_json_limits {
+    size_t max_depth;   /* levels of arrays/objects; 1..GMUD_JSON_MAX_DEPTH_DEFAULT*64 */
+    size_t max_keys;    /* object keys in the whole document, >= 1 */
+    size_t max_string;  /* bytes between a string's quotes, escapes as sent, >= 1 */
+    int require_object; /* nonzero: the top-level value must be an object */
+} gmud_json_limits;
+
+/* depth 32, 1024 keys, 16384-byte strings, object required. */
+void gmud_json_default_limits(gmud_json_limits *lim);
+
+/* Parses p[0..n) into a new jansson value (*out, owned by the caller:
+ * json_decref() it). Returns 0, or a negative code with err->offset at the
+ * offending byte: GMUD_ERR_BAD_JSON, GMUD_ERR_BAD_UTF8, GMUD_ERR_NOT_OBJECT,
+ * GMUD_ERR_TOO_DEEP, GMUD_ERR_TOO_MANY_KEYS, GMUD_ERR_STRING_TOO_LONG,
+ * GMUD_ERR_DUPLICATE_KEY, GMUD_ERR_NOMEM, GMUD_ERR_INVALID (bad limits). */
+int gmud_json_parse(const uint8_t *p, size_t n, const gmud_json_limits *lim, json_t **out,
+                    gmud_error *err);
+
+/* Checks only the bounds (depth, keys, string length) without parsing: the
+ * first pass of gmud_json_parse, exposed for tests and callers that parse
+ * elsewhere. 0 or one of the bound errors. */
+int gmud_json_check_bounds(const uint8_t *p, size_t n, const gmud_json_limits *lim,
+                           gmud_error *err);
+
+/* Serialises v compactly (no spaces, keys in insertion order) into out[0..cap).
+ * Returns bytes written (no terminating NUL), or GMUD_ERR_UNENCODABLE if it
+ * does not fit or v cannot be encoded. */
+ptrdiff_t gmud_json_dump(const json_t *v, uint8_t *out, size_t cap, gmud_error *err);
+
+#endif

@@ -1,0 +1,47 @@
+#include "gmud/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+const char *gmud_strerror(int code)
+{
+    switch (code) {
+    case GMUD_OK:
+        return "success";
+#define GMUD_ERR_TEXT_(c, v, name, text) \
+    case c:                              \
+        return text;
+        GMUD_ERRORS(GMUD_ERR_TEXT_)
+#undef GMUD_ERR_TEXT_
+    default:
+        return "unknown error";
+    }
+}
+
+const char *gmud_err_name(int code)
+{
+    switch (code) {
+    case GMUD_OK:
+        return "ok";
+#define GMUD_ERR_NAME_(c, v, name, text) \
+    case c:                              \
+        return name;
+        GMUD_ERRORS(GMUD_ERR_NAME_)
+#undef GMUD_ERR_NAME_
+    default:
+        return "unknown";
+    }
+}
+
+int gmud_error_set(gmud_error *err, int code, size_t offset, const char *fmt, ...)
+{
+    if (err == NULL)
+        return code;
+    err->code = code;
+    err->offset = offset;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return code;
+}

@@ -99,10 +99,11 @@ int gmud_json_parse(const uint8_t *p, size_t n, const gmud_json_limits *lim, jso
     json_t *v = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (v == NULL) {
         size_t at = je.position > 0 ? (size_t)je.position : 0;
-        /* jansson counts the byte it stopped on; name the one before it. */
-        if (at > 0)
-            at--;
         rc = map_jansson_error(&je);
+        /* jansson's position is the count of bytes it read, one past the
+         * offending byte, except for bad UTF-8 where it is that byte. */
+        if (at > 0 && rc != GMUD_ERR_BAD_UTF8)
+            at--;
         return gmud_error_set(err, rc, at, "%s at byte %zu: %s", gmud_strerror(rc), at, je.text);
     }
     if (lim->require_object && !json_is_object(v)) {

@@ -1,0 +1,49 @@
+# The two commands the README gives, and a few more. Each installs what is
+# missing (scripts/install-deps.sh), configures with CMake, builds and runs.
+#   make run     build and run the main program
+#   make test    build with gcc, and with clang + ASan/UBSan + libFuzzer; run every test in both
+#   make bench   build optimised and run the benchmarks
+#   make fuzz    run every fuzz target for FUZZ_SECONDS (default 600) each
+
+JOBS ?= 2
+FUZZ_SECONDS ?= 600
+CTEST = ctest --output-on-failure --no-tests=error
+
+.PHONY: run test deps build test-gcc test-clang bench fuzz clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B build -DCMAKE_C_COMPILER=gcc -DGMUD_BENCH=OFF >/dev/null
+	cmake --build build -j$(JOBS)
+
+run: build
+	./build/programs/gmud-codec demo
+
+test-gcc: deps
+	cmake -S . -B build-test-gcc -DCMAKE_C_COMPILER=gcc >/dev/null
+	cmake --build build-test-gcc -j$(JOBS)
+	cd build-test-gcc && $(CTEST)
+
+test-clang: deps
+	cmake -S . -B build-test-clang -DCMAKE_C_COMPILER=clang -DGMUD_SANITIZE=ON -DGMUD_FUZZ=ON -DGMUD_FUZZ_SECONDS=5 >/dev/null
+	cmake --build build-test-clang -j$(JOBS)
+	cd build-test-clang && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
+
+test: test-gcc test-clang
+
+bench:
+	@scripts/install-deps.sh bench
+	cmake -S . -B build-bench -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build-bench -j$(JOBS) --target bench
+
+fuzz: deps
+	cmake -S . -B build-test-clang -DCMAKE_C_COMPILER=clang -DGMUD_SANITIZE=ON -DGMUD_FUZZ=ON \
+	  -DGMUD_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	cmake --build build-test-clang -j$(JOBS)
+	cd build-test-clang && $(CTEST) -R '^fuzz_'
+
+clean:
+	rm -rf build build-test-gcc build-test-clang build-bench

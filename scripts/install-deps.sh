@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages gmud needs that this machine lacks.
+# As root it runs apt-get; otherwise it prints the exact command and fails.
+#   scripts/install-deps.sh          build, test and fuzz dependencies
+#   scripts/install-deps.sh bench    also the JSON libraries the benchmark compares
+set -euo pipefail
+
+packages=(
+  cmake make gcc pkg-config python3   # build and test tools
+  clang libclang-rt-14-dev            # second compiler, sanitizers, libFuzzer runtime
+  libuv1-dev                          # event loop
+  libjansson-dev                      # JSON (docs/DESIGN.md says why)
+  libssl-dev                          # TLS (OpenSSL 3)
+)
+if [ "${1:-}" = bench ]; then
+  packages+=(libjson-c-dev libcjson-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+cmd="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "gmud needs these Debian packages: ${missing[*]}" >&2
+  echo "Install them as root, then run this again:" >&2
+  echo "  sudo sh -c '$cmd'" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

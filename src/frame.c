@@ -378,13 +378,19 @@ static void hex_bytes(char *out, size_t cap, const uint8_t *p, size_t n)
         used += (size_t)snprintf(out + used, cap - used, i ? " %02x" : "%02x", p[i]);
 }
 
-/* Compares the label bytes seen so far (seen <= 4). */
-static int check_label(gmud_frame_decoder *dec, const uint8_t *seen, size_t n, gmud_error *err)
+/* Error paths are kept out of line so the functions that call them need
+ * no stack frame on success (GCC and clang; a no-op elsewhere). */
+#if defined(__GNUC__)
+#define GMUD_COLD __attribute__((noinline, cold))
+#define GMUD_NOINLINE __attribute__((noinline))
+#else
+#define GMUD_COLD
+#define GMUD_NOINLINE
+#endif
+
+static GMUD_COLD int bad_label(gmud_frame_decoder *dec, const uint8_t *seen, size_t n,
+                               gmud_error *err)
 {
-    if (n > GMUD_LABEL_SIZE)
-        n = GMUD_LABEL_SIZE;
-    if (memcmp(seen, dec->cfg.label, n) == 0)
-        return GMUD_OK;
     char want[16], got[16];
     hex_bytes(want, sizeof want, dec->cfg.label, GMUD_LABEL_SIZE);
     hex_bytes(got, sizeof got, seen, n);
@@ -394,14 +400,24 @@ static int check_label(gmud_frame_decoder *dec, const uint8_t *seen, size_t n, g
     return fail(dec, err);
 }
 
+/* Compares the label bytes seen so far (seen <= 4). */
+static int check_label(gmud_frame_decoder *dec, const uint8_t *seen, size_t n, gmud_error *err)
+{
+    if (n > GMUD_LABEL_SIZE)
+        n = GMUD_LABEL_SIZE;
+    if (memcmp(seen, dec->cfg.label, n) == 0)
+        return GMUD_OK;
+    return bad_label(dec, seen, n, err);
+}
+
 /* Reads a complete header at h; sets dec->need or fails. */
 static int parse_header(gmud_frame_decoder *dec, const uint8_t *h, gmud_error *err)
 {
     gmud_wire r = gmud_wire_reader(h, dec->hdr);
     if (dec->cfg.framing == GMUD_FRAMING_GMUD) {
-        int rc = check_label(dec, h, GMUD_LABEL_SIZE, err);
-        if (rc != GMUD_OK)
-            return rc;
+        /* Constant size: compiled to one 4-byte compare, no call. */
+        if (memcmp(h, dec->cfg.label, GMUD_LABEL_SIZE) != 0)
+            return bad_label(dec, h, GMUD_LABEL_SIZE, err);
         gmud_wire_skip(&r, GMUD_LABEL_SIZE);
     }
     size_t n = gmud_wire_get_u16le(&r);
@@ -590,8 +606,8 @@ static ptrdiff_t decode_raw(gmud_frame_decoder *dec, const uint8_t *data, size_t
     return done(dec, len, msg, data, len);
 }
 
-ptrdiff_t gmud_frame_decode(gmud_frame_decoder *dec, const uint8_t *data, size_t len,
-                            gmud_slice *msg, gmud_error *err)
+static GMUD_NOINLINE ptrdiff_t decode_slow(gmud_frame_decoder *dec, const uint8_t *data,
+                                           size_t len, gmud_slice *msg, gmud_error *err)
 {
     gmud_error scratch;
     if (err == NULL)
@@ -610,6 +626,52 @@ ptrdiff_t gmud_frame_decode(gmud_frame_decoder *dec, const uint8_t *data, size_t
     default:
         return decode_sized(dec, data, len, msg, err);
     }
+}
+
+/* Line framing's common case: a one-byte delimiter within reach. Apart so
+ * its memchr() call does not give gmud_frame_decode() a stack frame. */
+static GMUD_NOINLINE ptrdiff_t decode_line_fast(gmud_frame_decoder *dec, const uint8_t *data,
+                                               size_t len, gmud_slice *msg, gmud_error *err)
+{
+    if (dec->cfg.delim_len == 1) {
+        size_t room = dec->cfg.max_message + 1;
+        const uint8_t *hit = memchr(data, dec->cfg.delim[0], len < room ? len : room);
+        if (hit != NULL)
+            return done(dec, (size_t)(hit - data) + 1, msg, data, (size_t)(hit - data));
+    }
+    return decode_slow(dec, data, len, msg, err);
+}
+
+/* The common case on a busy stream, kept small so it needs no stack frame:
+ * no partial frame held, no sticky error, a whole sized frame at data.
+ * Anything else (including every error) takes decode_slow(), which
+ * repeats these checks and reports. */
+ptrdiff_t gmud_frame_decode(gmud_frame_decoder *dec, const uint8_t *data, size_t len,
+                            gmud_slice *msg, gmud_error *err)
+{
+    if (dec->len == 0 && dec->sticky.code == 0 && len >= dec->hdr) {
+        size_t frame = 0;
+        if (dec->cfg.framing == GMUD_FRAMING_GMUD) {
+            if (memcmp(data, dec->cfg.label, GMUD_LABEL_SIZE) == 0) {
+                gmud_wire r = gmud_wire_reader(data + GMUD_LABEL_SIZE, 2);
+                size_t n = gmud_wire_get_u16le(&r);
+                if (n <= dec->cfg.max_message)
+                    frame = dec->hdr + n;
+            }
+        } else if (dec->cfg.framing == GMUD_FRAMING_LENGTH) {
+            gmud_wire r = gmud_wire_reader(data, 2);
+            size_t n = gmud_wire_get_u16le(&r);
+            if (n <= dec->cfg.max_message)
+                frame = dec->hdr + n;
+        } else if (dec->cfg.framing == GMUD_FRAMING_FIXED) {
+            frame = dec->cfg.fixed_size;
+        } else if (dec->cfg.framing == GMUD_FRAMING_LINE) {
+            return decode_line_fast(dec, data, len, msg, err); /* a tail call: no frame here */
+        }
+        if (frame != 0 && len >= frame)
+            return done(dec, frame, msg, data + dec->hdr, frame - dec->hdr);
+    }
+    return decode_slow(dec, data, len, msg, err);
 }
 
 int gmud_frame_decoder_finish(gmud_frame_decoder *dec, gmud_error *err)

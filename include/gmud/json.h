@@ -26,7 +26,7 @@ typedef struct gmud_json_limits {
     int require_object; /* nonzero: the top-level value must be an object */
 } gmud_json_limits;
 
-/* depth 32, 1024 keys, 16384-byte strings, object required. */
+/* depth 32, 1024 keys, 65535-byte strings, object required. */
 void gmud_json_default_limits(gmud_json_limits *lim);
 
 /* Parses p[0..n) into a new jansson value (*out, owned by the caller:

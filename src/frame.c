@@ -16,7 +16,9 @@ struct gmud_frame_decoder {
     size_t cap;
     size_t need;         /* whole frame bytes, once the header is known; else 0 */
     uint64_t frame_pos;  /* stream offset where the current frame began */
-    gmud_error sticky;   /* code != 0 once the stream has lost sync */
+    int sticky;              /* error code once the stream has lost sync, else 0 */
+    gmud_error *sticky_err;  /* its detail, taken only when it happens (NULL if
+                                that allocation failed): idle decoders stay small */
 };
 
 static size_t header_size(gmud_framing framing)
@@ -293,6 +295,7 @@ void gmud_frame_decoder_destroy(gmud_frame_decoder *dec)
     if (dec == NULL)
         return;
     free(dec->buf);
+    free(dec->sticky_err);
     free(dec);
 }
 
@@ -301,7 +304,9 @@ void gmud_frame_decoder_reset(gmud_frame_decoder *dec)
     dec->len = 0;
     dec->need = 0;
     dec->frame_pos = 0;
-    memset(&dec->sticky, 0, sizeof dec->sticky);
+    free(dec->sticky_err);
+    dec->sticky_err = NULL;
+    dec->sticky = 0;
 }
 
 void gmud_frame_decoder_shrink(gmud_frame_decoder *dec)
@@ -334,8 +339,22 @@ static size_t max_frame(const gmud_frame_decoder *dec)
 /* Records a framing error as sticky and returns it. */
 static int fail(gmud_frame_decoder *dec, gmud_error *err)
 {
-    dec->sticky = *err;
+    dec->sticky = err->code;
+    dec->sticky_err = malloc(sizeof *dec->sticky_err);
+    if (dec->sticky_err != NULL)
+        *dec->sticky_err = *err;
     return err->code;
+}
+
+/* Repeats the sticky error into err. */
+static int sticky_error(const gmud_frame_decoder *dec, gmud_error *err)
+{
+    if (dec->sticky_err == NULL)
+        return gmud_error_set(err, dec->sticky, 0, "%s (the stream is out of sync)",
+                              gmud_strerror(dec->sticky));
+    if (err != NULL)
+        *err = *dec->sticky_err;
+    return dec->sticky;
 }
 
 /* Makes the partial buffer hold at least want bytes (want <= max_frame).
@@ -612,10 +631,8 @@ static GMUD_NOINLINE ptrdiff_t decode_slow(gmud_frame_decoder *dec, const uint8_
     gmud_error scratch;
     if (err == NULL)
         err = &scratch;
-    if (dec->sticky.code != 0) {
-        *err = dec->sticky;
-        return dec->sticky.code;
-    }
+    if (dec->sticky != 0)
+        return sticky_error(dec, err);
     if (len == 0)
         return 0;
     switch (dec->cfg.framing) {
@@ -649,7 +666,7 @@ static GMUD_NOINLINE ptrdiff_t decode_line_fast(gmud_frame_decoder *dec, const u
 ptrdiff_t gmud_frame_decode(gmud_frame_decoder *dec, const uint8_t *data, size_t len,
                             gmud_slice *msg, gmud_error *err)
 {
-    if (dec->len == 0 && dec->sticky.code == 0 && len >= dec->hdr) {
+    if (dec->len == 0 && dec->sticky == 0 && len >= dec->hdr) {
         size_t frame = 0;
         if (dec->cfg.framing == GMUD_FRAMING_GMUD) {
             if (memcmp(data, dec->cfg.label, GMUD_LABEL_SIZE) == 0) {
@@ -676,11 +693,8 @@ ptrdiff_t gmud_frame_decode(gmud_frame_decoder *dec, const uint8_t *data, size_t
 
 int gmud_frame_decoder_finish(gmud_frame_decoder *dec, gmud_error *err)
 {
-    if (dec->sticky.code != 0) {
-        if (err != NULL)
-            *err = dec->sticky;
-        return dec->sticky.code;
-    }
+    if (dec->sticky != 0)
+        return sticky_error(dec, err);
     if (dec->len == 0)
         return GMUD_OK;
     unsigned long long at = (unsigned long long)dec->frame_pos;

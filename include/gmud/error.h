@@ -33,14 +33,21 @@
     X(GMUD_ERR_STRING_TOO_LONG, -13, "string_too_long",                      \
       "JSON string longer than the maximum")                                 \
     X(GMUD_ERR_DUPLICATE_KEY, -14, "duplicate_key",                          \
-      "JSON object has a duplicate key")
+      "JSON object has a duplicate key")                                     \
+    X(GMUD_ERR_IO, -15, "io", "a socket or system call failed")              \
+    X(GMUD_ERR_TIMEOUT, -16, "timeout", "timed out")                         \
+    X(GMUD_ERR_CLOSED, -17, "closed", "the connection is closed or closing") \
+    X(GMUD_ERR_SLOW_CONSUMER, -18, "slow_consumer",                          \
+      "the peer does not read: its queue is over the bound")                 \
+    X(GMUD_ERR_SERVER_FULL, -19, "server_full",                              \
+      "the server is at its connection limit")
 
 enum gmud_err {
     GMUD_OK = 0,
 #define GMUD_ERR_ENUM_(code, value, name, text) code = value,
     GMUD_ERRORS(GMUD_ERR_ENUM_)
 #undef GMUD_ERR_ENUM_
-    GMUD_ERR_LAST_ = -15
+    GMUD_ERR_LAST_ = -20
 };
 
 /* Detail for one error: the code, a byte offset where one applies (else 0),

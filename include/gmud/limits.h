@@ -33,8 +33,60 @@ enum {
     /* Untrusted JSON: object keys in one document, all levels together. */
     GMUD_JSON_MAX_KEYS_DEFAULT = 1024,
 
-    /* Untrusted JSON: one string or key, as encoded bytes between quotes. */
-    GMUD_JSON_MAX_STRING_DEFAULT = 16384
+    /* Untrusted JSON: one string or key, as encoded bytes between quotes.
+     * As large as the default framing's largest payload, so that any object
+     * a lecture-style peer can send in one frame is accepted; it bounds
+     * strings when max_message is raised for line or fixed framing. */
+    GMUD_JSON_MAX_STRING_DEFAULT = 65535,
+
+    /* Runtime: outgoing bytes queued on one connection, at most (1 MiB).
+     * Over it the connection is closed as a slow consumer. */
+    GMUD_MAX_QUEUED_DEFAULT = 1024 * 1024,
+
+    /* Runtime: a server stops reading from a connection whose queued output
+     * reaches the high-water mark (bytes, half of max queued) and resumes at
+     * or below the low-water mark (bytes). */
+    GMUD_READ_HIGH_WATER_DEFAULT = 512 * 1024,
+    GMUD_READ_LOW_WATER_DEFAULT = 128 * 1024,
+
+    /* Runtime: a frame that has begun must complete within (ms): slowloris. */
+    GMUD_FRAME_TIMEOUT_MS_DEFAULT = 10000,
+
+    /* Runtime: idle timeout (ms). The one limit that is off (0) by default:
+     * the lecture's clients may stay silent for as long as they like. */
+    GMUD_IDLE_TIMEOUT_MS_DEFAULT = 0,
+
+    /* Runtime: a closing connection waits at most this long (ms) for its
+     * output to drain and for the peer's end of stream. */
+    GMUD_LINGER_MS_DEFAULT = 2000,
+
+    /* Runtime: once a closing connection's FIN is out, how long (ms) at most
+     * it waits for the peer's, reading (and dropping) what still arrives so
+     * that the close does not become a reset. Bounded by linger too. */
+    GMUD_FIN_WAIT_MS = 500,
+
+    /* Runtime: period (ms) of the one timer that checks every connection's
+     * timeouts. */
+    GMUD_SWEEP_MS_DEFAULT = 250,
+
+    /* Runtime: payloads that fail to parse on one connection before it is
+     * closed ("too many bad messages"). */
+    GMUD_MAX_BAD_MESSAGES_DEFAULT = 5,
+
+    /* Runtime: concurrent connections one server accepts. */
+    GMUD_MAX_CONNECTIONS_DEFAULT = 10000,
+
+    /* Runtime: connections refused as "server full" that may be sending
+     * their error packet at once; beyond this a refused connection is
+     * closed without one, so a connection flood costs bounded memory. */
+    GMUD_MAX_REFUSING = 64,
+
+    /* Runtime: shutdown waits at most this long (ms) for queued output. */
+    GMUD_SHUTDOWN_FLUSH_MS_DEFAULT = 5000,
+
+    /* Runtime: the read buffer one server (or client) shares among all its
+     * connections (bytes). */
+    GMUD_READ_BUFFER_SIZE = 64 * 1024
 };
 
 #endif

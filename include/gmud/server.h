@@ -1,0 +1,256 @@
+/* gmud/server.h: the libuv runtime: connections, the event-driven server,
+ * and timers for applications.
+ *
+ * The runtime moves bytes between the sans-I/O core (gmud/frame.h,
+ * gmud/json.h) and libuv; it never blocks the loop. Sends are coalesced:
+ * everything queued on a connection during one loop turn leaves in one
+ * write, after the turn's I/O callbacks and timers have run.
+ *
+ * Threads: a server, its connections and its timers belong to the thread
+ * running their uv_loop_t. Call every function here from that thread (from
+ * a callback, or before/after uv_run). Callbacks run on that thread.
+ *
+ * Lifetimes: a gmud_conn is owned by the library. It is valid from
+ * on_connect until on_close returns; after that the pointer is dangling.
+ * Every callback may call any function here, gmud_conn_close() and
+ * gmud_server_shutdown() included; on_close is never called from inside
+ * another call (closing is completed later in the loop).
+ *
+ * SIGPIPE: libuv writes with write(2), so a peer that vanished would kill
+ * the process with SIGPIPE. Creating a server or client sets SIGPIPE to
+ * SIG_IGN if it is still SIG_DFL (a handler the application installed is
+ * left alone).
+ */
+#ifndef GMUD_SERVER_H
+#define GMUD_SERVER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "gmud/error.h"
+#include "gmud/frame.h"
+#include "gmud/json.h"
+#include "gmud/limits.h"
+#include "gmud/log.h"
+
+typedef struct gmud_conn gmud_conn;
+typedef struct gmud_server gmud_server;
+
+/* What a message's bytes are. With JSON each incoming message is parsed once
+ * (bounded by gmud_json_limits) and the application gets the parsed value as
+ * well as the bytes; a message that does not parse gets an error packet and
+ * never reaches the application. */
+typedef enum gmud_payload {
+    GMUD_PAYLOAD_TEXT,
+    GMUD_PAYLOAD_JSON
+} gmud_payload;
+
+/* Why a connection closed. gmud_close_reason_name() gives the stable phrase
+ * logs print ("slow consumer", ...). */
+typedef enum gmud_close_reason {
+    GMUD_CLOSE_PEER,           /* "peer closed": end of stream from the peer */
+    GMUD_CLOSE_LOCAL,          /* "closed locally": gmud_conn_close/gmud_client_close */
+    GMUD_CLOSE_SHUTDOWN,       /* "shutdown": gmud_server_shutdown */
+    GMUD_CLOSE_SLOW_CONSUMER,  /* "slow consumer": queued output over max_queued */
+    GMUD_CLOSE_FRAME_TIMEOUT,  /* "frame timeout": a begun frame did not complete */
+    GMUD_CLOSE_IDLE_TIMEOUT,   /* "idle timeout": nothing received for too long */
+    GMUD_CLOSE_PROTOCOL,       /* "protocol error": a framing error (detail says which) */
+    GMUD_CLOSE_BAD_MESSAGES,   /* "too many bad messages": repeated bad payloads */
+    GMUD_CLOSE_SERVER_FULL,    /* "server full": over max_connections */
+    GMUD_CLOSE_IO,             /* "io error": a socket error (detail says which) */
+    GMUD_CLOSE_CONNECT_FAILED, /* "connect failed": client could not connect */
+    GMUD_CLOSE_REASON_COUNT_
+} gmud_close_reason;
+
+/* The stable phrase for reason; "unknown" for values out of range. */
+const char *gmud_close_reason_name(gmud_close_reason reason);
+
+/* Per-connection limits; gmud_limits_default() fills the defaults of
+ * gmud/limits.h. Zero is refused where noted ("0 = off" only where said). */
+typedef struct gmud_limits {
+    size_t max_queued;          /* outgoing bytes queued per connection; over it:
+                                   "slow consumer". > 0 */
+    size_t read_high_water;     /* stop reading while queued output >= this; > 0 */
+    size_t read_low_water;      /* resume reading when queued output <= this;
+                                   < read_high_water */
+    uint32_t frame_timeout_ms;  /* a begun frame must complete within; > 0 */
+    uint32_t idle_timeout_ms;   /* no input for this long closes; 0 = off */
+    uint32_t linger_ms;         /* a closing connection waits this long at most
+                                   for its output to drain and the peer's end
+                                   of stream; > 0 */
+    uint32_t sweep_ms;          /* period of the one timer checking all
+                                   timeouts; > 0 */
+    unsigned max_bad_messages;  /* payload errors before the close; > 0 */
+    size_t max_connections;     /* server only: concurrent connections; > 0 */
+} gmud_limits;
+
+void gmud_limits_default(gmud_limits *lim);
+
+/* 0 if usable, else GMUD_ERR_INVALID naming the bad field. */
+int gmud_limits_check(const gmud_limits *lim, gmud_error *err);
+
+/* Application callbacks; any may be NULL. `user` is passed to each.
+ *   on_connect  a connection is ready (server: accepted; client: connected).
+ *   on_message  one whole message. data[0..len) is valid only during the
+ *               call (for fixed framing the zero padding is already
+ *               removed). json is the parsed value with GMUD_PAYLOAD_JSON,
+ *               else NULL; it is borrowed: json_incref() it to keep it.
+ *   on_close    the connection is gone; detail (may be NULL) says why for
+ *               protocol, bad-message, io and connect errors; valid only
+ *               during the call. A client whose connect failed gets only
+ *               on_close (GMUD_CLOSE_CONNECT_FAILED), never on_connect. */
+typedef struct gmud_callbacks {
+    void (*on_connect)(gmud_conn *conn, void *user);
+    void (*on_message)(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
+                       void *user);
+    void (*on_close)(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
+                     void *user);
+    void *user;
+} gmud_callbacks;
+
+/* ---- Connections ------------------------------------------------------ */
+
+/* Encodes one frame of data[0..len) onto conn's output (copied; the caller
+ * keeps data). It leaves with everything else queued this loop turn.
+ * Returns 0, or a negative code with err filled:
+ *   GMUD_ERR_UNENCODABLE  the framing cannot carry it (too long, holds the
+ *                         line delimiter); nothing is queued;
+ *   GMUD_ERR_CLOSED       the connection is closing; nothing is queued;
+ *   GMUD_ERR_NOMEM        out of memory.
+ * If the queue would exceed max_queued, nothing is queued, the connection is
+ * closed as "slow consumer" (on_close comes later) and
+ * GMUD_ERR_SLOW_CONSUMER is returned. */
+int gmud_conn_send(gmud_conn *conn, const void *data, size_t len, gmud_error *err);
+
+/* Serialises v compactly (gmud_json_dump) and sends it as one message.
+ * v stays the caller's. Returns as gmud_conn_send. */
+int gmud_conn_send_json(gmud_conn *conn, const json_t *v, gmud_error *err);
+
+/* Closes conn gracefully: stops delivering its messages, sends what is
+ * queued (bounded by linger_ms), then closes; on_close follows later with
+ * GMUD_CLOSE_LOCAL. Further calls, and calls on a closing conn, do nothing. */
+void gmud_conn_close(gmud_conn *conn);
+
+/* The application's pointer for conn (NULL until set). */
+void gmud_conn_set_data(gmud_conn *conn, void *data);
+void *gmud_conn_data(const gmud_conn *conn);
+
+/* A number unique among one server's connections (from 1, never reused). */
+uint64_t gmud_conn_id(const gmud_conn *conn);
+
+/* The peer's address: "127.0.0.1:5555" or "[::1]:5555"; owned by conn. */
+const char *gmud_conn_peer(const gmud_conn *conn);
+
+/* Bytes queued on conn and not yet handed to the kernel. */
+size_t gmud_conn_queued(const gmud_conn *conn);
+
+/* Nonzero while the runtime has stopped reading from conn because its
+ * output is backed up (above read_high_water). */
+int gmud_conn_reading_paused(const gmud_conn *conn);
+
+/* The server conn belongs to; NULL for a client's connection. */
+gmud_server *gmud_conn_server(const gmud_conn *conn);
+
+/* ---- Server ----------------------------------------------------------- */
+
+typedef struct gmud_server_config {
+    const char *host;          /* IPv4/IPv6 literal or name; copied. "127.0.0.1" */
+    uint16_t port;             /* 0 picks a free port (see gmud_server_port). 8222 */
+    int backlog;               /* listen() backlog. 511 */
+    gmud_frame_config frame;   /* gmud framing, defaults */
+    gmud_payload payload;      /* GMUD_PAYLOAD_JSON */
+    gmud_json_limits json;     /* gmud_json_default_limits */
+    gmud_limits limits;        /* gmud_limits_default */
+    gmud_callbacks cb;         /* all NULL */
+    gmud_log_fn log;           /* NULL: no logging */
+    void *log_user;
+    gmud_log_level log_level;  /* events above this level are not raised. INFO */
+} gmud_server_config;
+
+/* Counters since create. closes[] is by gmud_close_reason; rejects[] by
+ * error code: rejects[-code] counts inputs refused with that gmud_err code
+ * (framing errors, payload errors); server-full refusals are counted in
+ * rejected_full. */
+enum { GMUD_STATS_CODES = 32 };
+typedef struct gmud_stats {
+    uint64_t accepted;         /* connections handed to the application */
+    uint64_t active;           /* open now */
+    uint64_t rejected_full;    /* refused: over max_connections */
+    uint64_t messages_in;      /* delivered to on_message */
+    uint64_t bytes_in;         /* read from sockets */
+    uint64_t messages_out;     /* frames queued (a broadcast counts each copy) */
+    uint64_t bytes_out;        /* written to sockets */
+    uint64_t writes;           /* write calls (uv_try_write/uv_write) */
+    uint64_t read_pauses;      /* times reading stopped for backpressure */
+    uint64_t closes[GMUD_CLOSE_REASON_COUNT_];
+    uint64_t rejects[GMUD_STATS_CODES];
+} gmud_stats;
+
+/* Fills cfg with the defaults listed above. */
+void gmud_server_default_config(gmud_server_config *cfg);
+
+/* Binds host:port (a name is resolved synchronously here) and listens on
+ * loop. The config is copied. Returns the server, or NULL with err filled
+ * (GMUD_ERR_INVALID for a bad config; GMUD_ERR_IO for an unresolvable host
+ * or a bind/listen failure, with the system's reason; GMUD_ERR_NOMEM). Failures are
+ * synchronous and leave nothing behind, except a failing listen(), whose
+ * handles are released as the loop runs. */
+gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, gmud_error *err);
+
+/* The bound port (useful after port 0). */
+uint16_t gmud_server_port(const gmud_server *server);
+
+/* Connections handed to the application whose on_close has not yet run
+ * (closing ones included): what max_connections counts. */
+size_t gmud_server_connections(const gmud_server *server);
+
+/* Encodes data once and queues it on every open connection except `except`
+ * (may be NULL). Returns the number of connections it was queued on, or a
+ * negative code (GMUD_ERR_UNENCODABLE, GMUD_ERR_NOMEM) with err filled.
+ * A connection it would push over max_queued is closed as "slow consumer";
+ * the others are not delayed. */
+int gmud_server_broadcast(gmud_server *server, const void *data, size_t len,
+                          const gmud_conn *except, gmud_error *err);
+
+/* As gmud_server_broadcast, serialising v once. */
+int gmud_server_broadcast_json(gmud_server *server, const json_t *v, const gmud_conn *except,
+                               gmud_error *err);
+
+/* Calls fn for each open connection (closing ones are skipped). fn may send
+ * and may close the connection it is given. */
+void gmud_server_foreach(gmud_server *server, void (*fn)(gmud_conn *conn, void *user),
+                         void *user);
+
+/* Copies the counters into *out. */
+void gmud_server_stats(const gmud_server *server, gmud_stats *out);
+
+/* Stops accepting, lets every connection send what is queued for at most
+ * flush_timeout_ms (0 means GMUD_SHUTDOWN_FLUSH_MS_DEFAULT), closes them all
+ * (on_close with GMUD_CLOSE_SHUTDOWN), then calls done(server, user) from
+ * the loop. Call once; later calls do nothing. */
+void gmud_server_shutdown(gmud_server *server, uint32_t flush_timeout_ms,
+                          void (*done)(gmud_server *server, void *user), void *user);
+
+/* Frees the server. Only after shutdown's done callback has run (memory of
+ * the last handles is released when the loop runs on, so run the loop until
+ * it returns before uv_loop_close). NULL is a no-op. */
+void gmud_server_destroy(gmud_server *server);
+
+/* ---- Timers ----------------------------------------------------------- */
+
+typedef struct gmud_timer gmud_timer;
+
+/* Calls cb(timer, user) after first_ms, then every repeat_ms (0: once).
+ * The timer owns its memory: stop every timer exactly once with
+ * gmud_timer_stop, one-shot timers too, also from inside cb. A timer keeps
+ * the loop alive until stopped. NULL on no memory. */
+gmud_timer *gmud_timer_start(uv_loop_t *loop, uint64_t first_ms, uint64_t repeat_ms,
+                             void (*cb)(gmud_timer *timer, void *user), void *user);
+
+/* Stops and frees the timer (the memory goes when the loop runs on). NULL
+ * is a no-op. */
+void gmud_timer_stop(gmud_timer *timer);
+
+#endif

@@ -1,0 +1,203 @@
+/* The event-driven client: one connection, connected asynchronously. */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "gmud/client.h"
+
+enum { MAX_ADDRS = 8 };
+
+struct gmud_client {
+    gmud_rt rt; /* first: the rt's handles point here */
+    gmud_conn *conn;
+    uv_connect_t req;
+    int destroyed;
+    int naddrs;    /* what the host resolved to, tried in order */
+    int next_addr;
+    struct sockaddr_storage addrs[MAX_ADDRS];
+};
+
+void gmud_client_default_config(gmud_client_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 8222;
+    cfg->connect_timeout_ms = 10000;
+    gmud_frame_default_config(&cfg->frame, GMUD_FRAMING_GMUD);
+    cfg->payload = GMUD_PAYLOAD_JSON;
+    gmud_json_default_limits(&cfg->json);
+    gmud_limits_default(&cfg->limits);
+    /* A client does not stop reading while its output is backed up: if the
+     * server did the same, each would wait for the other to read. Its
+     * memory stays bounded by max_queued. */
+    cfg->limits.read_high_water = SIZE_MAX;
+    cfg->limits.read_low_water = SIZE_MAX - 1;
+    cfg->log_level = GMUD_LOG_INFO;
+}
+
+static void client_conn_gone(gmud_rt *rt)
+{
+    gmud_client *client = rt->owner;
+    client->conn = NULL;
+}
+
+static void client_free(gmud_rt *rt)
+{
+    free(rt->owner);
+}
+
+/* Every address of host (up to MAX_ADDRS): a name like "localhost" may
+ * give ::1 first while the server listens on 127.0.0.1 only. */
+static int resolve(const char *host, uint16_t port, gmud_client *client, gmud_error *err)
+{
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0)
+        return gmud_error_set(err, GMUD_ERR_IO, 0, "cannot resolve host '%s': %s", host,
+                              gai_strerror(rc));
+    for (struct addrinfo *ai = res; ai != NULL && client->naddrs < MAX_ADDRS; ai = ai->ai_next) {
+        if (ai->ai_addrlen <= sizeof client->addrs[0])
+            memcpy(&client->addrs[client->naddrs++], ai->ai_addr, ai->ai_addrlen);
+    }
+    freeaddrinfo(res);
+    if (client->naddrs == 0)
+        return gmud_error_set(err, GMUD_ERR_IO, 0, "host '%s' has no usable address", host);
+    return GMUD_OK;
+}
+
+static void on_connect(uv_connect_t *req, int status);
+
+/* Connects conn to the next address; 0 or a libuv error. */
+static int connect_next(gmud_client *client)
+{
+    gmud_conn *conn = client->conn;
+    const struct sockaddr *addr = (const struct sockaddr *)&client->addrs[client->next_addr++];
+    gmud_conn_set_peer(conn, addr);
+    client->req.data = client;
+    return uv_tcp_connect(&client->req, &conn->tcp, addr, on_connect);
+}
+
+static void reopen(gmud_conn *conn)
+{
+    gmud_client *client = conn->rt->owner;
+    int rc = connect_next(client);
+    if (rc != 0) {
+        gmud_error e;
+        gmud_error_set(&e, GMUD_ERR_IO, 0, "cannot connect to %s: %s", conn->peer,
+                       uv_strerror(rc));
+        gmud_conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
+    }
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    gmud_client *client = req->data;
+    gmud_conn *conn = client->conn;
+    if (status == UV_ECANCELED || conn == NULL || conn->state != CONN_CONNECTING)
+        return;
+    gmud_rt *rt = &client->rt;
+    if (status < 0 && client->next_addr < client->naddrs) {
+        gmud_rt_log(rt, GMUD_LOG_DEBUG, conn->peer, "connect", "%s; trying the next address",
+                    uv_strerror(status));
+        gmud_conn_retry(conn);
+        return;
+    }
+    if (status < 0) {
+        gmud_error e;
+        gmud_error_set(&e, GMUD_ERR_IO, 0, "cannot connect to %s: %s", conn->peer,
+                       uv_strerror(status));
+        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "connect", "%s", e.message);
+        gmud_conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
+        return;
+    }
+    gmud_rt_log(rt, GMUD_LOG_INFO, conn->peer, "connect", "connected");
+    gmud_conn_start(conn, 1);
+}
+
+gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, gmud_error *err)
+{
+    const char *host = cfg->host ? cfg->host : "127.0.0.1";
+    if (gmud_frame_config_check(&cfg->frame, err) != GMUD_OK ||
+        gmud_limits_check(&cfg->limits, err) != GMUD_OK)
+        return NULL;
+    gmud_client *client = calloc(1, sizeof *client);
+    if (client == NULL) {
+        gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory creating a client");
+        return NULL;
+    }
+    if (resolve(host, cfg->port, client, err) != GMUD_OK) {
+        free(client);
+        return NULL;
+    }
+    gmud_rt *rt = &client->rt;
+    rt->frame = cfg->frame;
+    rt->payload = cfg->payload;
+    rt->json = cfg->json;
+    rt->limits = cfg->limits;
+    rt->cb = cfg->cb;
+    rt->log = cfg->log;
+    rt->log_user = cfg->log_user;
+    rt->log_level = cfg->log_level;
+    rt->owner = client;
+    rt->conn_gone = client_conn_gone;
+    rt->reopen = reopen;
+    rt->free_owner = client_free;
+    if (gmud_rt_init(rt, loop, err) != GMUD_OK) {
+        free(client);
+        return NULL;
+    }
+    /* From here on handles exist: failures clean up as the loop runs. */
+    client->conn = gmud_conn_new(rt, err);
+    if (client->conn == NULL) {
+        gmud_rt_close(rt);
+        return NULL;
+    }
+    gmud_conn *conn = client->conn;
+    conn->flags |= CONN_NOTIFY; /* a failed connect is reported too */
+    if (cfg->connect_timeout_ms != 0)
+        conn->deadline = uv_now(loop) + cfg->connect_timeout_ms;
+    int rc = connect_next(client);
+    if (rc != 0) {
+        gmud_error_set(err, GMUD_ERR_IO, 0, "cannot connect to %s: %s", conn->peer,
+                       uv_strerror(rc));
+        client->conn = NULL;
+        gmud_rt_close(rt);
+        return NULL;
+    }
+    return client;
+}
+
+gmud_conn *gmud_client_conn(const gmud_client *client)
+{
+    return client->conn;
+}
+
+void gmud_client_close(gmud_client *client)
+{
+    gmud_conn *conn = client->conn;
+    if (conn != NULL && (conn->flags & CONN_RETRY)) {
+        /* Between two addresses: let the socket's close be the last. */
+        conn->flags &= (uint16_t)~CONN_RETRY;
+        conn->reason = GMUD_CLOSE_LOCAL;
+        return;
+    }
+    if (conn != NULL)
+        gmud_conn_close(conn);
+}
+
+void gmud_client_destroy(gmud_client *client)
+{
+    if (client == NULL || client->destroyed)
+        return;
+    client->destroyed = 1;
+    client->conn = NULL;
+    gmud_rt_close(&client->rt);
+}

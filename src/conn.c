@@ -1,0 +1,968 @@
+/* The runtime's connections: bytes between libuv and the framing core.
+ *
+ * Writes: a send encodes its frame onto the connection's pending buffer and
+ * puts the connection on the dirty list; a uv_check handle, which runs after
+ * the turn's I/O callbacks and timers, flushes each dirty connection with
+ * one write (uv_try_write first, uv_write for the rest). While a write is in
+ * flight new sends go to the other buffer; the two swap on completion.
+ *
+ * Reads: one 64 KiB buffer per rt is handed to whichever connection is
+ * reading (on Unix libuv calls read_cb right after alloc_cb); the decoder
+ * copies only a frame that straddles two reads.
+ *
+ * Timeouts: one sweep timer per rt walks the connection list.
+ */
+#include "conn.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const reason_names[] = {
+    "peer closed",    "closed locally", "shutdown",              "slow consumer",
+    "frame timeout",  "idle timeout",   "protocol error",        "too many bad messages",
+    "server full",    "io error",       "connect failed",
+};
+
+const char *gmud_close_reason_name(gmud_close_reason reason)
+{
+    if ((int)reason < 0 || reason >= GMUD_CLOSE_REASON_COUNT_)
+        return "unknown";
+    return reason_names[reason];
+}
+
+/* ---- Limits ----------------------------------------------------------- */
+
+void gmud_limits_default(gmud_limits *lim)
+{
+    lim->max_queued = GMUD_MAX_QUEUED_DEFAULT;
+    lim->read_high_water = GMUD_READ_HIGH_WATER_DEFAULT;
+    lim->read_low_water = GMUD_READ_LOW_WATER_DEFAULT;
+    lim->frame_timeout_ms = GMUD_FRAME_TIMEOUT_MS_DEFAULT;
+    lim->idle_timeout_ms = GMUD_IDLE_TIMEOUT_MS_DEFAULT;
+    lim->linger_ms = GMUD_LINGER_MS_DEFAULT;
+    lim->sweep_ms = GMUD_SWEEP_MS_DEFAULT;
+    lim->max_bad_messages = GMUD_MAX_BAD_MESSAGES_DEFAULT;
+    lim->max_connections = GMUD_MAX_CONNECTIONS_DEFAULT;
+}
+
+int gmud_limits_check(const gmud_limits *lim, gmud_error *err)
+{
+    if (lim->max_queued == 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "max queued bytes must be positive");
+    if (lim->read_high_water == 0 || lim->read_low_water >= lim->read_high_water)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "read water marks must satisfy 0 <= low (%zu) < high (%zu)",
+                              lim->read_low_water, lim->read_high_water);
+    if (lim->frame_timeout_ms == 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "frame timeout must be positive");
+    if (lim->linger_ms == 0 || lim->sweep_ms == 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "linger and sweep periods must be positive");
+    if (lim->max_bad_messages == 0 || lim->max_bad_messages > 255)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "max bad messages must be 1..255");
+    if (lim->max_connections == 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "max connections must be positive");
+    return GMUD_OK;
+}
+
+/* ---- Logging ---------------------------------------------------------- */
+
+void gmud_rt_log(gmud_rt *rt, gmud_log_level level, const char *peer, const char *event,
+                 const char *fmt, ...)
+{
+    if (rt->log == NULL || level > rt->log_level)
+        return;
+    char reason[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    gmud_log_event ev = {level, peer ? peer : "-", event, reason};
+    rt->log(rt->log_user, &ev);
+}
+
+/* ---- Accessors -------------------------------------------------------- */
+
+void gmud_conn_set_data(gmud_conn *conn, void *data)
+{
+    conn->data = data;
+}
+
+void *gmud_conn_data(const gmud_conn *conn)
+{
+    return conn->data;
+}
+
+uint64_t gmud_conn_id(const gmud_conn *conn)
+{
+    return conn->id;
+}
+
+const char *gmud_conn_peer(const gmud_conn *conn)
+{
+    return conn->peer;
+}
+
+/* Inlined on the send path; gmud_conn_queued is the public face. */
+static inline size_t queued(const gmud_conn *conn)
+{
+    const gmud_conn_io *io = conn->io;
+    return io ? io->out[io->pending].len + io->inflight : 0;
+}
+
+size_t gmud_conn_queued(const gmud_conn *conn)
+{
+    return queued(conn);
+}
+
+int gmud_conn_reading_paused(const gmud_conn *conn)
+{
+    return (conn->flags & CONN_PAUSED) != 0;
+}
+
+gmud_server *gmud_conn_server(const gmud_conn *conn)
+{
+    return conn->rt->server;
+}
+
+/* ---- Lifecycle -------------------------------------------------------- */
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf);
+static void flush(gmud_conn *conn);
+
+gmud_conn *gmud_conn_new(gmud_rt *rt, gmud_error *err)
+{
+    gmud_conn *conn = calloc(1, sizeof *conn);
+    if (conn == NULL) {
+        gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for a connection");
+        return NULL;
+    }
+    conn->dec = gmud_frame_decoder_create(&rt->frame, err);
+    if (conn->dec == NULL) {
+        free(conn);
+        return NULL;
+    }
+    int rc = uv_tcp_init(rt->loop, &conn->tcp);
+    if (rc != 0) {
+        gmud_frame_decoder_destroy(conn->dec);
+        free(conn);
+        gmud_error_set(err, GMUD_ERR_IO, 0, "cannot create a socket: %s", uv_strerror(rc));
+        return NULL;
+    }
+    conn->tcp.data = conn;
+    conn->rt = rt;
+    conn->id = ++rt->next_id;
+    conn->state = CONN_CONNECTING;
+    conn->last_rx = uv_now(rt->loop);
+    strcpy(conn->peer, "-");
+    conn->next = rt->conns;
+    if (rt->conns != NULL)
+        rt->conns->prev = conn;
+    rt->conns = conn;
+    return conn;
+}
+
+void gmud_conn_set_peer(gmud_conn *conn, const struct sockaddr *addr)
+{
+    struct sockaddr_storage ss;
+    if (addr == NULL) {
+        int len = (int)sizeof ss;
+        if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) != 0)
+            return;
+        addr = (const struct sockaddr *)&ss;
+    }
+    char ip[64] = "?";
+    if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)addr;
+        uv_ip6_name(a6, ip, sizeof ip);
+        snprintf(conn->peer, sizeof conn->peer, "[%s]:%u", ip, (unsigned)ntohs(a6->sin6_port));
+    } else if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)addr;
+        uv_ip4_name(a4, ip, sizeof ip);
+        snprintf(conn->peer, sizeof conn->peer, "%s:%u", ip, (unsigned)ntohs(a4->sin_port));
+    }
+}
+
+static void start_reading(gmud_conn *conn)
+{
+    if (conn->flags & CONN_READING)
+        return;
+    int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
+    if (rc == 0)
+        conn->flags |= CONN_READING;
+}
+
+static void stop_reading(gmud_conn *conn)
+{
+    if (!(conn->flags & CONN_READING))
+        return;
+    uv_read_stop((uv_stream_t *)&conn->tcp);
+    conn->flags &= (uint16_t)~CONN_READING;
+}
+
+void gmud_conn_start(gmud_conn *conn, int announce)
+{
+    gmud_rt *rt = conn->rt;
+    uv_tcp_nodelay(&conn->tcp, 1);
+    conn->state = CONN_OPEN;
+    conn->last_rx = uv_now(rt->loop);
+    start_reading(conn);
+    if (queued(conn) > 0)
+        flush(conn);
+    if (!announce)
+        return;
+    conn->flags |= CONN_COUNTED | CONN_NOTIFY;
+    rt->open++;
+    rt->stats.accepted++;
+    rt->stats.active++;
+    if (rt->cb.on_connect != NULL)
+        rt->cb.on_connect(conn, rt->cb.user);
+}
+
+static void free_io(gmud_conn *conn)
+{
+    if (conn->io == NULL)
+        return;
+    gmud_buf_free(&conn->io->out[0]);
+    gmud_buf_free(&conn->io->out[1]);
+    free(conn->io);
+    conn->io = NULL;
+}
+
+static void unlink_dirty(gmud_conn *conn)
+{
+    gmud_rt *rt = conn->rt;
+    for (gmud_conn **p = &rt->dirty; *p != NULL; p = &(*p)->dirty_next) {
+        if (*p == conn) {
+            *p = conn->dirty_next;
+            break;
+        }
+    }
+    conn->flags &= (uint16_t)~CONN_DIRTY;
+}
+
+static void unlink_conn(gmud_conn *conn)
+{
+    gmud_rt *rt = conn->rt;
+    if (conn->flags & CONN_DIRTY)
+        unlink_dirty(conn);
+    if (conn->prev != NULL)
+        conn->prev->next = conn->next;
+    else
+        rt->conns = conn->next;
+    if (conn->next != NULL)
+        conn->next->prev = conn->prev;
+}
+
+static void destroy_conn(gmud_conn *conn)
+{
+    gmud_frame_decoder_destroy(conn->dec);
+    free_io(conn);
+    free(conn->detail);
+    free(conn);
+}
+
+static void rt_maybe_free(gmud_rt *rt);
+
+static void log_close(gmud_conn *conn)
+{
+    gmud_rt *rt = conn->rt;
+    gmud_close_reason reason = (gmud_close_reason)conn->reason;
+    int quiet = reason == GMUD_CLOSE_PEER || reason == GMUD_CLOSE_LOCAL ||
+                reason == GMUD_CLOSE_SHUTDOWN;
+    gmud_rt_log(rt, quiet ? GMUD_LOG_INFO : GMUD_LOG_WARN, conn->peer, "close",
+                "connection %llu closed: %s%s%s", (unsigned long long)conn->id,
+                gmud_close_reason_name(reason), conn->detail ? ": " : "",
+                conn->detail ? conn->detail->message : "");
+}
+
+static void on_closed(uv_handle_t *handle)
+{
+    gmud_conn *conn = handle->data;
+    gmud_rt *rt = conn->rt;
+    if ((conn->flags & CONN_RETRY) && !rt->closing && rt->reopen != NULL) {
+        /* Not the end: the same connection tries the next address. */
+        conn->flags &= (uint16_t)~CONN_RETRY;
+        conn->state = CONN_CONNECTING;
+        uv_tcp_init(rt->loop, &conn->tcp);
+        conn->tcp.data = conn;
+        rt->reopen(conn);
+        return;
+    }
+    unlink_conn(conn);
+    rt->stats.closes[conn->reason]++;
+    if (conn->flags & CONN_COUNTED) {
+        rt->open--;
+        rt->stats.active--;
+    }
+    if (conn->flags & CONN_REJECTED)
+        rt->refusing--;
+    log_close(conn);
+    if ((conn->flags & CONN_NOTIFY) && rt->cb.on_close != NULL)
+        rt->cb.on_close(conn, (gmud_close_reason)conn->reason, conn->detail, rt->cb.user);
+    destroy_conn(conn);
+    if (rt->conn_gone != NULL)
+        rt->conn_gone(rt);
+    rt_maybe_free(rt);
+}
+
+static void set_reason(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail)
+{
+    conn->reason = (uint8_t)reason;
+    if (detail != NULL && conn->detail == NULL) {
+        conn->detail = malloc(sizeof *conn->detail);
+        if (conn->detail != NULL)
+            *conn->detail = *detail;
+    }
+}
+
+void gmud_conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail)
+{
+    if (conn->state == CONN_CLOSED)
+        return;
+    /* A graceful close already chose the reason; a late hard close (the
+     * linger ran out, the peer reset) does not change what the app hears. */
+    if (conn->state != CONN_CLOSING)
+        set_reason(conn, reason, detail);
+    conn->state = CONN_CLOSED;
+    conn->flags &= (uint16_t)~(CONN_READING | CONN_PAUSED);
+    uv_close((uv_handle_t *)&conn->tcp, on_closed);
+}
+
+void gmud_conn_retry(gmud_conn *conn)
+{
+    if (conn->state != CONN_CONNECTING)
+        return;
+    conn->state = CONN_CLOSED;
+    conn->flags |= CONN_RETRY;
+    uv_close((uv_handle_t *)&conn->tcp, on_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    gmud_conn *conn = req->data;
+    if (conn->state != CONN_CLOSING)
+        return; /* closed meanwhile (status is UV_ECANCELED) */
+    conn->flags |= CONN_FIN_DONE;
+    if (status < 0 || (conn->flags & CONN_EOF)) {
+        gmud_conn_close_now(conn, GMUD_CLOSE_IO, NULL);
+        return;
+    }
+    /* Our FIN is out; wait briefly for the peer's so that bytes it still
+     * sends are read, not answered with a reset that could destroy the data
+     * we sent last. A peer that never closes costs at most this long. */
+    uint64_t soon = uv_now(conn->rt->loop) + GMUD_FIN_WAIT_MS;
+    if (soon < conn->deadline)
+        conn->deadline = soon;
+}
+
+/* CLOSING and nothing left to write: send our FIN. */
+static void finish_closing(gmud_conn *conn)
+{
+    if (conn->state != CONN_CLOSING || (conn->flags & CONN_FIN) || queued(conn) > 0)
+        return;
+    if (conn->io != NULL && conn->io->writing)
+        return;
+    if (conn->io == NULL) {
+        conn->io = calloc(1, sizeof *conn->io);
+        if (conn->io == NULL) {
+            gmud_conn_close_now(conn, GMUD_CLOSE_IO, NULL);
+            return;
+        }
+    }
+    conn->flags |= CONN_FIN;
+    conn->io->shut.data = conn;
+    if (uv_shutdown(&conn->io->shut, (uv_stream_t *)&conn->tcp, on_shutdown) != 0)
+        gmud_conn_close_now(conn, GMUD_CLOSE_IO, NULL);
+}
+
+void gmud_conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
+                          uint64_t deadline_ms)
+{
+    if (conn->state == CONN_CONNECTING) {
+        gmud_conn_close_now(conn, reason, detail);
+        return;
+    }
+    if (conn->state != CONN_OPEN)
+        return;
+    set_reason(conn, reason, detail);
+    conn->state = CONN_CLOSING;
+    conn->deadline = uv_now(conn->rt->loop) + deadline_ms;
+    /* Keep reading (and discarding) so the peer's end of stream is seen. */
+    conn->flags &= (uint16_t)~CONN_PAUSED;
+    if (!(conn->flags & CONN_EOF))
+        start_reading(conn);
+    finish_closing(conn);
+}
+
+void gmud_conn_close(gmud_conn *conn)
+{
+    gmud_conn_close_soft(conn, GMUD_CLOSE_LOCAL, NULL, conn->rt->limits.linger_ms);
+}
+
+/* ---- Writing ---------------------------------------------------------- */
+
+static void on_check(uv_check_t *handle);
+static void on_idle(uv_idle_t *handle);
+
+static void mark_dirty(gmud_conn *conn)
+{
+    gmud_rt *rt = conn->rt;
+    conn->flags |= CONN_ACTIVE;
+    if (conn->flags & CONN_DIRTY)
+        return;
+    conn->flags |= CONN_DIRTY;
+    conn->dirty_next = rt->dirty;
+    rt->dirty = conn;
+    if (!rt->flushing_armed) {
+        /* The idle handle only stops poll from blocking when a send was made
+         * outside the I/O phase (in a close callback, say); the check
+         * handle does the flushing and disarms both. */
+        uv_check_start(&rt->check, on_check);
+        uv_idle_start(&rt->idle, on_idle);
+        rt->flushing_armed = 1;
+    }
+}
+
+static void on_idle(uv_idle_t *handle)
+{
+    (void)handle;
+}
+
+static void on_check(uv_check_t *handle)
+{
+    gmud_rt *rt = handle->data;
+    /* Each connection flushes at most once a turn; a write completing later
+     * puts it back on the list. */
+    gmud_conn *list = rt->dirty;
+    rt->dirty = NULL;
+    while (list != NULL) {
+        gmud_conn *conn = list;
+        list = conn->dirty_next;
+        conn->flags &= (uint16_t)~CONN_DIRTY;
+        flush(conn);
+    }
+    if (rt->dirty == NULL && rt->flushing_armed) {
+        uv_check_stop(&rt->check);
+        uv_idle_stop(&rt->idle);
+        rt->flushing_armed = 0;
+    }
+}
+
+/* Stops reading above the high-water mark and resumes at the low one, so
+ * echo to a peer that never reads leaves the peer's data in the kernel. */
+static void backpressure(gmud_conn *conn)
+{
+    if (conn->state != CONN_OPEN)
+        return;
+    size_t q = queued(conn);
+    const gmud_limits *lim = &conn->rt->limits;
+    if (!(conn->flags & CONN_PAUSED) && q >= lim->read_high_water) {
+        stop_reading(conn);
+        conn->flags |= CONN_PAUSED;
+        conn->rt->stats.read_pauses++;
+    } else if ((conn->flags & CONN_PAUSED) && q <= lim->read_low_water) {
+        conn->flags &= (uint16_t)~CONN_PAUSED;
+        start_reading(conn);
+    }
+}
+
+static void io_error(gmud_conn *conn, const char *what, int status)
+{
+    gmud_error e;
+    gmud_error_set(&e, GMUD_ERR_IO, 0, "%s: %s", what, uv_strerror(status));
+    gmud_conn_close_now(conn, GMUD_CLOSE_IO, &e);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    gmud_conn *conn = req->data;
+    gmud_conn_io *io = conn->io;
+    gmud_buf *done = &io->out[io->pending ^ 1];
+    io->writing = 0;
+    done->len = 0;
+    if (status < 0) {
+        io->inflight = 0;
+        if (conn->state != CONN_CLOSED)
+            io_error(conn, "write failed", status);
+        return;
+    }
+    conn->rt->stats.bytes_out += io->inflight;
+    io->inflight = 0;
+    if (io->out[io->pending].len > 0)
+        mark_dirty(conn);
+    backpressure(conn);
+    finish_closing(conn);
+}
+
+static void flush(gmud_conn *conn)
+{
+    gmud_conn_io *io = conn->io;
+    if (io == NULL || io->writing || conn->state == CONN_CONNECTING ||
+        conn->state == CONN_CLOSED)
+        return;
+    gmud_buf *b = &io->out[io->pending];
+    if (b->len == 0) {
+        finish_closing(conn);
+        return;
+    }
+    gmud_rt *rt = conn->rt;
+    uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
+    int n = uv_try_write((uv_stream_t *)&conn->tcp, &ub, 1);
+    rt->stats.writes++;
+    if (n < 0 && n != UV_EAGAIN) {
+        io_error(conn, "write failed", n);
+        return;
+    }
+    size_t sent = n > 0 ? (size_t)n : 0;
+    rt->stats.bytes_out += sent;
+    if (sent == b->len) {
+        b->len = 0;
+        backpressure(conn);
+        finish_closing(conn);
+        return;
+    }
+    /* The kernel is full: the rest goes in flight from this buffer while new
+     * sends fill the other one. */
+    io->pending ^= 1;
+    io->inflight = b->len - sent;
+    io->writing = 1;
+    io->req.data = conn;
+    ub = uv_buf_init((char *)b->data + sent, (unsigned)io->inflight);
+    rt->stats.writes++;
+    int rc = uv_write(&io->req, (uv_stream_t *)&conn->tcp, &ub, 1, on_write);
+    if (rc < 0) {
+        io->writing = 0;
+        io->inflight = 0;
+        b->len = 0;
+        io_error(conn, "write failed", rc);
+    }
+}
+
+static int closing_error(gmud_conn *conn, gmud_error *err)
+{
+    return gmud_error_set(err, GMUD_ERR_CLOSED, 0, "connection %llu (%s) is closing",
+                          (unsigned long long)conn->id, conn->peer);
+}
+
+static int ensure_io(gmud_conn *conn, gmud_error *err)
+{
+    if (conn->io == NULL && (conn->io = calloc(1, sizeof *conn->io)) == NULL)
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for output buffers");
+    return GMUD_OK;
+}
+
+/* Refuses n more bytes if they would take the queue over the bound; the
+ * connection is then closed at once, without delaying anyone else. */
+static int check_queue(gmud_conn *conn, size_t n, gmud_error *err)
+{
+    size_t q = queued(conn);
+    size_t max = conn->rt->limits.max_queued;
+    if (n <= max && q <= max - n)
+        return GMUD_OK;
+    gmud_error e;
+    gmud_error_set(&e, GMUD_ERR_SLOW_CONSUMER, 0,
+                   "%zu bytes queued and %zu more would exceed the bound of %zu", q, n, max);
+    gmud_rt_log(conn->rt, GMUD_LOG_WARN, conn->peer, "reject", "slow consumer: %s", e.message);
+    gmud_conn_close_now(conn, GMUD_CLOSE_SLOW_CONSUMER, &e);
+    if (err != NULL)
+        *err = e;
+    return GMUD_ERR_SLOW_CONSUMER;
+}
+
+int gmud_conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err)
+{
+    if (conn->state != CONN_OPEN && conn->state != CONN_CONNECTING)
+        return closing_error(conn, err);
+    int rc = check_queue(conn, n, err);
+    if (rc == GMUD_OK)
+        rc = ensure_io(conn, err);
+    if (rc != GMUD_OK)
+        return rc;
+    if (gmud_buf_append(&conn->io->out[conn->io->pending], bytes, n) != 0)
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory queueing %zu bytes", n);
+    conn->rt->stats.messages_out++;
+    mark_dirty(conn);
+    backpressure(conn);
+    return GMUD_OK;
+}
+
+static int send_frame(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
+{
+    const gmud_frame_config *cfg = &conn->rt->frame;
+    if (conn->state != CONN_OPEN && conn->state != CONN_CONNECTING)
+        return closing_error(conn, err);
+    /* Refuse an unencodable payload before reserving room for it. */
+    if (len > cfg->max_message)
+        return (int)gmud_frame_encode(cfg, data, len, NULL, 0, err);
+    size_t size = gmud_frame_encoded_size(cfg, len);
+    int rc = check_queue(conn, size, err);
+    if (rc == GMUD_OK)
+        rc = ensure_io(conn, err);
+    if (rc != GMUD_OK)
+        return rc;
+    gmud_buf *b = &conn->io->out[conn->io->pending];
+    if (gmud_buf_reserve(b, size) != 0)
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory queueing %zu bytes", size);
+    ptrdiff_t n = gmud_frame_encode(cfg, data, len, b->data + b->len, b->cap - b->len, err);
+    if (n < 0)
+        return (int)n;
+    b->len += (size_t)n;
+    conn->rt->stats.messages_out++;
+    mark_dirty(conn);
+    backpressure(conn);
+    return GMUD_OK;
+}
+
+int gmud_conn_send(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
+{
+    return send_frame(conn, data, len, err);
+}
+
+ptrdiff_t gmud_rt_dump_json(gmud_rt *rt, const json_t *v, gmud_error *err)
+{
+    size_t max = rt->frame.max_message;
+    if (rt->scratch.cap < 1024 && gmud_buf_reserve(&rt->scratch, 1024) != 0)
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory serialising JSON");
+    size_t need = json_dumpb(v, (char *)rt->scratch.data, rt->scratch.cap, JSON_COMPACT);
+    if (need > rt->scratch.cap && need <= max) {
+        if (gmud_buf_reserve(&rt->scratch, need) != 0)
+            return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory serialising JSON");
+    }
+    if (need > max)
+        return gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,
+                              "JSON text of %zu bytes exceeds the maximum message of %zu", need,
+                              max);
+    return gmud_json_dump(v, rt->scratch.data, rt->scratch.cap, err);
+}
+
+int gmud_conn_send_json(gmud_conn *conn, const json_t *v, gmud_error *err)
+{
+    ptrdiff_t n = gmud_rt_dump_json(conn->rt, v, err);
+    if (n < 0)
+        return (int)n;
+    return send_frame(conn, conn->rt->scratch.data, (size_t)n, err);
+}
+
+/* Error text may quote the peer's bytes (jansson's "near '...'"): keep it
+ * printable ASCII so it is valid UTF-8 and holds no line delimiter. */
+static void printable(char *out, size_t cap, const char *in)
+{
+    size_t i = 0;
+    for (; in[i] != '\0' && i + 1 < cap; i++)
+        out[i] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
+    out[i] = '\0';
+}
+
+static void send_error_json(gmud_conn *conn, const char *code, const char *text, size_t max)
+{
+    /* Cut the sentence until the whole object fits: escapes may lengthen
+     * it, so measure rather than guess. The code is never cut. */
+    size_t room = strlen(text);
+    for (int tries = 0; tries < 4; tries++) {
+        char cut[256];
+        snprintf(cut, sizeof cut, "%.*s", (int)room, text);
+        json_t *v = json_pack("{s:s, s:s}", "error", cut, "code", code);
+        size_t size = v ? json_dumpb(v, NULL, 0, JSON_COMPACT) : 0;
+        if (size > 0 && size <= max)
+            gmud_conn_send_json(conn, v, NULL);
+        json_decref(v);
+        if (size == 0 || size <= max || size - max > room)
+            return;
+        room -= size - max;
+    }
+}
+
+void gmud_conn_send_error(gmud_conn *conn, const char *code, const char *message)
+{
+    gmud_rt *rt = conn->rt;
+    /* A small maximum message (or fixed packet) may not hold the whole
+     * sentence: the message is cut to what fits. */
+    size_t max = rt->frame.max_message;
+    if (rt->frame.framing == GMUD_FRAMING_FIXED && rt->frame.fixed_size < max)
+        max = rt->frame.fixed_size;
+    char clean[200];
+    printable(clean, sizeof clean, message);
+    if (rt->payload == GMUD_PAYLOAD_JSON) {
+        send_error_json(conn, code, clean, max);
+        return;
+    }
+    char text[256];
+    int n = snprintf(text, sizeof text, "error %s: %s", code, clean);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+    send_frame(conn, text, len < max ? len : max, NULL);
+}
+
+/* ---- Reading ---------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    gmud_conn *conn = handle->data;
+    gmud_rt *rt = conn->rt;
+    if (rt->read_busy) { /* not on Unix; libuv then reports UV_ENOBUFS */
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    rt->read_busy = 1;
+    *buf = uv_buf_init((char *)rt->readbuf, GMUD_READ_BUFFER_SIZE);
+}
+
+static void reject_payload(gmud_conn *conn, const gmud_error *e)
+{
+    gmud_rt *rt = conn->rt;
+    rt->stats.rejects[-e->code < GMUD_STATS_CODES ? -e->code : 0]++;
+    gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "bad payload (%s): %s",
+                gmud_err_name(e->code), e->message);
+    gmud_conn_send_error(conn, gmud_err_name(e->code), e->message);
+    if (++conn->bad_messages >= rt->limits.max_bad_messages)
+        gmud_conn_close_soft(conn, GMUD_CLOSE_BAD_MESSAGES, e, rt->limits.linger_ms);
+}
+
+static void reject_framing(gmud_conn *conn, const gmud_error *e)
+{
+    gmud_rt *rt = conn->rt;
+    rt->stats.rejects[-e->code < GMUD_STATS_CODES ? -e->code : 0]++;
+    gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "framing error (%s): %s",
+                gmud_err_name(e->code), e->message);
+    gmud_conn_send_error(conn, gmud_err_name(e->code), e->message);
+    gmud_conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, e, rt->limits.linger_ms);
+}
+
+/* The one place a whole message goes to the application (the session
+ * layer will sit here). */
+static void deliver(gmud_conn *conn, gmud_slice msg)
+{
+    gmud_rt *rt = conn->rt;
+    if (rt->frame.framing == GMUD_FRAMING_FIXED)
+        msg = gmud_frame_trim_padding(msg);
+    json_t *json = NULL;
+    if (rt->payload == GMUD_PAYLOAD_JSON) {
+        gmud_error e;
+        if (gmud_json_parse(msg.data, msg.len, &rt->json, &json, &e) != GMUD_OK) {
+            reject_payload(conn, &e);
+            return;
+        }
+    }
+    rt->stats.messages_in++;
+    if (rt->cb.on_message != NULL)
+        rt->cb.on_message(conn, msg.data, msg.len, json, rt->cb.user);
+    json_decref(json);
+}
+
+static void decode_all(gmud_conn *conn, const uint8_t *p, size_t n)
+{
+    int completed = 0;
+    /* Raw framing: a read is a message, but a read may exceed the maximum
+     * message (64 KiB against 65535 bytes); cut it rather than reject it. */
+    size_t cut = conn->rt->frame.framing == GMUD_FRAMING_RAW ? conn->rt->frame.max_message
+                                                              : SIZE_MAX;
+    while (n > 0 && conn->state == CONN_OPEN) {
+        gmud_slice msg;
+        gmud_error e;
+        ptrdiff_t used = gmud_frame_decode(conn->dec, p, n < cut ? n : cut, &msg, &e);
+        if (used < 0) {
+            reject_framing(conn, &e);
+            return;
+        }
+        if (used == 0)
+            break;
+        p += used;
+        n -= (size_t)used;
+        completed = 1;
+        deliver(conn, msg);
+    }
+    /* A frame that began in this read starts its own clock. */
+    if (gmud_frame_decoder_pending(conn->dec) == 0)
+        conn->frame_start = 0;
+    else if (completed || conn->frame_start == 0)
+        conn->frame_start = uv_now(conn->rt->loop);
+}
+
+static void on_eof(gmud_conn *conn)
+{
+    gmud_rt *rt = conn->rt;
+    conn->flags |= CONN_EOF;
+    stop_reading(conn);
+    if (conn->state != CONN_OPEN) {
+        /* Closing: once our FIN is out both ends are done; before that,
+         * on_shutdown sees CONN_EOF and closes. */
+        if (conn->flags & CONN_FIN_DONE)
+            gmud_conn_close_now(conn, GMUD_CLOSE_PEER, NULL);
+        return;
+    }
+    gmud_error e;
+    if (gmud_frame_decoder_finish(conn->dec, &e) != GMUD_OK) {
+        rt->stats.rejects[-e.code < GMUD_STATS_CODES ? -e.code : 0]++;
+        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "truncated frame: %s", e.message);
+        gmud_conn_close_now(conn, GMUD_CLOSE_PROTOCOL, &e);
+        return;
+    }
+    /* The peer may only have shut down its side: what we queued still goes
+     * out before we close. */
+    gmud_conn_close_soft(conn, GMUD_CLOSE_PEER, NULL, rt->limits.linger_ms);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    gmud_conn *conn = stream->data;
+    gmud_rt *rt = conn->rt;
+    if (buf->base == (char *)rt->readbuf)
+        rt->read_busy = 0;
+    if (nread == 0 || conn->state == CONN_CLOSED)
+        return;
+    if (nread == UV_EOF) {
+        on_eof(conn);
+        return;
+    }
+    if (nread < 0) {
+        io_error(conn, "read failed", (int)nread);
+        return;
+    }
+    rt->stats.bytes_in += (uint64_t)nread;
+    if (conn->state != CONN_OPEN)
+        return; /* closing: read only to see the peer's end of stream */
+    conn->last_rx = uv_now(rt->loop);
+    conn->flags |= CONN_ACTIVE;
+    decode_all(conn, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* ---- The sweep -------------------------------------------------------- */
+
+static void sweep_one(gmud_conn *conn, uint64_t now)
+{
+    gmud_rt *rt = conn->rt;
+    const gmud_limits *lim = &rt->limits;
+    if (conn->state == CONN_CLOSING) {
+        if (now >= conn->deadline)
+            gmud_conn_close_now(conn, GMUD_CLOSE_IO, NULL); /* keeps its reason */
+        return;
+    }
+    if (conn->state == CONN_CONNECTING) {
+        if (conn->deadline != 0 && now >= conn->deadline) {
+            gmud_error e;
+            gmud_error_set(&e, GMUD_ERR_TIMEOUT, 0, "connect to %s timed out", conn->peer);
+            gmud_conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
+        }
+        return;
+    }
+    if (conn->flags & CONN_PAUSED) {
+        /* We stopped reading, not the peer: its clocks restart on resume. */
+        if (conn->frame_start != 0)
+            conn->frame_start = now;
+        conn->last_rx = now;
+        return;
+    }
+    if (conn->frame_start != 0 && now - conn->frame_start >= lim->frame_timeout_ms) {
+        gmud_error e;
+        gmud_error_set(&e, GMUD_ERR_TRUNCATED, 0,
+                       "%zu bytes of a frame and no more for %llu ms (limit %u ms)",
+                       gmud_frame_decoder_pending(conn->dec),
+                       (unsigned long long)(now - conn->frame_start), lim->frame_timeout_ms);
+        rt->stats.rejects[-GMUD_ERR_TRUNCATED]++;
+        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "frame timeout: %s", e.message);
+        gmud_conn_close_now(conn, GMUD_CLOSE_FRAME_TIMEOUT, &e);
+        return;
+    }
+    if (lim->idle_timeout_ms != 0 && now - conn->last_rx >= lim->idle_timeout_ms) {
+        gmud_rt_log(rt, GMUD_LOG_INFO, conn->peer, "timeout", "nothing received for %u ms",
+                    lim->idle_timeout_ms);
+        gmud_conn_close_soft(conn, GMUD_CLOSE_IDLE_TIMEOUT, NULL, lim->linger_ms);
+        return;
+    }
+    /* Idle since the last sweep: give back the buffers. */
+    if (!(conn->flags & CONN_ACTIVE) && queued(conn) == 0 &&
+        (conn->io == NULL || !conn->io->writing)) {
+        gmud_frame_decoder_shrink(conn->dec);
+        free_io(conn);
+    }
+    conn->flags &= (uint16_t)~CONN_ACTIVE;
+}
+
+static void on_sweep(uv_timer_t *timer)
+{
+    gmud_rt *rt = timer->data;
+    uint64_t now = uv_now(rt->loop);
+    /* Closing only calls uv_close; connections leave the list later, in
+     * on_closed, so walking it here is safe. */
+    for (gmud_conn *c = rt->conns; c != NULL; c = c->next) {
+        if (c->state != CONN_CLOSED)
+            sweep_one(c, now);
+    }
+}
+
+/* ---- The rt ----------------------------------------------------------- */
+
+/* See gmud/server.h: a write to a vanished peer must be an error, not a
+ * signal that ends the process. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+        sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
+int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
+{
+    int rc = gmud_frame_config_check(&rt->frame, err);
+    if (rc == GMUD_OK)
+        rc = gmud_limits_check(&rt->limits, err);
+    if (rc != GMUD_OK)
+        return rc;
+    if (rt->payload != GMUD_PAYLOAD_TEXT && rt->payload != GMUD_PAYLOAD_JSON)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "unknown payload %d", (int)rt->payload);
+    ignore_sigpipe();
+    rt->readbuf = malloc(GMUD_READ_BUFFER_SIZE);
+    if (rt->readbuf == NULL)
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the read buffer");
+    rt->loop = loop;
+    uv_check_init(loop, &rt->check);
+    uv_idle_init(loop, &rt->idle);
+    uv_timer_init(loop, &rt->sweep);
+    rt->check.data = rt;
+    rt->idle.data = rt;
+    rt->sweep.data = rt;
+    rt->handles_open = 3;
+    uv_timer_start(&rt->sweep, on_sweep, rt->limits.sweep_ms, rt->limits.sweep_ms);
+    /* The sweep alone must not keep the loop alive. */
+    uv_unref((uv_handle_t *)&rt->sweep);
+    return GMUD_OK;
+}
+
+/* Frees the rt's memory (and its owner) once it is closing and every
+ * handle, connections included, has had its close callback. */
+static void rt_maybe_free(gmud_rt *rt)
+{
+    if (!rt->closing || rt->handles_open > 0 || rt->conns != NULL)
+        return;
+    free(rt->readbuf);
+    gmud_buf_free(&rt->scratch);
+    gmud_buf_free(&rt->frames);
+    rt->free_owner(rt);
+}
+
+void gmud_rt_handle_closed(uv_handle_t *handle)
+{
+    gmud_rt *rt = handle->data;
+    rt->handles_open--;
+    rt_maybe_free(rt);
+}
+
+void gmud_rt_close(gmud_rt *rt)
+{
+    rt->conn_gone = NULL;
+    rt->closing = 1;
+    for (gmud_conn *c = rt->conns; c != NULL; c = c->next) {
+        c->flags &= (uint16_t)~CONN_NOTIFY;
+        gmud_conn_close_now(c, GMUD_CLOSE_SHUTDOWN, NULL);
+    }
+    uv_close((uv_handle_t *)&rt->check, gmud_rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->idle, gmud_rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->sweep, gmud_rt_handle_closed);
+}

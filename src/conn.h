@@ -1,0 +1,167 @@
+/* Internal: the runtime shared by the server and the client.
+ *
+ * A gmud_rt is what one server (or one client) owns on a loop: the config,
+ * the shared read buffer, the list of connections, the dirty list flushed by
+ * one uv_check handle, and the one sweep timer checking every timeout.
+ * conn.c moves bytes between the framing core and libuv; server.c and
+ * client.c only accept or connect and hand connections to conn.c. */
+#ifndef GMUD_CONN_H
+#define GMUD_CONN_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "gmud/server.h"
+
+typedef struct gmud_rt gmud_rt;
+
+struct gmud_rt {
+    uv_loop_t *loop;
+    gmud_frame_config frame;
+    gmud_payload payload;
+    gmud_json_limits json;
+    gmud_limits limits;
+    gmud_callbacks cb;
+    gmud_log_fn log;
+    void *log_user;
+    gmud_log_level log_level;
+    gmud_stats stats;
+
+    gmud_server *server;    /* NULL for a client */
+    void *owner;            /* the server or client embedding this rt */
+    /* Called after a connection has been freed (its on_close done). */
+    void (*conn_gone)(gmud_rt *rt);
+    /* Client: connect conn's fresh handle to the next address. */
+    void (*reopen)(gmud_conn *conn);
+    /* Called once every handle of the rt is closed, to free the owner. */
+    void (*free_owner)(gmud_rt *rt);
+
+    uv_check_t check;       /* flushes the dirty list after each turn's I/O */
+    uv_idle_t idle;         /* keeps poll from blocking while dirty */
+    uv_timer_t sweep;       /* timeouts, lingering closes, shrinking */
+    int handles_open;       /* of check, idle, sweep (and the owner's) */
+    int closing;            /* gmud_rt_close called */
+    int flushing_armed;
+
+    uint8_t *readbuf;       /* GMUD_READ_BUFFER_SIZE, shared by all connections */
+    int read_busy;
+    gmud_buf scratch;       /* JSON text being serialised */
+    gmud_buf frames;        /* a frame encoded once for a broadcast */
+
+    gmud_conn *conns;       /* all connections, newest first */
+    gmud_conn *dirty;       /* connections with output to flush */
+    uint64_t next_id;
+    size_t open;            /* connections handed to the application */
+    size_t refusing;        /* refused connections still closing */
+};
+
+enum gmud_conn_state {
+    CONN_CONNECTING,        /* client: waiting for connect */
+    CONN_OPEN,
+    CONN_CLOSING,           /* flushing, then FIN, then waiting for the peer's */
+    CONN_CLOSED             /* uv_close called; freed in its callback */
+};
+
+/* Output: two buffers, sends append to out[pending] while out[!pending] is
+ * in flight; taken only while a connection is busy and given back when it
+ * has been idle for a sweep period. */
+typedef struct gmud_conn_io {
+    uv_write_t req;
+    uv_shutdown_t shut;
+    gmud_buf out[2];
+    size_t inflight;        /* bytes of out[!pending] handed to uv_write */
+    uint8_t pending;
+    uint8_t writing;
+} gmud_conn_io;
+
+struct gmud_conn {
+    uv_tcp_t tcp;           /* tcp.data == this */
+    gmud_rt *rt;
+    gmud_conn *prev, *next; /* rt->conns */
+    gmud_conn *dirty_next;
+    gmud_frame_decoder *dec;
+    gmud_conn_io *io;
+    gmud_error *detail;     /* why it closed, when there is a detail */
+    void *data;
+    uint64_t id;
+    uint64_t frame_start;   /* loop ms when the pending partial frame began; 0 none */
+    uint64_t last_rx;       /* loop ms of the last input */
+    uint64_t deadline;      /* CLOSING/CONNECTING: loop ms after which to close hard */
+    uint8_t state;
+    uint8_t reason;
+    uint8_t bad_messages;
+    uint16_t flags;
+    char peer[56];
+};
+
+enum gmud_conn_flags {
+    CONN_DIRTY = 1 << 0,     /* on rt->dirty */
+    CONN_READING = 1 << 1,   /* uv_read_start in effect */
+    CONN_PAUSED = 1 << 2,    /* reading stopped for backpressure */
+    CONN_ACTIVE = 1 << 3,    /* did I/O since the last sweep */
+    CONN_NOTIFY = 1 << 4,    /* on_close is owed to the application */
+    CONN_COUNTED = 1 << 5,   /* counted in rt->open and stats.active */
+    CONN_EOF = 1 << 6,       /* the peer's end of stream has arrived */
+    CONN_FIN = 1 << 7,       /* our shutdown (FIN) has been requested */
+    CONN_REJECTED = 1 << 8,  /* refused at accept (server full) */
+    CONN_FIN_DONE = 1 << 9,  /* our shutdown has completed */
+    CONN_RETRY = 1 << 10     /* closing only to connect again (client) */
+};
+
+/* Initialises rt's handles on loop (cfg fields must be filled first).
+ * 0 or GMUD_ERR_NOMEM/GMUD_ERR_INVALID with err filled. */
+int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err);
+
+/* Closes rt's handles and every connection without callbacks; when the last
+ * handle is closed rt->free_owner(rt) runs. */
+void gmud_rt_close(gmud_rt *rt);
+
+/* Close callback for the rt's (and the owner's) handles: counts down
+ * handles_open; handle->data must be the rt. */
+void gmud_rt_handle_closed(uv_handle_t *handle);
+
+/* Raises one log event if level is enabled. */
+void gmud_rt_log(gmud_rt *rt, gmud_log_level level, const char *peer, const char *event,
+                 const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* A new connection (uv_tcp_init done, on rt->conns, not yet reading).
+ * NULL on no memory. */
+gmud_conn *gmud_conn_new(gmud_rt *rt, gmud_error *err);
+
+/* Fills conn->peer from the socket's peer address (or from addr if given). */
+void gmud_conn_set_peer(gmud_conn *conn, const struct sockaddr *addr);
+
+/* The connection is up: TCP_NODELAY, start reading, flush anything queued,
+ * count it and call on_connect (if announce). */
+void gmud_conn_start(gmud_conn *conn, int announce);
+
+/* Appends already-encoded frames; enforces max_queued and backpressure. */
+int gmud_conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err);
+
+/* Sends an error packet: {"error": message, "code": code} with json
+ * payload, "error <code>: <message>" as text. Best effort. */
+void gmud_conn_send_error(gmud_conn *conn, const char *code, const char *message);
+
+/* Graceful close: flush (bounded by deadline_ms from now), FIN, wait for
+ * the peer's end of stream, close. detail may be NULL. */
+void gmud_conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
+                          uint64_t deadline_ms);
+
+/* A connect failed and another address is left: closes the socket and,
+ * once closed, re-initialises it and calls rt->reopen(conn). The
+ * connection (its queued output, its user data) carries on. */
+void gmud_conn_retry(gmud_conn *conn);
+
+/* Immediate close: queued output is dropped. Keeps an earlier reason. */
+void gmud_conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail);
+
+/* Serialises v into rt->scratch; returns its length or a negative code. */
+ptrdiff_t gmud_rt_dump_json(gmud_rt *rt, const json_t *v, gmud_error *err);
+
+#endif

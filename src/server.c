@@ -1,0 +1,362 @@
+/* The event-driven server: listen, accept, broadcast, shut down; and the
+ * application timers. Connections themselves live in conn.c. */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+struct gmud_server {
+    gmud_rt rt; /* first: listener.data and the rt's handles point here */
+    uv_tcp_t listener;
+    char *host;
+    uint16_t port;
+    uint8_t shutting;
+    uint8_t listen_closed;
+    uint8_t done_called;
+    uint8_t destroyed;
+    uint32_t flush_ms;
+    void (*done)(gmud_server *server, void *user);
+    void *done_user;
+};
+
+void gmud_server_default_config(gmud_server_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 8222;
+    cfg->backlog = 511;
+    gmud_frame_default_config(&cfg->frame, GMUD_FRAMING_GMUD);
+    cfg->payload = GMUD_PAYLOAD_JSON;
+    gmud_json_default_limits(&cfg->json);
+    gmud_limits_default(&cfg->limits);
+    cfg->log_level = GMUD_LOG_INFO;
+}
+
+static void maybe_done(gmud_server *server)
+{
+    if (!server->shutting || !server->listen_closed || server->rt.conns != NULL ||
+        server->done_called)
+        return;
+    server->done_called = 1;
+    gmud_rt_log(&server->rt, GMUD_LOG_INFO, NULL, "shutdown", "all connections closed");
+    if (server->done != NULL)
+        server->done(server, server->done_user);
+}
+
+static void server_conn_gone(gmud_rt *rt)
+{
+    maybe_done((gmud_server *)rt->owner);
+}
+
+static void server_free(gmud_rt *rt)
+{
+    gmud_server *server = rt->owner;
+    free(server->host);
+    free(server);
+}
+
+/* Resolves host:port and binds a listening-ready socket; the fd or -1. A
+ * plain socket keeps every failure here synchronous and leak-free. */
+static int bind_socket(const char *host, uint16_t port, gmud_error *err)
+{
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0) {
+        gmud_error_set(err, GMUD_ERR_IO, 0, "cannot resolve host '%s': %s", host,
+                       gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, last = 0;
+    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            last = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            last = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        gmud_error_set(err, GMUD_ERR_IO, 0, "cannot bind %s:%u: %s", host, (unsigned)port,
+                       strerror(last));
+    return fd;
+}
+
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void reject_full(gmud_server *server, gmud_conn *conn)
+{
+    gmud_rt *rt = &server->rt;
+    char msg[96];
+    snprintf(msg, sizeof msg, "server full: %zu connections open, the maximum", rt->open);
+    rt->stats.rejected_full++;
+    conn->flags |= CONN_REJECTED;
+    rt->refusing++;
+    gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "%s", msg);
+    if (rt->refusing > GMUD_MAX_REFUSING) {
+        gmud_conn_close_now(conn, GMUD_CLOSE_SERVER_FULL, NULL);
+        return;
+    }
+    gmud_conn_start(conn, 0);
+    gmud_conn_send_error(conn, gmud_err_name(GMUD_ERR_SERVER_FULL), msg);
+    gmud_conn_close_soft(conn, GMUD_CLOSE_SERVER_FULL, NULL, rt->limits.linger_ms);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    gmud_server *server = listener->data;
+    gmud_rt *rt = &server->rt;
+    if (status < 0) {
+        gmud_rt_log(rt, GMUD_LOG_WARN, NULL, "accept", "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    gmud_error e;
+    gmud_conn *conn = gmud_conn_new(rt, &e);
+    if (conn == NULL) {
+        gmud_rt_log(rt, GMUD_LOG_ERROR, NULL, "accept", "%s", e.message);
+        return;
+    }
+    int rc = uv_accept(listener, (uv_stream_t *)&conn->tcp);
+    if (rc != 0) {
+        gmud_error_set(&e, GMUD_ERR_IO, 0, "accept failed: %s", uv_strerror(rc));
+        gmud_conn_close_now(conn, GMUD_CLOSE_IO, &e);
+        return;
+    }
+    gmud_conn_set_peer(conn, NULL);
+    if (rt->open >= rt->limits.max_connections) {
+        reject_full(server, conn);
+        return;
+    }
+    gmud_rt_log(rt, GMUD_LOG_INFO, conn->peer, "accept", "connection %llu accepted (%zu open)",
+                (unsigned long long)conn->id, rt->open + 1);
+    gmud_conn_start(conn, 1);
+}
+
+gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, gmud_error *err)
+{
+    gmud_server *server = calloc(1, sizeof *server);
+    const char *host = cfg->host ? cfg->host : "127.0.0.1";
+    if (server == NULL || (server->host = strdup(host)) == NULL) {
+        free(server);
+        gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory creating a server");
+        return NULL;
+    }
+    gmud_rt *rt = &server->rt;
+    rt->frame = cfg->frame;
+    rt->payload = cfg->payload;
+    rt->json = cfg->json;
+    rt->limits = cfg->limits;
+    rt->cb = cfg->cb;
+    rt->log = cfg->log;
+    rt->log_user = cfg->log_user;
+    rt->log_level = cfg->log_level;
+    rt->server = server;
+    rt->owner = server;
+    rt->conn_gone = server_conn_gone;
+    rt->free_owner = server_free;
+    int fd = -1;
+    if (gmud_frame_config_check(&rt->frame, err) != GMUD_OK ||
+        gmud_limits_check(&rt->limits, err) != GMUD_OK)
+        goto fail;
+    if ((fd = bind_socket(server->host, cfg->port, err)) < 0)
+        goto fail;
+    server->port = bound_port(fd);
+    if (gmud_rt_init(rt, loop, err) != GMUD_OK)
+        goto fail;
+    /* From here on cleanup is asynchronous: handles exist. */
+    uv_tcp_init(loop, &server->listener);
+    server->listener.data = server;
+    rt->handles_open++;
+    int rc = uv_tcp_open(&server->listener, fd);
+    if (rc != 0)
+        close(fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&server->listener, cfg->backlog > 0 ? cfg->backlog : 511,
+                       on_connection);
+    if (rc != 0) {
+        gmud_error_set(err, GMUD_ERR_IO, 0, "cannot listen on %s:%u: %s", server->host,
+                       (unsigned)cfg->port, uv_strerror(rc));
+        server->shutting = 1;
+        server->listen_closed = 1;
+        uv_close((uv_handle_t *)&server->listener, gmud_rt_handle_closed);
+        gmud_rt_close(rt);
+        return NULL;
+    }
+    gmud_rt_log(rt, GMUD_LOG_INFO, NULL, "listen", "listening on %s port %u (%s framing, %s)",
+                server->host, (unsigned)server->port, gmud_framing_name(rt->frame.framing),
+                rt->payload == GMUD_PAYLOAD_JSON ? "json" : "text");
+    return server;
+
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(server->host);
+    free(server);
+    return NULL;
+}
+
+uint16_t gmud_server_port(const gmud_server *server)
+{
+    return server->port;
+}
+
+size_t gmud_server_connections(const gmud_server *server)
+{
+    return server->rt.open;
+}
+
+void gmud_server_stats(const gmud_server *server, gmud_stats *out)
+{
+    *out = server->rt.stats;
+}
+
+int gmud_server_broadcast(gmud_server *server, const void *data, size_t len,
+                          const gmud_conn *except, gmud_error *err)
+{
+    gmud_rt *rt = &server->rt;
+    if (len > rt->frame.max_message)
+        return (int)gmud_frame_encode(&rt->frame, data, len, NULL, 0, err);
+    size_t size = gmud_frame_encoded_size(&rt->frame, len);
+    rt->frames.len = 0;
+    if (gmud_buf_reserve(&rt->frames, size) != 0)
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory encoding a broadcast");
+    ptrdiff_t n = gmud_frame_encode(&rt->frame, data, len, rt->frames.data, rt->frames.cap, err);
+    if (n < 0)
+        return (int)n;
+    int count = 0;
+    for (gmud_conn *c = rt->conns; c != NULL; c = c->next) {
+        if (c == except || c->state != CONN_OPEN || (c->flags & CONN_REJECTED))
+            continue;
+        if (gmud_conn_append(c, rt->frames.data, (size_t)n, NULL) == GMUD_OK)
+            count++;
+    }
+    return count;
+}
+
+int gmud_server_broadcast_json(gmud_server *server, const json_t *v, const gmud_conn *except,
+                               gmud_error *err)
+{
+    ptrdiff_t n = gmud_rt_dump_json(&server->rt, v, err);
+    if (n < 0)
+        return (int)n;
+    return gmud_server_broadcast(server, server->rt.scratch.data, (size_t)n, except, err);
+}
+
+void gmud_server_foreach(gmud_server *server, void (*fn)(gmud_conn *conn, void *user),
+                         void *user)
+{
+    for (gmud_conn *c = server->rt.conns; c != NULL; c = c->next) {
+        if (c->state == CONN_OPEN && !(c->flags & CONN_REJECTED))
+            fn(c, user);
+    }
+}
+
+static void on_listener_closed(uv_handle_t *handle)
+{
+    gmud_server *server = handle->data;
+    server->listen_closed = 1;
+    if (server->rt.closing) {
+        gmud_rt_handle_closed(handle); /* may free the server */
+        return;
+    }
+    server->rt.handles_open--;
+    maybe_done(server);
+}
+
+void gmud_server_shutdown(gmud_server *server, uint32_t flush_timeout_ms,
+                          void (*done)(gmud_server *server, void *user), void *user)
+{
+    if (server->shutting)
+        return;
+    gmud_rt *rt = &server->rt;
+    server->shutting = 1;
+    server->done = done;
+    server->done_user = user;
+    server->flush_ms = flush_timeout_ms ? flush_timeout_ms : GMUD_SHUTDOWN_FLUSH_MS_DEFAULT;
+    gmud_rt_log(rt, GMUD_LOG_INFO, NULL, "shutdown", "stopping: %zu connections to close",
+                rt->open);
+    uv_close((uv_handle_t *)&server->listener, on_listener_closed);
+    for (gmud_conn *c = rt->conns; c != NULL; c = c->next)
+        gmud_conn_close_soft(c, GMUD_CLOSE_SHUTDOWN, NULL, server->flush_ms);
+}
+
+void gmud_server_destroy(gmud_server *server)
+{
+    if (server == NULL || server->destroyed)
+        return;
+    server->destroyed = 1;
+    server->done = NULL;
+    if (!server->shutting) {
+        server->shutting = 1;
+        uv_close((uv_handle_t *)&server->listener, on_listener_closed);
+    }
+    gmud_rt_close(&server->rt);
+}
+
+/* ---- Timers ----------------------------------------------------------- */
+
+struct gmud_timer {
+    uv_timer_t handle;
+    void (*cb)(gmud_timer *timer, void *user);
+    void *user;
+};
+
+static void on_timer(uv_timer_t *handle)
+{
+    gmud_timer *t = handle->data;
+    t->cb(t, t->user);
+}
+
+gmud_timer *gmud_timer_start(uv_loop_t *loop, uint64_t first_ms, uint64_t repeat_ms,
+                             void (*cb)(gmud_timer *timer, void *user), void *user)
+{
+    gmud_timer *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    uv_timer_init(loop, &t->handle);
+    t->handle.data = t;
+    t->cb = cb;
+    t->user = user;
+    uv_timer_start(&t->handle, on_timer, first_ms, repeat_ms);
+    return t;
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+void gmud_timer_stop(gmud_timer *timer)
+{
+    if (timer == NULL)
+        return;
+    uv_timer_stop(&timer->handle);
+    uv_close((uv_handle_t *)&timer->handle, on_timer_closed);
+}

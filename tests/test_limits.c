@@ -1,0 +1,704 @@
+/* Limits against slow and hostile peers, over real loopback sockets: slow
+ * consumer, a non-reading echo client, slowloris, oversize frames, a wrong
+ * label, bad JSON and the connection limit. Hostile peers run in a second
+ * thread (gmud_sync, or raw bytes on its socket); the server's loop runs
+ * here. */
+#include "rt_util.h"
+
+typedef struct srv_t {
+    gmud_server *srv;
+    uint64_t first_id;      /* the first connection's id */
+    int first_reason;       /* its close reason, -1 while open */
+    int closes;
+    int connects;
+    char first_detail[160];
+    int echo;
+} srv_t;
+
+static void s_connect(gmud_conn *c, void *u)
+{
+    srv_t *s = u;
+    if (s->connects++ == 0)
+        s->first_id = gmud_conn_id(c);
+}
+
+static void s_close(gmud_conn *c, gmud_close_reason r, const gmud_error *d, void *u)
+{
+    srv_t *s = u;
+    s->closes++;
+    if (gmud_conn_id(c) == s->first_id) {
+        s->first_reason = (int)r;
+        snprintf(s->first_detail, sizeof s->first_detail, "%s", d ? d->message : "");
+    }
+}
+
+static void s_message(gmud_conn *c, const uint8_t *d, size_t n, json_t *j, void *u)
+{
+    srv_t *s = u;
+    if (!s->echo)
+        return;
+    if (j != NULL)
+        gmud_conn_send_json(c, j, NULL);
+    else
+        gmud_conn_send(c, d, n, NULL);
+}
+
+static gmud_server *start(uv_loop_t *loop, gmud_server_config *cfg, srv_t *s)
+{
+    memset(s, 0, sizeof *s);
+    s->first_reason = -1;
+    s->echo = 1;
+    cfg->cb.on_connect = s_connect;
+    cfg->cb.on_close = s_close;
+    cfg->cb.on_message = s_message;
+    cfg->cb.user = s;
+    rt_log_clear();
+    gmud_error err;
+    s->srv = gmud_server_create(loop, cfg, &err);
+    if (s->srv == NULL)
+        fprintf(stderr, "server: %s\n", err.message);
+    CHECK(s->srv != NULL);
+    return s->srv;
+}
+
+static int first_connected(void *p)
+{
+    return ((srv_t *)p)->connects > 0;
+}
+
+static int first_closed(void *p)
+{
+    return ((srv_t *)p)->first_reason >= 0;
+}
+
+/* A peer thread's state. */
+typedef struct peer_t {
+    int port;
+    gmud_frame_config cfg;
+    atomic_int done;
+    atomic_int stop;        /* main tells the peer to finish */
+    atomic_int blocked;     /* the peer's sends backed up */
+    int ok;                 /* the peer saw what it expected */
+    int eof;
+    int64_t elapsed_ms;
+    size_t sent;
+    char local[64];         /* the peer's address as the server logs it */
+    char note[256];
+} peer_t;
+
+static void peer_init(peer_t *p, gmud_server *srv, const gmud_server_config *cfg)
+{
+    memset(p, 0, sizeof *p);
+    p->port = gmud_server_port(srv);
+    p->cfg = cfg->frame;
+}
+
+static void local_name(int fd, char *out, size_t cap)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    snprintf(out, cap, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+}
+
+static void run_peer(uv_loop_t *loop, void *(*fn)(void *), peer_t *p, int ms)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, fn, p);
+    CHECK(rt_run_until(loop, rt_flag, &p->done, ms));
+    atomic_store(&p->stop, 1);
+    pthread_join(th, NULL);
+}
+
+/* Expects one error packet with this code (json or text), then the close. */
+static int expect_error_then_eof(gmud_sync *s, gmud_payload payload, const char *code, char *note,
+                                 size_t cap)
+{
+    gmud_slice m;
+    gmud_error err;
+    int rc = gmud_sync_recv(s, 2000, &m, &err);
+    if (rc != 1) {
+        snprintf(note, cap, "no error packet (%d)", rc);
+        return 0;
+    }
+    char want[64];
+    if (payload == GMUD_PAYLOAD_JSON) {
+        json_t *v = json_loadb((const char *)m.data, m.len, 0, NULL);
+        const char *got = json_string_value(json_object_get(v, "code"));
+        int ok = got != NULL && strcmp(got, code) == 0 &&
+                 json_is_string(json_object_get(v, "error"));
+        snprintf(note, cap, "%.*s", (int)m.len, (const char *)m.data);
+        json_decref(v);
+        if (!ok)
+            return 0;
+    } else {
+        snprintf(want, sizeof want, "error %s: ", code);
+        snprintf(note, cap, "%.*s", (int)m.len, (const char *)m.data);
+        if (m.len < strlen(want) || memcmp(m.data, want, strlen(want)) != 0)
+            return 0;
+    }
+    rc = gmud_sync_recv(s, 3000, &m, &err);
+    return rc == GMUD_ERR_CLOSED;
+}
+
+/* ---- Slow consumer ---------------------------------------------------- */
+
+enum { BIG = 60000 };
+
+typedef struct reader_t {
+    gmud_client *cli;
+    int got;
+    uint64_t last_ms;
+    uint64_t max_gap_ms;
+    uv_loop_t *loop;
+    int closed;
+    int connected;
+} reader_t;
+
+static void r_connect(gmud_conn *c, void *u)
+{
+    (void)c;
+    ((reader_t *)u)->connected = 1;
+}
+
+static void r_message(gmud_conn *c, const uint8_t *d, size_t n, json_t *j, void *u)
+{
+    (void)c;
+    (void)j;
+    reader_t *r = u;
+    uint64_t now = uv_now(r->loop);
+    if (r->got > 0 && now - r->last_ms > r->max_gap_ms)
+        r->max_gap_ms = now - r->last_ms;
+    r->last_ms = now;
+    if (n == BIG && d[0] == 'b')
+        r->got++;
+}
+
+static void r_close(gmud_conn *c, gmud_close_reason why, const gmud_error *d, void *u)
+{
+    (void)c;
+    (void)why;
+    (void)d;
+    ((reader_t *)u)->closed = 1;
+}
+
+typedef struct bcast_t {
+    gmud_server *srv;
+    int sent;
+} bcast_t;
+
+static void on_broadcast(gmud_timer *t, void *u)
+{
+    (void)t;
+    bcast_t *b = u;
+    static uint8_t msg[BIG];
+    memset(msg, 'b', sizeof msg);
+    if (gmud_server_broadcast(b->srv, msg, sizeof msg, NULL, NULL) > 0)
+        b->sent++;
+}
+
+static void *peer_never_reads(void *arg)
+{
+    peer_t *p = arg;
+    int fd = rt_connect("127.0.0.1", p->port, 4096);
+    if (fd >= 0)
+        local_name(fd, p->local, sizeof p->local);
+    atomic_store(&p->done, 1);
+    for (int i = 0; i < 1000 && !atomic_load(&p->stop); i++)
+        rt_sleep_ms(10);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static int two_connected(void *srv)
+{
+    return gmud_server_connections(srv) == 2;
+}
+
+static int slow_phase_done(void *arg)
+{
+    void **a = arg;
+    return first_closed(a[0]) && ((reader_t *)a[1])->got > 0;
+}
+
+static int reader_caught_up(void *arg)
+{
+    void **a = arg;
+    return ((reader_t *)a[1])->got >= ((bcast_t *)a[2])->sent;
+}
+
+static void test_slow_consumer(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
+    cfg.limits.max_queued = 256 * 1024;
+    cfg.limits.read_high_water = 128 * 1024;
+    cfg.limits.read_low_water = 32 * 1024;
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    s.echo = 0;
+    peer_t p;
+    peer_init(&p, srv, &cfg);
+    pthread_t th;
+    pthread_create(&th, NULL, peer_never_reads, &p);
+    CHECK(rt_run_until(&loop, rt_flag, &p.done, 2000));
+    CHECK(rt_run_until(&loop, first_connected, &s, 2000)); /* the non-reader is first */
+
+    reader_t r;
+    memset(&r, 0, sizeof r);
+    r.loop = &loop;
+    gmud_client_config ccfg;
+    rt_client_config(&ccfg, &cfg, p.port);
+    ccfg.cb.on_connect = r_connect;
+    ccfg.cb.on_message = r_message;
+    ccfg.cb.on_close = r_close;
+    ccfg.cb.user = &r;
+    r.cli = gmud_client_create(&loop, &ccfg, NULL);
+    /* Both connected (the server side too) before the broadcasts begin. */
+    CHECK(rt_run_until(&loop, rt_int_set, &r.connected, 2000));
+    CHECK(rt_run_until(&loop, two_connected, srv, 2000));
+    bcast_t b = {srv, 0};
+    gmud_timer *t = gmud_timer_start(&loop, 5, 5, on_broadcast, &b);
+    void *both[3] = {&s, &r, &b};
+    CHECK(rt_run_until(&loop, slow_phase_done, both, 6000));
+    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_SLOW_CONSUMER);
+    CHECK(rt_log_find(p.local, "slow consumer") != NULL);
+    /* The reader carries on, undelayed, after the other was dropped. */
+    int before = r.got;
+    rt_run_until(&loop, NULL, NULL, 300);
+    gmud_timer_stop(t);
+    rt_run_until(&loop, reader_caught_up, both, 1000);
+    CHECK(r.got > before + 10);
+    CHECK_EQ_INT(r.got, b.sent);
+    /* Loose enough for a loaded machine; on an idle one it is ~10 ms. */
+    CHECK(r.max_gap_ms < 400);
+    CHECK_EQ_INT(r.closed, 0);
+    gmud_stats st;
+    gmud_server_stats(srv, &st);
+    CHECK_EQ_INT(st.closes[GMUD_CLOSE_SLOW_CONSUMER], 1);
+    printf("slow consumer: reader got %d of %d broadcasts, max gap %llu ms\n", r.got, b.sent,
+           (unsigned long long)r.max_gap_ms);
+    atomic_store(&p.stop, 1);
+    pthread_join(th, NULL);
+    gmud_client_destroy(r.cli);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+/* ---- An echo client that never reads ---------------------------------- */
+
+static void *peer_sends_never_reads(void *arg)
+{
+    peer_t *p = arg;
+    int fd = rt_connect("127.0.0.1", p->port, 4096);
+    uint8_t frame[1100];
+    uint8_t msg[1000];
+    memset(msg, 'e', sizeof msg);
+    ptrdiff_t n = gmud_frame_encode(&p->cfg, msg, sizeof msg, frame, sizeof frame, NULL);
+    int64_t deadline = rt_now_ms() + 8000;
+    while (fd >= 0 && n > 0 && rt_now_ms() < deadline && p->sent < 200u * 1024 * 1024) {
+        struct pollfd pf = {fd, POLLOUT, 0};
+        if (poll(&pf, 1, 1000) == 0) {
+            atomic_store(&p->blocked, 1); /* backed up for a whole second */
+            break;
+        }
+        ssize_t w = send(fd, frame, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            continue;
+        if (w < 0)
+            break;
+        p->sent += (size_t)w;
+        /* finish a partial frame blocking so the stream stays in sync */
+        if (w < n && rt_send_all(fd, frame + w, (size_t)(n - w)) == 0)
+            p->sent += (size_t)(n - w);
+    }
+    atomic_store(&p->done, 1);
+    for (int i = 0; i < 300 && !atomic_load(&p->stop); i++)
+        rt_sleep_ms(10);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+typedef struct watch_t {
+    gmud_server *srv;
+    size_t max_queued;
+    int paused_seen;
+} watch_t;
+
+static void watch_conn(gmud_conn *c, void *u)
+{
+    watch_t *w = u;
+    if (gmud_conn_queued(c) > w->max_queued)
+        w->max_queued = gmud_conn_queued(c);
+    if (gmud_conn_reading_paused(c)) {
+        if (!w->paused_seen && getenv("GMUD_TEST_VERBOSE"))
+            fprintf(stderr, "paused at %zu queued\n", gmud_conn_queued(c));
+        w->paused_seen = 1;
+    }
+}
+
+static void on_watch(gmud_timer *t, void *u)
+{
+    (void)t;
+    watch_t *w = u;
+    gmud_server_foreach(w->srv, watch_conn, w);
+}
+
+static void test_echo_nonreader(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    peer_t p;
+    peer_init(&p, srv, &cfg);
+    watch_t w = {srv, 0, 0};
+    gmud_timer *t = gmud_timer_start(&loop, 2, 2, on_watch, &w);
+    run_peer(&loop, peer_sends_never_reads, &p, 10000);
+    gmud_timer_stop(t);
+    CHECK_EQ_INT(atomic_load(&p.blocked), 1);
+    CHECK(w.max_queued <= cfg.limits.max_queued);
+    CHECK(w.paused_seen);
+    gmud_stats st;
+    gmud_server_stats(srv, &st);
+    CHECK(st.read_pauses >= 1);
+    CHECK_EQ_INT(st.closes[GMUD_CLOSE_SLOW_CONSUMER], 0);
+    printf("non-reading echo client: sent %zu bytes before blocking; server queued at most "
+           "%zu bytes (bound %zu), %llu read pauses\n",
+           p.sent, w.max_queued, cfg.limits.max_queued, (unsigned long long)st.read_pauses);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+/* ---- Slowloris -------------------------------------------------------- */
+
+static void *peer_half_frame(void *arg)
+{
+    peer_t *p = arg;
+    int fd = rt_connect("127.0.0.1", p->port, 0);
+    if (fd >= 0) {
+        local_name(fd, p->local, sizeof p->local);
+        int64_t t0 = rt_now_ms();
+        rt_send_all(fd, "GMUD\x10\x00hal", 9); /* a 16-byte frame, 3 sent */
+        uint8_t buf[256];
+        int eof = 0;
+        rt_recv_to_eof(fd, buf, sizeof buf, 3000, &eof);
+        p->eof = eof;
+        p->elapsed_ms = rt_now_ms() - t0;
+        close(fd);
+    }
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void test_slowloris(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
+    cfg.limits.frame_timeout_ms = 300;
+    cfg.limits.sweep_ms = 50;
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    peer_t p;
+    peer_init(&p, srv, &cfg);
+    run_peer(&loop, peer_half_frame, &p, 5000);
+    CHECK_EQ_INT(p.eof, 1);
+    CHECK(p.elapsed_ms >= 280 && p.elapsed_ms < 1500);
+    CHECK(rt_run_until(&loop, first_closed, &s, 1000));
+    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_FRAME_TIMEOUT);
+    CHECK(rt_log_find(p.local, "frame timeout") != NULL);
+    printf("slowloris: closed after %lld ms (timeout 300 ms)\n", (long long)p.elapsed_ms);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+/* ---- Framing errors: oversize, wrong label ---------------------------- */
+
+typedef struct bad_frame_t {
+    peer_t p;
+    gmud_payload payload;
+    const void *bytes;
+    size_t len;
+    const char *code;
+} bad_frame_t;
+
+static void *peer_bad_frame(void *arg)
+{
+    bad_frame_t *b = arg;
+    peer_t *p = &b->p;
+    gmud_error err;
+    gmud_sync *s = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
+    if (s != NULL) {
+        local_name(gmud_sync_fd(s), p->local, sizeof p->local);
+        rt_send_all(gmud_sync_fd(s), b->bytes, b->len);
+        p->ok = expect_error_then_eof(s, b->payload, b->code, p->note, sizeof p->note);
+        gmud_sync_close(s);
+    }
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void run_bad_frame(const char *framing, size_t max_message, gmud_payload payload,
+                          const void *bytes, size_t len, const char *code, const char *logged)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, framing, payload);
+    cfg.frame.max_message = max_message;
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    bad_frame_t b;
+    peer_init(&b.p, srv, &cfg);
+    b.payload = payload;
+    b.bytes = bytes;
+    b.len = len;
+    b.code = code;
+    run_peer(&loop, peer_bad_frame, &b.p, 6000);
+    if (!b.p.ok)
+        fprintf(stderr, "%s: got %s\n", code, b.p.note);
+    CHECK(b.p.ok);
+    CHECK(rt_run_until(&loop, first_closed, &s, 1000));
+    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_PROTOCOL);
+    const char *line = rt_log_find(b.p.local, logged);
+    CHECK(line != NULL);
+    if (line != NULL)
+        CHECK_CONTAINS(line, "reject");
+    CHECK(rt_log_find(b.p.local, "protocol error") != NULL);
+    gmud_stats st;
+    gmud_server_stats(srv, &st);
+    CHECK_EQ_INT(st.closes[GMUD_CLOSE_PROTOCOL], 1);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+static void test_framing_errors(void)
+{
+    /* A length header announcing 5000 bytes against a maximum of 1000. */
+    static const uint8_t oversize[] = {0x88, 0x13, 'x', 'y'};
+    run_bad_frame("length", 1000, GMUD_PAYLOAD_JSON, oversize, sizeof oversize, "too_long",
+                  "too_long");
+    run_bad_frame("gmud", 1000, GMUD_PAYLOAD_TEXT, "GMUD\x88\x13xy", 8, "too_long",
+                  "announces 5000 bytes");
+    /* Another program's packet label. */
+    run_bad_frame("gmud", 65535, GMUD_PAYLOAD_JSON, "XMUD\x02\x00{}", 8, "bad_label",
+                  "bad packet label");
+    run_bad_frame("gmud", 65535, GMUD_PAYLOAD_TEXT, "HTTP/1.1", 8, "bad_label",
+                  "bad packet label");
+    /* A small maximum: the error packet is cut to fit, escapes and all. */
+    run_bad_frame("gmud", 60, GMUD_PAYLOAD_JSON, "XMUD\x02\x00{}", 8, "bad_label",
+                  "bad packet label");
+    run_bad_frame("gmud", 30, GMUD_PAYLOAD_TEXT, "XMUD\x02\x00{}", 8, "bad_label",
+                  "bad packet label");
+    /* A line over the maximum, with no delimiter. */
+    static char longline[300];
+    memset(longline, 'z', sizeof longline);
+    run_bad_frame("line", 100, GMUD_PAYLOAD_TEXT, longline, sizeof longline, "too_long",
+                  "longer than the maximum");
+}
+
+/* ---- Bad JSON --------------------------------------------------------- */
+
+static void *peer_bad_json(void *arg)
+{
+    peer_t *p = arg;
+    gmud_error err;
+    gmud_slice m;
+    gmud_sync *s = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
+    int ok = s != NULL;
+    int errors = 0;
+    for (int i = 0; ok && i < 5; i++) {
+        ok = gmud_sync_send(s, "{bad", 4, &err) == 0 && gmud_sync_recv(s, 2000, &m, &err) == 1;
+        char text[512];
+        snprintf(text, sizeof text, "%.*s", ok ? (int)m.len : 0, ok ? (const char *)m.data : "");
+        if (strstr(text, "\"code\":\"bad_json\"") != NULL)
+            errors++;
+        if (ok && i == 0) {
+            /* Still in sync: a good message after a bad one comes back. */
+            ok = gmud_sync_send(s, "{\"a\":1}", 7, &err) == 0 &&
+                 gmud_sync_recv(s, 2000, &m, &err) == 1 && m.len == 7 &&
+                 memcmp(m.data, "{\"a\":1}", 7) == 0;
+            if (!ok)
+                snprintf(p->note, sizeof p->note, "good message after a bad one not echoed");
+        }
+    }
+    if (ok)
+        p->eof = gmud_sync_recv(s, 3000, &m, &err) == GMUD_ERR_CLOSED;
+    p->ok = ok && errors == 5;
+    gmud_sync_close(s);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void test_bad_json(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    peer_t p;
+    peer_init(&p, srv, &cfg);
+    run_peer(&loop, peer_bad_json, &p, 8000);
+    if (!p.ok)
+        fprintf(stderr, "bad json: %s\n", p.note);
+    CHECK(p.ok);
+    CHECK_EQ_INT(p.eof, 1);
+    CHECK(rt_run_until(&loop, first_closed, &s, 1000));
+    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_BAD_MESSAGES);
+    gmud_stats st;
+    gmud_server_stats(srv, &st);
+    CHECK_EQ_INT(st.rejects[-GMUD_ERR_BAD_JSON], 5);
+    CHECK_EQ_INT(st.messages_in, 1);
+    CHECK(rt_log_find("reject", "bad_json") != NULL);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+/* ---- Connection limit ------------------------------------------------- */
+
+static void *peer_fourth(void *arg)
+{
+    peer_t *p = arg;
+    gmud_error err;
+    gmud_slice m;
+    gmud_sync *s[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4; i++)
+        s[i] = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
+    int ok = s[3] != NULL &&
+             expect_error_then_eof(s[3], GMUD_PAYLOAD_JSON, "server_full", p->note,
+                                   sizeof p->note);
+    /* The first three are served as usual. */
+    for (int i = 0; ok && i < 3; i++)
+        ok = s[i] != NULL && gmud_sync_send(s[i], "{\"n\":1}", 7, &err) == 0 &&
+             gmud_sync_recv(s[i], 2000, &m, &err) == 1 && m.len == 7;
+    p->ok = ok;
+    for (int i = 0; i < 4; i++)
+        gmud_sync_close(s[i]);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void test_connection_limit(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
+    cfg.limits.max_connections = 3;
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    peer_t p;
+    peer_init(&p, srv, &cfg);
+    run_peer(&loop, peer_fourth, &p, 8000);
+    if (!p.ok)
+        fprintf(stderr, "connection limit: %s\n", p.note);
+    CHECK(p.ok);
+    gmud_stats st;
+    gmud_server_stats(srv, &st);
+    CHECK_EQ_INT(st.rejected_full, 1);
+    CHECK_EQ_INT(st.accepted, 3);
+    CHECK(rt_log_find("reject", "server full") != NULL);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+/* ---- End of stream inside a frame ------------------------------------ */
+
+static void *peer_truncates(void *arg)
+{
+    peer_t *p = arg;
+    int fd = rt_connect("127.0.0.1", p->port, 0);
+    if (fd >= 0) {
+        local_name(fd, p->local, sizeof p->local);
+        rt_send_all(fd, "GMUD\x10\x00" "abc", 9);
+        close(fd);
+    }
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void test_truncated_at_eof(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    peer_t p;
+    peer_init(&p, srv, &cfg);
+    run_peer(&loop, peer_truncates, &p, 3000);
+    CHECK(rt_run_until(&loop, first_closed, &s, 2000));
+    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_PROTOCOL);
+    CHECK_CONTAINS(s.first_detail, "stream ended inside a frame");
+    CHECK(rt_log_find(p.local, "truncated") != NULL);
+    gmud_stats st;
+    gmud_server_stats(srv, &st);
+    CHECK_EQ_INT(st.rejects[-GMUD_ERR_TRUNCATED], 1);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+/* ---- Idle timeout (off by default) ------------------------------------ */
+
+static void *peer_idle(void *arg)
+{
+    peer_t *p = arg;
+    int fd = rt_connect("127.0.0.1", p->port, 0);
+    if (fd >= 0) {
+        int64_t t0 = rt_now_ms();
+        uint8_t buf[64];
+        int eof = 0;
+        rt_recv_to_eof(fd, buf, sizeof buf, 3000, &eof);
+        p->eof = eof;
+        p->elapsed_ms = rt_now_ms() - t0;
+        close(fd);
+    }
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void test_idle_timeout(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
+    CHECK_EQ_INT(cfg.limits.idle_timeout_ms, 0);
+    cfg.limits.idle_timeout_ms = 200;
+    cfg.limits.sweep_ms = 20;
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    peer_t p;
+    peer_init(&p, srv, &cfg);
+    run_peer(&loop, peer_idle, &p, 5000);
+    CHECK_EQ_INT(p.eof, 1);
+    CHECK(p.elapsed_ms >= 180 && p.elapsed_ms < 1500);
+    CHECK(rt_run_until(&loop, first_closed, &s, 2000));
+    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_IDLE_TIMEOUT);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+int main(void)
+{
+    test_slow_consumer();
+    test_echo_nonreader();
+    test_slowloris();
+    test_framing_errors();
+    test_bad_json();
+    test_connection_limit();
+    test_idle_timeout();
+    test_truncated_at_eof();
+    return check_report("test_limits");
+}

@@ -1,0 +1,254 @@
+/* A proxy between the event client and the server splits and merges the
+ * byte stream at random points, both ways: every framing must deliver the
+ * same messages in the same order. The proxy is a thread with blocking
+ * sockets and poll(); client and server share the loop in this thread. */
+#include "rt_util.h"
+
+enum { MSGS = 400, BURST = 25 };
+
+/* xorshift32: a fixed seed per run, so a failure can be replayed. */
+static uint32_t next_rand(uint32_t *s)
+{
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *s = x;
+}
+
+/* ---- The proxy -------------------------------------------------------- */
+
+typedef struct proxy_t {
+    int listen_fd;
+    int upstream_port;
+    uint32_t seed;
+    atomic_int done;
+    size_t forwarded;
+    int splits;
+} proxy_t;
+
+typedef struct side_t {
+    int from, to;
+    uint8_t buf[65536];
+    size_t len;
+    int eof;
+} side_t;
+
+/* Sends buf in random pieces, one send() each, sometimes pausing so the
+ * pieces arrive in separate reads. */
+static int flush_split(proxy_t *p, side_t *s)
+{
+    size_t off = 0;
+    while (off < s->len) {
+        size_t piece = 1 + next_rand(&p->seed) % 700;
+        if (piece > s->len - off)
+            piece = s->len - off;
+        if (rt_send_all(s->to, s->buf + off, piece) != 0)
+            return -1;
+        off += piece;
+        p->splits++;
+        if (next_rand(&p->seed) % 4 == 0)
+            rt_sleep_ms(1);
+    }
+    p->forwarded += s->len;
+    s->len = 0;
+    return 0;
+}
+
+static void *proxy_main(void *arg)
+{
+    proxy_t *p = arg;
+    int down = accept(p->listen_fd, NULL, NULL);
+    int up = rt_connect("127.0.0.1", p->upstream_port, 0);
+    static side_t sides[2];
+    sides[0] = (side_t){.from = down, .to = up};
+    sides[1] = (side_t){.from = up, .to = down};
+    int64_t deadline = rt_now_ms() + 8000;
+    while (down >= 0 && up >= 0 && !(sides[0].eof && sides[1].eof) &&
+           rt_now_ms() < deadline) {
+        struct pollfd pf[2] = {{down, POLLIN, 0}, {up, POLLIN, 0}};
+        int n = poll(pf, 2, 2);
+        for (int i = 0; i < 2; i++) {
+            side_t *s = &sides[i];
+            if (n == 0 || s->eof) { /* quiet: let merged bytes go */
+                flush_split(p, s);
+                continue;
+            }
+            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            size_t want = 1 + next_rand(&p->seed) % 2048;
+            if (want > sizeof s->buf - s->len)
+                want = sizeof s->buf - s->len;
+            ssize_t r = want ? recv(s->from, s->buf + s->len, want, 0) : 0;
+            if (r <= 0 && want) {
+                s->eof = 1;
+                flush_split(p, s);
+                shutdown(s->to, SHUT_WR);
+                continue;
+            }
+            s->len += (size_t)r;
+            /* Half the time hold the bytes back, to merge with the next. */
+            if (next_rand(&p->seed) % 2 == 0 || s->len > 32768)
+                flush_split(p, s);
+        }
+    }
+    if (down >= 0)
+        close(down);
+    if (up >= 0)
+        close(up);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static int proxy_listen(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* ---- Client and server ------------------------------------------------ */
+
+typedef struct run_t {
+    gmud_client *cli;
+    gmud_payload payload;
+    size_t max_len;
+    uint32_t seed;
+    char *msgs[MSGS];
+    int sent;
+    int got;
+    int bad;
+    int closed;
+    gmud_timer *timer;
+} run_t;
+
+static void srv_echo(gmud_conn *c, const uint8_t *d, size_t n, json_t *j, void *u)
+{
+    (void)u;
+    if (j != NULL)
+        gmud_conn_send_json(c, j, NULL);
+    else
+        gmud_conn_send(c, d, n, NULL);
+}
+
+/* Message i: printable, no newline, no trailing zero; random length. */
+static char *make_msg(run_t *r, int i)
+{
+    size_t len = 1 + next_rand(&r->seed) % r->max_len;
+    char *m = malloc(len + 32);
+    if (r->payload == GMUD_PAYLOAD_JSON) {
+        int n = snprintf(m, len + 32, "{\"i\":%d,\"s\":\"", i);
+        size_t body = len > 32 ? len - 32 : 1;
+        for (size_t k = 0; k < body; k++)
+            m[n + (int)k] = (char)('a' + next_rand(&r->seed) % 26);
+        strcpy(m + n + body, "\"}");
+        return m;
+    }
+    for (size_t k = 0; k < len; k++)
+        m[k] = (char)(' ' + 1 + next_rand(&r->seed) % 90);
+    m[len] = '\0';
+    return m;
+}
+
+static void send_burst(gmud_timer *t, void *u)
+{
+    run_t *r = u;
+    gmud_conn *c = gmud_client_conn(r->cli);
+    for (int k = 0; k < BURST && r->sent < MSGS && c != NULL; k++) {
+        r->msgs[r->sent] = make_msg(r, r->sent);
+        gmud_conn_send(c, r->msgs[r->sent], strlen(r->msgs[r->sent]), NULL);
+        r->sent++;
+    }
+    if (r->sent == MSGS) {
+        gmud_timer_stop(t);
+        r->timer = NULL;
+    }
+}
+
+static void cli_message(gmud_conn *c, const uint8_t *d, size_t n, json_t *j, void *u)
+{
+    (void)j;
+    run_t *r = u;
+    const char *want = r->got < r->sent ? r->msgs[r->got] : "";
+    if (n != strlen(want) || memcmp(d, want, n) != 0)
+        r->bad++;
+    if (++r->got == MSGS)
+        gmud_conn_close(c);
+}
+
+static void cli_close(gmud_conn *c, gmud_close_reason why, const gmud_error *d, void *u)
+{
+    (void)c;
+    (void)why;
+    if (d != NULL)
+        fprintf(stderr, "client closed: %s\n", d->message);
+    ((run_t *)u)->closed = 1;
+}
+
+static void run_proxy(const char *framing, gmud_payload payload, size_t max_len, uint32_t seed)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config scfg;
+    rt_server_config(&scfg, framing, payload);
+    scfg.cb.on_message = srv_echo;
+    gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
+    proxy_t p;
+    memset(&p, 0, sizeof p);
+    p.upstream_port = gmud_server_port(srv);
+    p.seed = seed;
+    int port = 0;
+    p.listen_fd = proxy_listen(&port);
+    CHECK(p.listen_fd >= 0);
+    pthread_t th;
+    pthread_create(&th, NULL, proxy_main, &p);
+
+    run_t r;
+    memset(&r, 0, sizeof r);
+    r.payload = payload;
+    r.max_len = max_len;
+    r.seed = seed * 7 + 1;
+    gmud_client_config ccfg;
+    rt_client_config(&ccfg, &scfg, port);
+    ccfg.cb.on_message = cli_message;
+    ccfg.cb.on_close = cli_close;
+    ccfg.cb.user = &r;
+    r.cli = gmud_client_create(&loop, &ccfg, NULL);
+    r.timer = gmud_timer_start(&loop, 1, 1, send_burst, &r);
+    CHECK(rt_run_until(&loop, rt_int_set, &r.closed, 10000));
+    gmud_timer_stop(r.timer);
+    CHECK(rt_run_until(&loop, rt_flag, &p.done, 3000));
+    pthread_join(th, NULL);
+    close(p.listen_fd);
+    CHECK_EQ_INT(r.got, MSGS);
+    CHECK_EQ_INT(r.bad, 0);
+    CHECK(p.splits > MSGS / 4); /* the stream really was cut up */
+    printf("proxy %s/%s: %d messages through %d random pieces (%zu bytes)\n", framing,
+           payload == GMUD_PAYLOAD_JSON ? "json" : "text", r.got, p.splits, p.forwarded);
+    for (int i = 0; i < r.sent; i++)
+        free(r.msgs[i]);
+    gmud_client_destroy(r.cli);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+int main(void)
+{
+    run_proxy("line", GMUD_PAYLOAD_TEXT, 600, 1);
+    run_proxy("fixed:300", GMUD_PAYLOAD_TEXT, 300, 2);
+    run_proxy("length", GMUD_PAYLOAD_TEXT, 3000, 3);
+    run_proxy("gmud", GMUD_PAYLOAD_TEXT, 3000, 4);
+    run_proxy("gmud", GMUD_PAYLOAD_JSON, 1500, 5);
+    run_proxy("line", GMUD_PAYLOAD_JSON, 500, 6);
+    return check_report("test_rt_proxy");
+}

@@ -1,0 +1,81 @@
+/* programs/app.c: the server applications' pure logic. See app.h. */
+#include "app.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const app_names[] = {"echo", "clock", "chat"};
+
+const char *app_kind_name(app_kind kind)
+{
+    return (unsigned)kind < sizeof app_names / sizeof app_names[0] ? app_names[kind] : "?";
+}
+
+int app_kind_parse(const char *name, app_kind *out)
+{
+    for (size_t i = 0; i < sizeof app_names / sizeof app_names[0]; i++) {
+        if (strcmp(name, app_names[i]) == 0) {
+            *out = (app_kind)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* snprintf's result as "length written, or -1 if it did not fit". */
+static int fitted(int n, size_t cap)
+{
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+int app_ctime(time_t t, char *out, size_t cap)
+{
+    /* Names by hand rather than strftime("%a %b"): Python's ctime is English
+     * in every locale, and so must ours be. */
+    static const char wday[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char mon[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+    if (localtime_r(&t, &tm) == NULL || tm.tm_wday < 0 || tm.tm_wday > 6 || tm.tm_mon < 0 ||
+        tm.tm_mon > 11)
+        return -1;
+    /* CPython's _asctime: "%s %s%3d %.2d:%.2d:%.2d %d". */
+    return fitted(snprintf(out, cap, "%s %s%3d %.2d:%.2d:%.2d %lld", wday[tm.tm_wday],
+                           mon[tm.tm_mon], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                           1900LL + tm.tm_year),
+                  cap);
+}
+
+int app_clock_text(unsigned long long n, time_t t, char *out, size_t cap)
+{
+    char when[64];
+    if (app_ctime(t, when, sizeof when) < 0)
+        return -1;
+    return fitted(snprintf(out, cap, "%llu:%s", n, when), cap);
+}
+
+int app_clock_json(unsigned long long n, time_t t, char *out, size_t cap)
+{
+    char when[64];
+    if (app_ctime(t, when, sizeof when) < 0)
+        return -1;
+    /* ctime holds only letters, digits, spaces and colons: nothing to escape.
+     * The separators are json.dumps' defaults, ", " and ": ". */
+    return fitted(snprintf(out, cap,
+                           "{\"time\": \"%s\", \"message\": \"%llu:%s\", \"value\": %llu}", when,
+                           n, when, n),
+                  cap);
+}
+
+json_t *app_chat_tag(const json_t *msg, uint64_t from)
+{
+    /* json_copy takes a non-const pointer but does not modify its argument. */
+    json_t *out = json_copy((json_t *)msg);
+    if (out == NULL)
+        return NULL;
+    if (json_object_set_new(out, "from", json_integer((json_int_t)from)) != 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}

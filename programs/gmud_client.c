@@ -1,0 +1,485 @@
+/* gmud-client: stdin lines out as messages, messages in as stdout lines.
+ *
+ *   gmud-client [--host ADDR] [--port PORT] [--framing ...] [--payload ...] < lines
+ *
+ * Everything runs on one libuv loop: the connection, stdin and the timers.
+ * stdin may be a terminal, a pipe, a socket or a regular file; the last
+ * cannot be polled, so it is read in bounded chunks from an idle handle.
+ * Reading stdin pauses while too much output is queued on the connection,
+ * so a large input costs bounded memory.
+ *
+ * Exit status: 0 on a clean close (ours after stdin ended and --wait passed,
+ * or the server's end of stream), 1 on any error (connect, protocol, a line
+ * refused, an error packet from the server), 2 on bad usage.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gmud/client.h"
+#include "gmud/json.h"
+#include "options.h"
+
+enum {
+    STDIN_CHUNK = 64 * 1024    /* bytes read from a regular file per loop turn */
+};
+
+typedef enum input_kind { IN_NONE, IN_STREAM, IN_FILE } input_kind;
+
+typedef struct client_app {
+    prog_options opt;
+    uv_loop_t loop;
+    gmud_client *client;
+    gmud_conn *conn;            /* from on_connect until on_close */
+
+    input_kind in_kind;
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tty_t tty;
+        uv_pipe_t pipe;
+        uv_tcp_t tcp;
+        uv_idle_t idle;         /* IN_FILE: reads a chunk each turn */
+    } in;
+    int in_open;                /* the stdin handle is initialised, not yet closed */
+    int in_reading;
+    int in_done;                /* end of stdin seen */
+    char *chunk;                /* IN_FILE: the read buffer */
+
+    char *line;                 /* the line being assembled */
+    size_t line_len, line_cap;  /* line_cap = max_message + 1, for a "\r" */
+    int line_too_long;          /* dropping the rest of an overlong line */
+    unsigned long lineno;
+
+    gmud_timer *wait_timer;     /* after end of stdin: --wait, then close */
+    uv_check_t resumer;         /* while stdin is paused for backpressure */
+    int paused;
+    uv_prepare_t flusher;       /* flushes stdout once per loop turn */
+
+    int status;                 /* exit status so far */
+} client_app;
+
+static void fail(client_app *app, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void fail(client_app *app, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("gmud-client: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    app->status = 1;
+}
+
+/* ---- Receiving ---------------------------------------------------------- */
+
+/* An error packet as the runtime sends it: {"error": ..., "code": ...}. */
+static int is_error_packet(const json_t *v)
+{
+    return json_is_string(json_object_get(v, "error")) &&
+           json_is_string(json_object_get(v, "code")) && json_object_get(v, "from") == NULL;
+}
+
+static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
+                       void *user)
+{
+    client_app *app = user;
+    (void)conn;
+    if (json == NULL) {
+        fwrite(data, 1, len, stdout);
+    } else {
+        /* Straight to stdout: no buffer to size for re-serialised numbers. */
+        json_dumpf(json, stdout, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (is_error_packet(json))
+            fail(app, "error from the server: %s (%s)",
+                 json_string_value(json_object_get(json, "error")),
+                 json_string_value(json_object_get(json, "code")));
+    }
+    fputc('\n', stdout);
+}
+
+/* Output is flushed once per loop turn, before the loop waits: one write for
+ * a burst of messages, and nothing held back while the loop sleeps. */
+static void flush_stdout(uv_prepare_t *h)
+{
+    client_app *app = h->data;
+    if (fflush(stdout) != 0 && app->status == 0) {
+        fail(app, "cannot write to stdout: %s", strerror(errno));
+        gmud_client_close(app->client);
+    }
+}
+
+/* ---- Sending stdin lines ------------------------------------------------ */
+
+static void send_line(client_app *app, const char *line, size_t len)
+{
+    gmud_error err = {0};
+    app->lineno++;
+    if (app->opt.json) {
+        size_t i = 0;
+        while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+            i++;
+        if (i == len) /* blank lines carry no object; skip them quietly */
+            return;
+        gmud_json_limits lim;
+        json_t *v = NULL;
+        gmud_json_default_limits(&lim);
+        int rc = gmud_json_parse((const uint8_t *)line, len, &lim, &v, &err);
+        json_decref(v);
+        if (rc != GMUD_OK) {
+            fail(app, "line %lu not sent: %s", app->lineno, err.message);
+            return;
+        }
+    }
+    /* The line goes as typed: its bytes, not a re-serialisation. */
+    if (gmud_conn_send(app->conn, line, len, &err) != GMUD_OK)
+        fail(app, "line %lu not sent: %s", app->lineno, err.message);
+}
+
+/* A line ends with "\n" or "\r\n"; neither is part of the message. */
+static void end_line(client_app *app, const char *line, size_t len)
+{
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (len > app->opt.frame.max_message) {
+        app->lineno++;
+        fail(app, "line %lu not sent: longer than the maximum message of %zu bytes",
+             app->lineno, app->opt.frame.max_message);
+        return;
+    }
+    send_line(app, line, len);
+}
+
+/* Splits data into lines; a line over max_message is refused whole. Lines
+ * lying whole in data go straight from it; only a line cut by the end of a
+ * read is copied. */
+static void take_input(client_app *app, const char *data, size_t len)
+{
+    size_t max = app->opt.frame.max_message;
+    while (len > 0 && app->conn != NULL) {
+        const char *nl = memchr(data, '\n', len);
+        size_t part = nl != NULL ? (size_t)(nl - data) : len;
+        if (nl != NULL && app->line_len == 0 && !app->line_too_long && part <= max + 1) {
+            end_line(app, data, part);
+            data += part + 1;
+            len -= part + 1;
+            continue;
+        }
+        if (!app->line_too_long && app->line_len + part > max + 1) {
+            app->lineno++;
+            fail(app, "line %lu not sent: longer than the maximum message of %zu bytes",
+                 app->lineno, max);
+            app->line_too_long = 1;
+        }
+        if (!app->line_too_long) {
+            memcpy(app->line + app->line_len, data, part);
+            app->line_len += part;
+        }
+        if (nl == NULL)
+            return;
+        if (!app->line_too_long)
+            end_line(app, app->line, app->line_len);
+        app->line_len = 0;
+        app->line_too_long = 0;
+        data += part + 1;
+        len -= part + 1;
+    }
+}
+
+static void input_start(client_app *app);
+static void input_stop(client_app *app);
+
+static void wait_over(gmud_timer *timer, void *user)
+{
+    client_app *app = user;
+    gmud_timer_stop(timer);
+    app->wait_timer = NULL;
+    gmud_client_close(app->client);
+}
+
+static void input_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void input_close(client_app *app)
+{
+    if (!app->in_open)
+        return;
+    app->in_open = 0;
+    app->in_reading = 0;
+    uv_close(&app->in.handle, input_closed);
+}
+
+/* End of stdin: send a last unterminated line, then wait for replies. */
+static void input_ended(client_app *app)
+{
+    app->in_done = 1;
+    input_close(app);
+    if (app->conn == NULL)
+        return;
+    if (app->line_len > 0 && !app->line_too_long)
+        end_line(app, app->line, app->line_len);
+    app->line_len = 0;
+    app->wait_timer = gmud_timer_start(&app->loop, app->opt.wait_ms, 0, wait_over, app);
+    if (app->wait_timer == NULL)
+        gmud_client_close(app->client);
+}
+
+/* Backpressure: stdin pauses while the connection holds over half of
+ * max_queued unsent, and resumes below an eighth. The runtime has no
+ * "drained" callback; writes complete in the loop's I/O phase, so a check
+ * handle (run right after it) looks again each turn while paused. */
+static void resume_check(uv_check_t *h)
+{
+    client_app *app = h->data;
+    if (app->conn != NULL && gmud_conn_queued(app->conn) > app->opt.limits.max_queued / 8)
+        return;
+    uv_check_stop(h);
+    app->paused = 0;
+    if (app->conn != NULL)
+        input_start(app);
+}
+
+static void check_backlog(client_app *app)
+{
+    if (app->conn == NULL || app->paused ||
+        gmud_conn_queued(app->conn) < app->opt.limits.max_queued / 2)
+        return;
+    input_stop(app);
+    app->paused = 1;
+    uv_check_start(&app->resumer, resume_check);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    client_app *app = h->data;
+    (void)suggested;
+    buf->base = app->chunk;
+    buf->len = STDIN_CHUNK;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    client_app *app = s->data;
+    if (nread > 0) {
+        take_input(app, buf->base, (size_t)nread);
+        check_backlog(app);
+    } else if (nread == UV_EOF) {
+        input_ended(app);
+    } else if (nread < 0) {
+        fail(app, "cannot read stdin: %s", uv_strerror((int)nread));
+        input_ended(app);
+    }
+}
+
+/* A regular file (or /dev/null) cannot be polled; it never blocks either,
+ * so read one bounded chunk per loop turn. */
+static void file_read_cb(uv_idle_t *h)
+{
+    client_app *app = h->data;
+    ssize_t n = read(STDIN_FILENO, app->chunk, STDIN_CHUNK);
+    if (n < 0 && errno == EINTR)
+        return;
+    if (n > 0) {
+        take_input(app, app->chunk, (size_t)n);
+        check_backlog(app);
+        return;
+    }
+    if (n < 0)
+        fail(app, "cannot read stdin: %s", strerror(errno));
+    input_ended(app);
+}
+
+static void input_start(client_app *app)
+{
+    if (!app->in_open || app->in_reading)
+        return;
+    int rc = app->in_kind == IN_FILE ? uv_idle_start(&app->in.idle, file_read_cb)
+                                     : uv_read_start(&app->in.stream, alloc_cb, read_cb);
+    if (rc != 0) {
+        fail(app, "cannot read stdin: %s", uv_strerror(rc));
+        input_ended(app);
+        return;
+    }
+    app->in_reading = 1;
+}
+
+static void input_stop(client_app *app)
+{
+    if (!app->in_open || !app->in_reading)
+        return;
+    if (app->in_kind == IN_FILE)
+        uv_idle_stop(&app->in.idle);
+    else
+        uv_read_stop(&app->in.stream);
+    app->in_reading = 0;
+}
+
+/* Opens stdin as whatever it is; 0, or a libuv error code. */
+static int input_open(client_app *app)
+{
+    int rc;
+    uv_handle_type type = uv_guess_handle(STDIN_FILENO);
+    app->in_kind = IN_STREAM;
+    switch (type) {
+    case UV_TTY:
+        rc = uv_tty_init(&app->loop, &app->in.tty, STDIN_FILENO, 1);
+        break;
+    case UV_NAMED_PIPE:
+        rc = uv_pipe_init(&app->loop, &app->in.pipe, 0);
+        if (rc == 0 && (rc = uv_pipe_open(&app->in.pipe, STDIN_FILENO)) != 0)
+            uv_close(&app->in.handle, input_closed);
+        break;
+    case UV_TCP:
+        rc = uv_tcp_init(&app->loop, &app->in.tcp);
+        if (rc == 0 && (rc = uv_tcp_open(&app->in.tcp, STDIN_FILENO)) != 0)
+            uv_close(&app->in.handle, input_closed);
+        break;
+    case UV_FILE:
+        app->in_kind = IN_FILE;
+        rc = uv_idle_init(&app->loop, &app->in.idle);
+        break;
+    default: /* no stdin at all (closed): as if empty */
+        app->in_kind = IN_NONE;
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    app->in.handle.data = app;
+    app->in_open = 1;
+    return 0;
+}
+
+/* ---- The connection ----------------------------------------------------- */
+
+static void on_connect(gmud_conn *conn, void *user)
+{
+    client_app *app = user;
+    app->conn = conn;
+    int rc = input_open(app);
+    if (rc != 0) {
+        fail(app, "cannot read stdin: %s", uv_strerror(rc));
+        input_ended(app);
+    } else if (app->in_kind == IN_NONE) {
+        input_ended(app);
+    } else {
+        input_start(app);
+    }
+}
+
+static void on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
+                     void *user)
+{
+    client_app *app = user;
+    const prog_options *o = &app->opt;
+    (void)conn;
+    app->conn = NULL;
+    input_close(app);
+    gmud_timer_stop(app->wait_timer);
+    app->wait_timer = NULL;
+    uv_check_stop(&app->resumer);
+    app->paused = 0;
+    uv_prepare_stop(&app->flusher);
+    fflush(stdout);
+    const char *why = detail != NULL && detail->message[0] != '\0' ? detail->message : "";
+    switch (reason) {
+    case GMUD_CLOSE_LOCAL:
+    case GMUD_CLOSE_PEER: /* a clean end of stream, between frames */
+        break;
+    case GMUD_CLOSE_CONNECT_FAILED:
+        if (why[0] != '\0')
+            fail(app, "%s", why);
+        else
+            fail(app, "cannot connect to %s port %d", o->host, o->port);
+        break;
+    default:
+        fail(app, "connection closed: %s%s%s", gmud_close_reason_name(reason), why[0] ? ": " : "",
+             why);
+        break;
+    }
+}
+
+static int run(client_app *app)
+{
+    gmud_client_config cfg;
+    gmud_error err = {0};
+    const prog_options *o = &app->opt;
+    gmud_client_default_config(&cfg);
+    cfg.host = o->host;
+    cfg.port = (uint16_t)o->port;
+    cfg.frame = o->frame;
+    cfg.payload = o->json ? GMUD_PAYLOAD_JSON : GMUD_PAYLOAD_TEXT;
+    cfg.limits = o->limits;
+    /* The client never stops reading the socket because its own output is
+     * backed up: against an echo server that would deadlock (each side
+     * waiting for the other to read). Its output is bounded instead by
+     * pausing stdin, above. (gmud_client_default_config() says the same;
+     * o->limits came from the shared option defaults.) */
+    cfg.limits.read_high_water = SIZE_MAX;
+    cfg.limits.read_low_water = SIZE_MAX - 1;
+    cfg.cb.on_connect = on_connect;
+    cfg.cb.on_message = on_message;
+    cfg.cb.on_close = on_close;
+    cfg.cb.user = app;
+    cfg.log = prog_log;
+    cfg.log_user = &app->opt;
+    cfg.log_level = o->log_level;
+    app->line_cap = o->frame.max_message + 1; /* room for a "\r" before the "\n" */
+    app->line = malloc(app->line_cap);
+    app->chunk = malloc(STDIN_CHUNK);
+    if (app->line == NULL || app->chunk == NULL) {
+        fail(app, "out of memory");
+        return 1;
+    }
+    uv_prepare_init(&app->loop, &app->flusher);
+    app->flusher.data = app;
+    uv_prepare_start(&app->flusher, flush_stdout);
+    uv_unref((uv_handle_t *)&app->flusher); /* it alone must not keep the loop alive */
+    uv_check_init(&app->loop, &app->resumer);
+    app->resumer.data = app;
+    uv_unref((uv_handle_t *)&app->resumer);
+    app->client = gmud_client_create(&app->loop, &cfg, &err);
+    if (app->client == NULL) {
+        fail(app, "cannot connect to %s port %d: %s", o->host, o->port, err.message);
+        return 1;
+    }
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    return app->status;
+}
+
+int main(int argc, char **argv)
+{
+    static client_app app; /* static: zeroed, and off the stack */
+    prog_process_setup();
+    int rc = prog_options_parse(&app.opt, PROG_CLIENT, argc, argv);
+    if (rc != PROG_RUN)
+        return rc == PROG_EXIT_OK ? 0 : 2;
+    if (uv_loop_init(&app.loop) != 0) {
+        fprintf(stderr, "gmud-client: cannot start the event loop\n");
+        return 1;
+    }
+    int status = run(&app);
+    gmud_client_destroy(app.client);
+    input_close(&app);
+    if (app.flusher.data != NULL) /* initialised */
+        uv_close((uv_handle_t *)&app.flusher, NULL);
+    if (app.resumer.data != NULL)
+        uv_close((uv_handle_t *)&app.resumer, NULL);
+    uv_run(&app.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&app.loop);
+    fflush(stdout);
+    free(app.line);
+    free(app.chunk);
+    return status;
+}

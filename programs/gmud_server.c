@@ -1,0 +1,204 @@
+/* gmud-server: the lecture's server on gmud's runtime.
+ *
+ *   gmud-server [--app echo|clock|chat] [--framing ...] [--payload ...] ...
+ *
+ * Options, wiring and the three applications' plumbing; the messages
+ * themselves are made in app.c, every byte on the wire by the library.
+ * SIGINT/SIGTERM: stop accepting, flush (at most --shutdown-timeout), exit 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "gmud/server.h"
+#include "options.h"
+
+typedef struct server_app {
+    prog_options opt;
+    uv_loop_t loop;
+    gmud_server *server;
+    gmud_timer *clock;             /* clock app: running from the first connection */
+    unsigned long long clock_n;    /* the next clock message's number */
+    uv_signal_t sig[2];            /* SIGINT, SIGTERM */
+    int stopping;
+} server_app;
+
+static void shutdown_done(gmud_server *server, void *user)
+{
+    /* The runtime logs it; the loop ends once the last handle is closed. */
+    (void)server;
+    (void)user;
+}
+
+static void signal_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Stops everything that would keep the loop running: the clock, the signal
+ * watchers, then the server, which flushes and closes its connections. */
+static void app_stop(server_app *app, const char *why)
+{
+    if (app->stopping)
+        return;
+    app->stopping = 1;
+    prog_logf(&app->opt, GMUD_LOG_INFO, NULL, "shutdown", "%s; flushing for at most %gs", why,
+              app->opt.shutdown_ms / 1000.0);
+    gmud_timer_stop(app->clock);
+    app->clock = NULL;
+    /* Closing the watchers restores the default action: a second Ctrl-C
+     * while the flush runs ends the process at once. */
+    for (size_t i = 0; i < 2; i++)
+        uv_close((uv_handle_t *)&app->sig[i], signal_closed);
+    gmud_server_shutdown(app->server, app->opt.shutdown_ms, shutdown_done, app);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    app_stop(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void clock_tick(gmud_timer *timer, void *user)
+{
+    server_app *app = user;
+    char msg[APP_CLOCK_MAX];
+    gmud_error err = {0};
+    (void)timer;
+    time_t now = time(NULL);
+    int len = app->opt.json ? app_clock_json(app->clock_n, now, msg, sizeof msg)
+                            : app_clock_text(app->clock_n, now, msg, sizeof msg);
+    if (len < 0) {
+        prog_logf(&app->opt, GMUD_LOG_ERROR, NULL, "clock", "cannot format message %llu",
+                  app->clock_n);
+    } else {
+        int sent = gmud_server_broadcast(app->server, msg, (size_t)len, NULL, &err);
+        if (sent < 0)
+            prog_logf(&app->opt, GMUD_LOG_ERROR, NULL, "clock", "message %llu not sent: %s",
+                      app->clock_n, err.message);
+        else
+            prog_logf(&app->opt, GMUD_LOG_DEBUG, NULL, "clock", "message %llu sent to %d",
+                      app->clock_n, sent);
+    }
+    app->clock_n++;
+    if (app->opt.count != 0 && app->clock_n >= app->opt.count)
+        app_stop(app, "clock count reached");
+}
+
+static void on_connect(gmud_conn *conn, void *user)
+{
+    server_app *app = user;
+    if (app->opt.app != APP_CLOCK || app->clock != NULL || app->stopping)
+        return;
+    /* The lecture's server starts counting when its client connects. */
+    app->clock = gmud_timer_start(&app->loop, 0, app->opt.interval_ms, clock_tick, app);
+    if (app->clock == NULL)
+        prog_logf(&app->opt, GMUD_LOG_ERROR, gmud_conn_peer(conn), "clock", "out of memory");
+}
+
+static void relay_chat(server_app *app, gmud_conn *from, const uint8_t *data, size_t len,
+                       json_t *json)
+{
+    gmud_error err = {0};
+    int rc;
+    if (json != NULL) {
+        json_t *tagged = app_chat_tag(json, gmud_conn_id(from));
+        if (tagged == NULL) {
+            prog_logf(&app->opt, GMUD_LOG_ERROR, gmud_conn_peer(from), "chat", "out of memory");
+            return;
+        }
+        rc = gmud_server_broadcast_json(app->server, tagged, from, &err);
+        json_decref(tagged);
+    } else {
+        rc = gmud_server_broadcast(app->server, data, len, from, &err);
+    }
+    if (rc < 0)
+        prog_logf(&app->opt, GMUD_LOG_WARN, gmud_conn_peer(from), "chat", "not relayed: %s",
+                  err.message);
+}
+
+static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
+                       void *user)
+{
+    server_app *app = user;
+    gmud_error err = {0};
+    switch (app->opt.app) {
+    case APP_ECHO:
+        if (gmud_conn_send(conn, data, len, &err) < 0)
+            prog_logf(&app->opt, GMUD_LOG_WARN, gmud_conn_peer(conn), "echo", "not sent: %s",
+                      err.message);
+        break;
+    case APP_CHAT:
+        relay_chat(app, conn, data, len, json);
+        break;
+    case APP_CLOCK:
+        prog_logf(&app->opt, GMUD_LOG_DEBUG, gmud_conn_peer(conn), "ignored",
+                  "the clock takes no messages (%zu bytes)", len);
+        break;
+    }
+}
+
+static int run(server_app *app)
+{
+    gmud_server_config cfg;
+    gmud_error err = {0};
+    const prog_options *o = &app->opt;
+    gmud_server_default_config(&cfg);
+    cfg.host = o->host;
+    cfg.port = (uint16_t)o->port;
+    cfg.frame = o->frame;
+    cfg.payload = o->json ? GMUD_PAYLOAD_JSON : GMUD_PAYLOAD_TEXT;
+    cfg.limits = o->limits;
+    cfg.cb.on_connect = on_connect;
+    cfg.cb.on_message = on_message;
+    cfg.cb.user = app;
+    cfg.log = prog_log;
+    cfg.log_user = &app->opt;
+    cfg.log_level = o->log_level;
+    /* Signals first: once "listen" is logged, SIGTERM must find its handler. */
+    static const int signums[2] = {SIGINT, SIGTERM};
+    for (size_t i = 0; i < 2; i++) {
+        uv_signal_init(&app->loop, &app->sig[i]);
+        app->sig[i].data = app;
+        uv_signal_start(&app->sig[i], on_signal, signums[i]);
+    }
+    app->server = gmud_server_create(&app->loop, &cfg, &err);
+    if (app->server == NULL) {
+        fprintf(stderr, "gmud-server: cannot listen on %s port %d: %s\n", o->host, o->port,
+                err.message);
+        for (size_t i = 0; i < 2; i++)
+            uv_close((uv_handle_t *)&app->sig[i], signal_closed);
+        return 1;
+    }
+    /* The runtime logs "listen" with the address and the port it bound. */
+    if (o->app == APP_CLOCK)
+        prog_logf(o, GMUD_LOG_INFO, NULL, "app",
+                  "clock: a message every %gs from the first connection on, %llu in all%s",
+                  o->interval_ms / 1000.0, o->count, o->count == 0 ? " (no limit)" : "");
+    else
+        prog_logf(o, GMUD_LOG_INFO, NULL, "app", "%s", app_kind_name(o->app));
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static server_app app; /* static: zeroed, and off the stack */
+    prog_process_setup();
+    int rc = prog_options_parse(&app.opt, PROG_SERVER, argc, argv);
+    if (rc != PROG_RUN)
+        return rc == PROG_EXIT_OK ? 0 : 2;
+    if (uv_loop_init(&app.loop) != 0) {
+        fprintf(stderr, "gmud-server: cannot start the event loop\n");
+        return 1;
+    }
+    int status = run(&app);
+    gmud_server_destroy(app.server);
+    /* The last handles' memory is released as the loop runs on. */
+    uv_run(&app.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&app.loop) != 0)
+        prog_logf(&app.opt, GMUD_LOG_WARN, NULL, "exit", "event loop still had handles");
+    return status;
+}

@@ -1,0 +1,78 @@
+/* programs/options.h: command-line options shared by gmud-server and
+ * gmud-client. Parsing only wires text to settings; the programs pass those
+ * to the library. One table drives both the parser and --help, so the help
+ * always lists every option a program takes, with its default.
+ */
+#ifndef GMUD_PROGRAMS_OPTIONS_H
+#define GMUD_PROGRAMS_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "app.h"
+#include "gmud/frame.h"
+#include "gmud/log.h"
+#include "gmud/server.h"
+
+typedef enum prog_kind { PROG_SERVER = 1, PROG_CLIENT = 2 } prog_kind;
+
+/* Defaults the library does not define; the limits' come from
+ * gmud_limits_default() (gmud/limits.h). */
+#define PROG_DEFAULT_HOST "127.0.0.1"
+enum {
+    PROG_DEFAULT_PORT = 8222,          /* the lecture's port */
+    PROG_DEFAULT_INTERVAL_MS = 1000,   /* clock: time between messages */
+    PROG_DEFAULT_WAIT_MS = 1000        /* client: wait after stdin ends */
+};
+
+typedef struct prog_options {
+    const char *prog;            /* "gmud-server" or "gmud-client", for messages */
+    prog_kind kind;
+    const char *host;            /* an address literal or a host name */
+    int port;                    /* 0..65535; 0 lets the server pick one */
+    gmud_frame_config frame;     /* framing, label, delimiter, max_message */
+    int json;                    /* payload: 1 json, 0 text */
+    gmud_log_level log_level;
+    gmud_limits limits;          /* per connection (max_connections: server) */
+    uint32_t shutdown_ms;        /* server: flush time on SIGINT/SIGTERM, > 0 */
+    /* server */
+    app_kind app;
+    uint32_t interval_ms;        /* clock: > 0 */
+    unsigned long long count;    /* clock messages to send; 0 means no limit */
+    /* client */
+    uint32_t wait_ms;
+} prog_options;
+
+/* What prog_options_parse() decided. */
+enum { PROG_RUN = 0, PROG_EXIT_OK = 1, PROG_EXIT_USAGE = 2 };
+
+/* Fills o with the defaults for kind, then applies argv[1..argc). Returns
+ * PROG_RUN; PROG_EXIT_OK after printing --help on stdout; PROG_EXIT_USAGE
+ * after printing on stderr why an option or value was refused. Strings in o
+ * point into argv or static storage. */
+int prog_options_parse(prog_options *o, prog_kind kind, int argc, char **argv);
+
+/* Prints the usage and every option the program takes, with defaults. */
+void prog_options_help(prog_kind kind, FILE *out);
+
+/* Process setup both programs need before anything else: stdin, stdout and
+ * stderr opened on /dev/null if closed (else the first socket would become
+ * fd 0 and be taken for stdin), and SIGPIPE ignored (a vanished peer must
+ * give EPIPE, not end the process). */
+void prog_process_setup(void);
+
+/* A gmud_log_fn: one line on stderr per event, "<time> <level> <peer>
+ * <event>: <reason>", time in ISO 8601 UTC with milliseconds. user is the
+ * program's prog_options; events above its log_level are dropped. */
+void prog_log(void *user, const gmud_log_event *ev);
+
+/* The programs' own events, through prog_log. peer NULL means "-". */
+void prog_logf(const prog_options *o, gmud_log_level level, const char *peer, const char *event,
+               const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+#endif

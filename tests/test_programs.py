@@ -1,0 +1,475 @@
+#!/usr/bin/env python3
+"""gmud-server and gmud-client end to end, over real loopback sockets.
+
+Usage: test_programs.py <gmud-server> <gmud-client>
+
+Each server is started with --port 0 and the test reads the port it bound
+from its "listen" log line. Every step is bounded by a timeout; the whole
+file takes a few seconds. Python 3 standard library only. Exit 0 on success.
+"""
+
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+SERVER, CLIENT = sys.argv[1], sys.argv[2]
+STEP = 10.0          # seconds any single step may take
+FAILURES = []
+CTIME_RE = re.compile(r'^[A-Z][a-z]{2} [A-Z][a-z]{2} [ 123]\d \d\d:\d\d:\d\d \d{4}$')
+
+
+SANITIZER_RE = re.compile(r'Sanitizer|runtime error:')
+
+
+def check_clean(stderr, what):
+    """No sanitizer report (the clang build runs with ASan and UBSan)."""
+    return check(not SANITIZER_RE.search(stderr or ''), '%s: sanitizer report: %s'
+                 % (what, stderr))
+
+
+def check(cond, what):
+    if not cond:
+        FAILURES.append(what)
+        print('FAIL:', what, flush=True)
+    return cond
+
+
+class Lines:
+    """Reads a pipe's lines in a thread, so tests can wait with a timeout."""
+
+    def __init__(self, pipe):
+        self.q = queue.Queue()
+        self.all = []
+        self.t = threading.Thread(target=self._run, args=(pipe,), daemon=True)
+        self.t.start()
+
+    def _run(self, pipe):
+        for line in pipe:
+            self.q.put(line.rstrip('\n'))
+        self.q.put(None)
+
+    def get(self, timeout=STEP):
+        """The next line, or None at end of stream or timeout."""
+        try:
+            line = self.q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if line is not None:
+            self.all.append(line)
+        return line
+
+    def wait_for(self, pattern, timeout=STEP):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            line = self.get(deadline - time.monotonic())
+            if line is None:
+                return None
+            m = rx.search(line)
+            if m:
+                return m
+        return None
+
+
+class Server:
+    def __init__(self, *args):
+        self.args = args
+        self.proc = subprocess.Popen([SERVER, '--port', '0', *args], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log = Lines(self.proc.stderr)
+        m = self.log.wait_for(r'listen.* port (\d+)')
+        if m is None:
+            self.stop()
+            raise RuntimeError('server %s did not start: %s' % (args, self.log.all))
+        self.port = int(m.group(1))
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signals the server; returns its exit status (None if it hung)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.wait()
+
+    def wait(self):
+        """Waits for the server to exit; its status, or None if it hung."""
+        try:
+            status = self.proc.wait(timeout=STEP)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+        self.log.t.join(timeout=STEP)
+        while self.log.get(timeout=0) is not None:
+            pass
+        check_clean('\n'.join(self.log.all), 'server %s' % (self.args,))
+        return status
+
+
+def run_client(port, args, stdin_text, timeout=STEP):
+    """Runs gmud-client to the end; returns (status, stdout lines, stderr)."""
+    try:
+        r = subprocess.run([CLIENT, '--port', str(port), *args], input=stdin_text,
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        return None, [], 'timed out; stderr: %s' % (e.stderr,)
+    check_clean(r.stderr, 'client %s' % (args,))
+    return r.returncode, r.stdout.splitlines(), r.stderr
+
+
+def start_client(port, *args):
+    p = subprocess.Popen([CLIENT, '--port', str(port), *args], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    p.out = Lines(p.stdout)
+    p.err = Lines(p.stderr)
+    return p
+
+
+def finish(p):
+    """Closes a started client's stdin; returns its exit status."""
+    try:
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    try:
+        status = p.wait(timeout=STEP)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return None
+    p.err.t.join(timeout=STEP)
+    while p.err.get(timeout=0) is not None:
+        pass
+    check_clean('\n'.join(p.err.all), 'client')
+    return status
+
+
+# ---- the tests ---------------------------------------------------------------
+
+def test_help():
+    common = ['--host', '--port', '--framing', '--payload', '--label', '--delim', '--max-message',
+              '--max-queued', '--frame-timeout', '--idle-timeout', '--max-bad-messages',
+              '--log-level', '--help']
+    for prog, extra in ((SERVER, ['--app', '--interval', '--count', '--max-connections',
+                                  '--shutdown-timeout']),
+                        (CLIENT, ['--wait'])):
+        r = subprocess.run([prog, '--help'], capture_output=True, text=True, timeout=STEP)
+        check(r.returncode == 0, '%s --help exits 0' % prog)
+        for opt in common + extra:
+            check(re.search(r'^\s+%s\b' % re.escape(opt), r.stdout, re.M),
+                  '%s --help lists %s' % (prog, opt))
+        for default in ('[127.0.0.1]', '[8222]', '[gmud]', '[json]', '[GMUD]', '[info]',
+                        '[1048576]', '[10]'):
+            check(default in r.stdout, '%s --help shows default %s' % (prog, default))
+    r = subprocess.run([SERVER, '--help'], capture_output=True, text=True, timeout=STEP)
+    check('[chat]' in r.stdout and '[5]' in r.stdout, 'server help shows app and shutdown defaults')
+
+
+def test_bad_options():
+    cases = [
+        (SERVER, ['--port', '99999'], '--port'),
+        (SERVER, ['--framing', 'bogus'], '--framing'),
+        (SERVER, ['--framing', 'fixed:0'], '--framing'),
+        (SERVER, ['--app', 'nope'], '--app'),
+        (SERVER, ['--interval', '-1'], '--interval'),
+        (SERVER, ['--interval', '0'], '--interval'),
+        (SERVER, ['--count', 'x'], '--count'),
+        (SERVER, ['--label', 'TOOLONG'], '--label'),
+        (SERVER, ['--max-queued', '0'], '--max-queued'),
+        (SERVER, ['--log-level', 'loud'], '--log-level'),
+        (SERVER, ['--nope'], '--nope'),
+        (SERVER, ['--port'], '--port'),
+        (CLIENT, ['--payload', 'xml'], '--payload'),
+        (CLIENT, ['--wait', 'soon'], '--wait'),
+        (CLIENT, ['--port', '0'], '--port'),
+        (CLIENT, ['--app', 'echo'], '--app'),   # a server option
+        (CLIENT, ['--host', 'bad host!'], '--host'),
+    ]
+    for prog, args, word in cases:
+        r = subprocess.run([prog, *args], capture_output=True, text=True, timeout=STEP)
+        check_clean(r.stderr, '%s %s' % (prog, args))
+        check(r.returncode == 2, '%s %s exits 2 (got %s)' % (os.path.basename(prog), args,
+                                                             r.returncode))
+        check(word in r.stderr and len(r.stderr.strip()) > len(word),
+              '%s %s says why: %r' % (os.path.basename(prog), args, r.stderr))
+
+
+def test_echo():
+    text_lines = ['hello', '', 'two words', 'x' * 90]
+    json_lines = ['{"a":1}', '{"message":"0:Sat Mar 30 11:40:50 2019","value":0}',
+                  '{"nested":{"list":[1,2,"three"]},"u":"\u00e9"}']
+    for framing in ('line', 'fixed:100', 'length', 'gmud'):
+        for payload, lines in (('text', text_lines), ('json', json_lines)):
+            srv = Server('--app', 'echo', '--framing', framing, '--payload', payload)
+            status, out, err = run_client(srv.port, ['--framing', framing, '--payload', payload,
+                                                     '--wait', '0.5'],
+                                          ''.join(l + '\n' for l in lines))
+            what = 'echo %s/%s' % (framing, payload)
+            check(status == 0, '%s: client exits 0 (got %s; %s)' % (what, status, err))
+            check(out == lines, '%s: got back %r' % (what, out))
+            check(srv.stop() == 0, '%s: server exits 0 on SIGTERM' % what)
+    # A label other than GMUD, on both sides.
+    srv = Server('--app', 'echo', '--label', 'ABCD')
+    status, out, err = run_client(srv.port, ['--label', 'ABCD', '--wait', '0.5'], '{"x":true}\n')
+    check(status == 0 and out == ['{"x":true}'],
+          'echo with --label ABCD: %s %r %s' % (status, out, err))
+    srv.stop()
+
+
+def check_clock_lines(out, what):
+    if not check(len(out) == 3, '%s: 3 messages, got %r' % (what, out)):
+        return
+    now = time.time()
+    recent = {time.ctime(now - s) for s in range(0, 10)}
+    for n, line in enumerate(out):
+        if what.endswith('json'):
+            obj = json.loads(line)
+            check(list(obj) == ['time', 'message', 'value'], '%s: keys %r' % (what, list(obj)))
+            check(obj['value'] == n and obj['message'] == '%d:%s' % (n, obj['time']),
+                  '%s: message %d is %r' % (what, n, obj))
+            when = obj['time']
+        else:
+            num, _, when = line.partition(':')
+            check(num == str(n), '%s: message %d is %r' % (what, n, line))
+        check(CTIME_RE.match(when) and when in recent,
+              "%s: %r is Python's time.ctime() of now" % (what, when))
+
+
+def test_clock():
+    for payload in ('text', 'json'):
+        srv = Server('--app', 'clock', '--count', '3', '--interval', '0.1', '--payload', payload)
+        t0 = time.monotonic()
+        status, out, err = run_client(srv.port, ['--payload', payload, '--wait', '8'], '')
+        what = 'clock %s' % payload
+        check(status == 0, '%s: client exits 0 when the server closes (got %s; %s)'
+              % (what, status, err))
+        check(time.monotonic() - t0 < 5, '%s: the server closed after the count' % what)
+        check_clock_lines(out, what)
+        check(srv.wait() == 0, '%s: server exits 0 after --count' % what)
+
+
+def test_clock_local_time():
+    """ctime is local time, as Python's: the same TZ gives the same text."""
+    saved = os.environ.get('TZ')
+    os.environ['TZ'] = 'XYZ-5:30'  # POSIX TZ, no tzdata needed: UTC+5:30
+    time.tzset()
+    try:
+        srv = Server('--app', 'clock', '--count', '3', '--interval', '0.05', '--payload', 'text')
+        status, out, err = run_client(srv.port, ['--payload', 'text', '--wait', '8'], '')
+        check(status == 0, 'clock in TZ=%s: client exits 0' % os.environ['TZ'])
+        check_clock_lines(out, 'clock in TZ=%s' % os.environ['TZ'])
+        check(srv.wait() == 0, 'clock in another TZ: server exits 0')
+    finally:
+        if saved is None:
+            del os.environ['TZ']
+        else:
+            os.environ['TZ'] = saved
+        time.tzset()
+
+
+def read_exact(sock, n):
+    data = b''
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError('stream ended after %d of %d bytes' % (len(data), n))
+        data += chunk
+    return data
+
+
+def test_clock_lecture_client():
+    """The lecture's approach-5 client reads gmud-server's clock byte for byte."""
+    srv = Server('--app', 'clock', '--count', '2', '--interval', '0.05')
+    with socket.create_connection(('127.0.0.1', srv.port), timeout=STEP) as s:
+        for n in range(2):
+            check(read_exact(s, 4) == b'GMUD', 'lecture client: packet id GMUD')
+            size = struct.unpack('<H', read_exact(s, 2))[0]
+            data = read_exact(s, size)
+            obj = json.loads(data.decode('utf-8'))
+            check(json.dumps(obj).encode() == data,
+                  "lecture client: json.dumps' exact bytes: %r" % data)
+            check(obj['value'] == n, 'lecture client: value %d' % n)
+        check(s.recv(1) == b'', 'lecture client: the stream ends after --count')
+    check(srv.wait() == 0, 'clock for the lecture client: server exits 0')
+
+
+def test_chat():
+    srv = Server('--app', 'chat')
+    a = start_client(srv.port, '--wait', '0.3')
+    b = start_client(srv.port, '--wait', '0.3')
+    # A speaks until B, whose connect may come later, hears it.
+    got = None
+    deadline = time.monotonic() + STEP
+    k = 0
+    while got is None and time.monotonic() < deadline:
+        a.stdin.write('{"n": %d}\n' % k)
+        a.stdin.flush()
+        k += 1
+        got = b.out.get(timeout=0.2)
+    if check(got is not None, 'chat: B hears A'):
+        obj = json.loads(got)
+        check(isinstance(obj.get('from'), int) and 'n' in obj,
+              'chat: relayed with "from": %r' % got)
+        a_id = obj.get('from')
+        b.stdin.write('{"hi": "there", "from": 12345}\n')  # a forged "from" is replaced
+        b.stdin.flush()
+        line = a.out.wait_for(r'"hi"')
+        ok = check(line is not None, 'chat: A hears B')
+        if ok:
+            obj = json.loads(line.string)
+            check(obj.get('hi') == 'there' and isinstance(obj.get('from'), int)
+                  and obj['from'] not in (a_id, 12345),
+                  "chat: B's message carries B's id: %r" % line.string)
+    check(finish(a) == 0, 'chat: A exits 0')
+    check(finish(b) == 0, 'chat: B exits 0')
+    while a.out.get(timeout=STEP) is not None:  # to the end of A's output
+        pass
+    check(a.out.all and not any('"n"' in l for l in a.out.all),
+          'chat: A does not hear itself: %r' % a.out.all)
+    check(srv.stop() == 0, 'chat: server exits 0')
+
+
+def test_chat_text():
+    srv = Server('--app', 'chat', '--payload', 'text', '--framing', 'line')
+    a = start_client(srv.port, '--payload', 'text', '--framing', 'line', '--wait', '0.3')
+    b = start_client(srv.port, '--payload', 'text', '--framing', 'line', '--wait', '0.3')
+    got = None
+    deadline = time.monotonic() + STEP
+    while got is None and time.monotonic() < deadline:
+        a.stdin.write('plain words\n')
+        a.stdin.flush()
+        got = b.out.get(timeout=0.2)
+    check(got == 'plain words', 'text chat: B hears A as is: %r' % got)
+    check(finish(a) == 0 and finish(b) == 0, 'text chat: clients exit 0')
+    check(srv.stop() == 0, 'text chat: server exits 0')
+
+
+def test_stdin_kinds():
+    """stdin as a regular file (cannot be polled), as /dev/null, and closed."""
+    import tempfile
+    srv = Server('--app', 'echo')
+    with tempfile.TemporaryFile('w+') as f:
+        lines = ['{"i":%d}' % i for i in range(2000)]
+        f.write('\n'.join(lines))  # the last line has no newline: sent all the same
+        f.seek(0)
+        r = subprocess.run([CLIENT, '--port', str(srv.port), '--wait', '1'], stdin=f,
+                           capture_output=True, text=True, timeout=STEP)
+    check_clean(r.stderr, 'client with a file on stdin')
+    check(r.returncode == 0 and r.stdout.splitlines() == lines,
+          'stdin from a regular file: %s, %d lines back; %s'
+          % (r.returncode, len(r.stdout.splitlines()), r.stderr))
+    for what, kw in (('/dev/null', {'stdin': subprocess.DEVNULL}),
+                     ('closed', {'stdin': subprocess.DEVNULL, 'preexec_fn': lambda: os.close(0)})):
+        t0 = time.monotonic()
+        r = subprocess.run([CLIENT, '--port', str(srv.port), '--wait', '0.2'],
+                           capture_output=True, text=True, timeout=STEP, **kw)
+        check_clean(r.stderr, 'client with stdin %s' % what)
+        check(r.returncode == 0 and r.stdout == '' and time.monotonic() - t0 < 3,
+              'stdin %s: exits 0 after --wait (%s; %s)' % (what, r.returncode, r.stderr))
+    check(srv.stop() == 0, 'stdin kinds: server exits 0')
+
+
+def test_json_not_object():
+    srv = Server('--app', 'echo')
+    status, out, err = run_client(srv.port, ['--wait', '0.5'],
+                                  'not json\n[1, 2]\n{"ok": 1}\n"str"\n')
+    check(out == ['{"ok":1}'], 'bad json lines are not sent: %r' % out)
+    check('line 1 not sent' in err and 'line 2 not sent' in err and 'line 4 not sent' in err,
+          'bad json lines get an error on stderr: %r' % err)
+    check('object' in err, 'the error says an object is expected: %r' % err)
+    check(status == 1, 'a refused line makes the exit status 1 (got %s)' % status)
+    srv.stop()
+
+
+def test_sigterm():
+    srv = Server('--app', 'chat')
+    c = start_client(srv.port, '--wait', '5')
+    with socket.create_connection(('127.0.0.1', srv.port), timeout=STEP) as s:
+        # The raw socket is accepted once the server has logged it; the
+        # client connected before it.
+        srv.log.wait_for(r'accept|connect', timeout=2)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        check(srv.stop(signal.SIGTERM) == 0, 'SIGTERM: server exits 0')
+        check(time.monotonic() - t0 < 5, 'SIGTERM: promptly')
+        s.settimeout(STEP)
+        check(s.recv(1) == b'', 'SIGTERM: connections are closed')
+    try:
+        status = c.wait(timeout=STEP)
+    except subprocess.TimeoutExpired:
+        c.kill()
+        status = None
+    check(status == 0, 'SIGTERM: a connected client sees a clean close, exits 0 (got %s)' % status)
+    srv2 = Server('--app', 'echo')
+    check(srv2.stop(signal.SIGINT) == 0, 'SIGINT: server exits 0')
+
+
+LOG_RE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn|info|debug) '
+                    r'(-|\S+:\d+) [a-z_]+(: .*)?$')
+
+
+def test_logs():
+    srv = Server('--app', 'echo')
+    status, out, err = run_client(srv.port, ['--wait', '0.2'], '{"a": 1}\n')
+    lines = err.splitlines()
+    check(status == 0 and lines and all(LOG_RE.match(l) for l in lines),
+          'client log lines: time, level, peer, event, reason: %r' % lines)
+    status, out, err = run_client(srv.port, ['--wait', '0.2', '--log-level', 'error'], '{"a": 1}\n')
+    check(status == 0 and err == '', '--log-level error: a clean run logs nothing: %r' % err)
+    check(srv.stop() == 0, 'logs: server exits 0')
+    lines = srv.log.all
+    check(lines and all(LOG_RE.match(l) for l in lines), 'server log lines: %r' % lines)
+    check(any(re.search(r' accept', l) for l in lines) and any(' close' in l for l in lines),
+          'server logs accept and close: %r' % lines)
+
+
+def test_nothing_listens():
+    # A bound socket that does not listen: connecting to it is refused.
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+        status, out, err = run_client(port, ['--wait', '0'], '{"a": 1}\n')
+    check(status not in (0, None), 'client exits non-zero when nothing listens (got %s)' % status)
+    check('connect' in err, 'and says it could not connect: %r' % err)
+
+
+def test_protocol_error():
+    srv = Server('--app', 'echo', '--label', 'ABCD')
+    status, out, err = run_client(srv.port, ['--wait', '2'], '{"a": 1}\n')
+    check(status not in (0, None), 'a wrong label makes the client exit non-zero (got %s; %s)'
+          % (status, err))
+    srv.stop()
+
+
+TESTS = [test_help, test_bad_options, test_echo, test_clock, test_clock_local_time,
+         test_clock_lecture_client, test_chat, test_chat_text, test_stdin_kinds,
+         test_json_not_object, test_sigterm, test_logs, test_nothing_listens,
+         test_protocol_error]
+
+
+def main():
+    only = os.environ.get('GMUD_TEST_ONLY')
+    for t in TESTS:
+        if only and only not in t.__name__:
+            continue
+        t0 = time.monotonic()
+        try:
+            t()
+        except Exception as e:  # a crash in one test is a failure, not the end
+            check(False, '%s raised %r' % (t.__name__, e))
+        print('%-28s %.2fs' % (t.__name__, time.monotonic() - t0), flush=True)
+    if FAILURES:
+        print('%d failure(s)' % len(FAILURES))
+        return 1
+    print('all passed')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Approach 4: JSON inside the <LENGTH.2><DATA.N> frame.
+
+The data is the lecture's object, made with json.dumps and its default
+separators (", " and ": "), encoded UTF-8:
+{"time": "Sat Mar 30 11:40:50 2019", "message": "2:Sat Mar 30 11:40:50 2019", "value": 2}
+Header and data go out with two send() calls.
+
+usage: json_server.py [HOST [PORT]] [--count N] [--interval S] [--recv N]
+                      [--timeout S]
+--recv N: after sending, read N packets and print each as
+          "Received: <the JSON text as received>".
+"""
+
+import json
+import socket
+import sys
+import time
+
+import lecture_args
+
+
+def recv_all(sock, size):
+    data = b''
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def main():
+    args = lecture_args.parse(sys.argv)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(1)
+    sock.settimeout(args.timeout)
+    print('Listening on %s:%d' % (args.host, args.port), flush=True)
+
+    conn, addr = sock.accept()
+    conn.settimeout(args.timeout)
+    print('Connected by', addr, flush=True)
+
+    n = 0
+    while args.count is None or n < args.count:
+        if n > 0:
+            time.sleep(args.interval)
+        t = time.ctime()
+        data = json.dumps({"time": t, "message": str(n) + ":" + t, "value": n})
+        data = data.encode('utf-8')
+        conn.send(len(data).to_bytes(2, 'little'))
+        conn.send(data)
+        print('Sent', data.decode('utf-8'), flush=True)
+        n += 1
+
+    for _ in range(args.recv):
+        header = recv_all(conn, 2)
+        if not header:
+            break
+        size = int.from_bytes(header, 'little')
+        data = recv_all(conn, size)
+        if len(header) < 2 or len(data) < size:
+            print('json_server: connection closed mid-packet', file=sys.stderr)
+            return 3
+        json.loads(data.decode('utf-8'))      # must be JSON
+        print('Received:', data.decode('utf-8'), flush=True)
+
+    conn.close()
+    sock.close()
+    return 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except socket.timeout:
+        print('json_server: timed out', file=sys.stderr)
+        sys.exit(4)
+    except ValueError as e:
+        print('json_server: bad JSON:', e, file=sys.stderr)
+        sys.exit(6)
+    except OSError as e:
+        print('json_server: connection closed:', e, file=sys.stderr)
+        sys.exit(5)

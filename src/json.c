@@ -58,6 +58,14 @@ int gmud_json_check_bounds(const uint8_t *p, size_t n, const gmud_json_limits *l
         case ']':
             depth -= depth > 0;
             break;
+        case '\0':
+            /* No JSON text holds a raw NUL, but jansson 2.14 drops one that
+             * directly follows a number or literal ({"a":1<NUL>} parses), so
+             * refuse it here. Inside strings jansson refuses it itself. */
+            rc = gmud_error_set(err, GMUD_ERR_BAD_JSON, i,
+                                "%s at byte %zu: a NUL byte outside a string",
+                                gmud_strerror(GMUD_ERR_BAD_JSON), i);
+            break;
         case ':': /* one per key in any JSON that parses */
             if (++keys > lim->max_keys)
                 rc = gmud_error_set(err, GMUD_ERR_TOO_MANY_KEYS, i,

@@ -39,7 +39,9 @@ int gmud_json_parse(const uint8_t *p, size_t n, const gmud_json_limits *lim, jso
 
 /* Checks only the bounds (depth, keys, string length) without parsing: the
  * first pass of gmud_json_parse, exposed for tests and callers that parse
- * elsewhere. 0 or one of the bound errors. */
+ * elsewhere. 0 or one of the bound errors, or GMUD_ERR_BAD_JSON for a raw
+ * NUL byte outside a string (jansson 2.14 would silently skip one after a
+ * number or literal). */
 int gmud_json_check_bounds(const uint8_t *p, size_t n, const gmud_json_limits *lim,
                            gmud_error *err);
 

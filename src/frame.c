@@ -537,8 +537,10 @@ static int line_too_long(gmud_frame_decoder *dec, size_t at_least, gmud_error *e
  * total - (delim_len - 1) bytes: the tail may be the start of a delimiter. */
 static int check_unterminated(gmud_frame_decoder *dec, size_t total, gmud_error *err)
 {
+    if (total < dec->cfg.delim_len)
+        return GMUD_OK;
     size_t at_least = total - (dec->cfg.delim_len - 1);
-    if (total >= dec->cfg.delim_len && at_least > dec->cfg.max_message)
+    if (at_least > dec->cfg.max_message)
         return line_too_long(dec, at_least, err);
     return GMUD_OK;
 }

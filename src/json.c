@@ -125,7 +125,7 @@ int gmud_json_parse(const uint8_t *p, size_t n, const gmud_json_limits *lim, jso
 
 ptrdiff_t gmud_json_dump(const json_t *v, uint8_t *out, size_t cap, gmud_error *err)
 {
-    size_t need = json_dumpb(v, (char *)out, cap, JSON_COMPACT);
+    size_t need = json_dumpb(v, (char *)out, cap, JSON_COMPACT | JSON_ENCODE_ANY);
     if (need == 0)
         return gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0, "value cannot be serialised as JSON");
     if (need > cap)

@@ -36,6 +36,10 @@ static void test_lecture_object(void)
     CHECK_MEM(out, n, compact, strlen(compact));
     CHECK_EQ_INT(gmud_json_dump(v, out, 10, &err), GMUD_ERR_UNENCODABLE);
     json_decref(v);
+    json_t *five = json_integer(5); /* any value, as parse gives with require_object = 0 */
+    CHECK_EQ_INT(gmud_json_dump(five, out, sizeof out, &err), 1);
+    CHECK(out[0] == '5');
+    json_decref(five);
 }
 
 static void test_syntax(void)

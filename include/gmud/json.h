@@ -20,7 +20,7 @@
 #include "gmud/limits.h"
 
 typedef struct gmud_json_limits {
-    size_t max_depth;   /* levels of arrays/objects; 1..GMUD_JSON_MAX_DEPTH_DEFAULT*64 */
+    size_t max_depth;   /* levels of arrays/objects; 1..JSON_PARSER_MAX_DEPTH-1 (2047) */
     size_t max_keys;    /* object keys in the whole document, >= 1 */
     size_t max_string;  /* bytes between a string's quotes, escapes as sent, >= 1 */
     int require_object; /* nonzero: the top-level value must be an object */
@@ -45,7 +45,8 @@ int gmud_json_parse(const uint8_t *p, size_t n, const gmud_json_limits *lim, jso
 int gmud_json_check_bounds(const uint8_t *p, size_t n, const gmud_json_limits *lim,
                            gmud_error *err);
 
-/* Serialises v compactly (no spaces, keys in insertion order) into out[0..cap).
+/* Serialises v (any JSON value) compactly (no spaces, keys in insertion
+ * order) into out[0..cap).
  * Returns bytes written (no terminating NUL), or GMUD_ERR_UNENCODABLE if it
  * does not fit or v cannot be encoded. */
 ptrdiff_t gmud_json_dump(const json_t *v, uint8_t *out, size_t cap, gmud_error *err);

@@ -40,14 +40,30 @@
     X(GMUD_ERR_SLOW_CONSUMER, -18, "slow_consumer",                          \
       "the peer does not read: its queue is over the bound")                 \
     X(GMUD_ERR_SERVER_FULL, -19, "server_full",                              \
-      "the server is at its connection limit")
+      "the server is at its connection limit")                               \
+    X(GMUD_ERR_BAD_SESSION, -20, "bad_session",                              \
+      "packet carries another session's id")                                 \
+    X(GMUD_ERR_REPLAYED, -21, "replayed",                                    \
+      "sequence number repeated or old: a replayed packet")                  \
+    X(GMUD_ERR_SKIPPED, -22, "skipped",                                      \
+      "sequence number ahead of the next expected: skipped or injected")     \
+    X(GMUD_ERR_SEQ_EXHAUSTED, -23, "seq_exhausted",                          \
+      "sequence numbers exhausted: the counter would wrap")                  \
+    X(GMUD_ERR_NOT_WELCOMED, -24, "not_welcomed",                            \
+      "packet before the session's welcome")                                 \
+    X(GMUD_ERR_MISSING_FIELD, -25, "missing_field",                          \
+      "a required session field is missing")                                 \
+    X(GMUD_ERR_BAD_FIELD, -26, "bad_field",                                  \
+      "a session field has the wrong type or is out of range")               \
+    X(GMUD_ERR_RATE_LIMITED, -27, "rate_limited",                            \
+      "over the connection's rate limit")
 
 enum gmud_err {
     GMUD_OK = 0,
 #define GMUD_ERR_ENUM_(code, value, name, text) code = value,
     GMUD_ERRORS(GMUD_ERR_ENUM_)
 #undef GMUD_ERR_ENUM_
-    GMUD_ERR_LAST_ = -20
+    GMUD_ERR_LAST_ = -28
 };
 
 /* Detail for one error: the code, a byte offset where one applies (else 0),

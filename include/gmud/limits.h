@@ -86,7 +86,29 @@ enum {
 
     /* Runtime: the read buffer one server (or client) shares among all its
      * connections (bytes). */
-    GMUD_READ_BUFFER_SIZE = 64 * 1024
+    GMUD_READ_BUFFER_SIZE = 64 * 1024,
+
+    /* Spam: per connection, messages received per second (messages/s), and
+     * the burst a quiet connection may send at once (messages). */
+    GMUD_RATE_MSGS_DEFAULT = 100,
+    GMUD_RATE_MSGS_BURST_DEFAULT = 200,
+
+    /* Spam: per connection, payload bytes received per second (256 KiB/s,
+     * 2.6 KB a message at the default message rate) and the burst (1 MiB:
+     * sixteen largest 16-bit-length messages at once). */
+    GMUD_RATE_BYTES_DEFAULT = 256 * 1024,
+    GMUD_RATE_BYTES_BURST_DEFAULT = 1024 * 1024,
+
+    /* Spam: a connection over its rate limit for this long (ms) is closed. */
+    GMUD_RATE_CLOSE_AFTER_MS_DEFAULT = 10000,
+
+    /* Spam: at most one warning per this period (ms) to a connection over
+     * its limit. */
+    GMUD_RATE_WARN_MS = 1000,
+
+    /* Spam: a connection with no refused message for this long (ms) is back
+     * under its limit; its next refusal starts a new over-limit stretch. */
+    GMUD_RATE_QUIET_MS = 1000
 };
 
 #endif

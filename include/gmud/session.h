@@ -1,0 +1,126 @@
+/* gmud/session.h: session ids and sequence numbers, the sans-I/O core.
+ *
+ * The lecture's answer to replay (approach 6): the server picks a session id
+ * on accept and sends it in a welcome; each side numbers the packets it sends
+ * and the receiver accepts only the next number of its own session. TCP
+ * delivers in order, so any other number means replay or injection.
+ *
+ * Nothing here touches a socket or the clock. Session ids come from
+ * getrandom(2), the one system call in this module.
+ *
+ * Threads: a gmud_session belongs to one thread at a time (its connection's);
+ * every other function is pure or reentrant and may be called from any
+ * thread.
+ */
+#ifndef GMUD_SESSION_H
+#define GMUD_SESSION_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gmud/error.h"
+
+/* Session ids are 1..2^53-1: exact as JSON numbers (IEEE doubles). 0 means
+ * "no session yet". */
+#define GMUD_SESSION_ID_MAX ((UINT64_C(1) << 53) - 1)
+
+/* Sequences count from 0; UINT64_MAX is never a valid sequence: a counter
+ * that reaches it is exhausted, and every later use is GMUD_ERR_SEQ_EXHAUSTED
+ * rather than a silent wrap to 0 (which would make old packets new again). */
+#define GMUD_SEQ_EXHAUSTED UINT64_MAX
+
+/* The lecture's default reply data. */
+#define GMUD_SESSION_LECTURE_DATA "this is test data"
+
+/* One connection's session state: small and plain, to embed by value. */
+typedef struct gmud_session {
+    uint64_t id;        /* this session's id; 0 until welcomed */
+    uint64_t send_seq;  /* sequence the next packet we send carries */
+    uint64_t recv_seq;  /* sequence the next packet we accept must carry */
+} gmud_session;
+
+/* Draws a fresh session id into *out: 53 bits from getrandom(2), uniform in
+ * 1..GMUD_SESSION_ID_MAX. Returns 0, or GMUD_ERR_IO if getrandom fails or
+ * reads short (never a weaker fallback). */
+int gmud_session_new_id(uint64_t *out, gmud_error *err);
+
+/* No session yet: id 0, both sequences 0. Checks say GMUD_ERR_NOT_WELCOMED. */
+void gmud_session_init(gmud_session *s);
+
+/* Starts session id with the given next sequences to send and to accept. */
+void gmud_session_start(gmud_session *s, uint64_t id, uint64_t next_send, uint64_t next_recv);
+
+/* ---- Receiving: decide cheaply first, commit late --------------------- */
+
+/* Checks a received packet's session id and sequence WITHOUT changing s.
+ * Returns 0 if it is the next packet of this session, else (with expected
+ * and got values in err):
+ *   GMUD_ERR_NOT_WELCOMED   s has no session yet;
+ *   GMUD_ERR_BAD_SESSION    got_session is not s's id;
+ *   GMUD_ERR_SEQ_EXHAUSTED  s accepted sequence UINT64_MAX - 1 already;
+ *   GMUD_ERR_REPLAYED       got_seq below the expected one: repeated or old;
+ *   GMUD_ERR_SKIPPED        got_seq above it: packets skipped or injected.
+ * Call it before any expensive work on the packet. */
+int gmud_session_check_seq(const gmud_session *s, uint64_t got_session, uint64_t got_seq,
+                           gmud_error *err);
+
+/* Accepts seq: advances the expected sequence past it. Call only once the
+ * packet has passed gmud_session_check_seq() AND every later check (parsing,
+ * authentication), just before it is delivered, so a forged or malformed
+ * packet never moves the window. Returns 0, or GMUD_ERR_INVALID (s unchanged)
+ * if seq is not the expected one or the counter is exhausted. */
+int gmud_session_commit_seq(gmud_session *s, uint64_t seq, gmud_error *err);
+
+/* ---- Sending ---------------------------------------------------------- */
+
+/* Takes the sequence for the next packet we send into *seq and advances the
+ * counter. Returns 0, or GMUD_ERR_SEQ_EXHAUSTED (s unchanged). */
+int gmud_session_next_send(gmud_session *s, uint64_t *seq, gmud_error *err);
+
+/* ---- The lecture's approach 6 ----------------------------------------- */
+/*
+ * Server: draw an id, send gmud_session_lecture_welcome(id), then
+ * gmud_session_start_lecture(). After each data packet it sends, read the
+ * reply, gmud_session_lecture_check() it, then gmud_session_commit_seq() it.
+ * Client: gmud_session_init(), then gmud_session_lecture_welcomed() on the
+ * first packet; after each data packet, gmud_session_next_send() and send
+ * gmud_session_lecture_reply() with that sequence.
+ */
+
+/* The lecture's counters once the welcome (its sequence 0) is out: the
+ * replies count data packets, so both sides' next sequence is 1. */
+void gmud_session_start_lecture(gmud_session *s, uint64_t id);
+
+/* Writes the welcome exactly as Python's json.dumps does,
+ * {"session_id": <id>, "sequence_id": 0}, into out[0..cap) (no NUL).
+ * Returns bytes written, or GMUD_ERR_UNENCODABLE if it does not fit. */
+ptrdiff_t gmud_session_lecture_welcome(uint64_t id, uint8_t *out, size_t cap, gmud_error *err);
+
+/* Writes the client's reply exactly as Python's json.dumps does (ASCII only,
+ * non-ASCII as \uXXXX escapes), {"session_id": <id>, "sequence_id": <seq>,
+ * "data": <data>}, into out[0..cap). data[0..len) is UTF-8 text, not
+ * NUL-terminated; at most 6 * len + 80 bytes are needed. Returns bytes
+ * written, or GMUD_ERR_BAD_UTF8 (data is not UTF-8), GMUD_ERR_UNENCODABLE
+ * (data holds a NUL, which gmud's JSON reader refuses, or out is too small). */
+ptrdiff_t gmud_session_lecture_reply(uint64_t id, uint64_t seq, const char *data, size_t len,
+                                     uint8_t *out, size_t cap, gmud_error *err);
+
+/* Checks a parsed reply (msg, borrowed) against s without changing s: the
+ * integer fields session_id and sequence_id, as gmud_session_check_seq().
+ * (jansson reads integers up to INT64_MAX; larger ones fail to parse.)
+ * Other fields are the caller's. Returns 0 or GMUD_ERR_NOT_OBJECT,
+ * GMUD_ERR_MISSING_FIELD,
+ * GMUD_ERR_BAD_FIELD (not an integer, or negative), or a
+ * gmud_session_check_seq() error. Commit with gmud_session_commit_seq(). */
+int gmud_session_lecture_check(const gmud_session *s, const json_t *msg, gmud_error *err);
+
+/* Client: takes a parsed welcome (msg, borrowed): an integer session_id in
+ * 1..GMUD_SESSION_ID_MAX and sequence_id 0. On success starts s with
+ * gmud_session_start_lecture() and returns 0; else s is unchanged and the
+ * return is GMUD_ERR_NOT_OBJECT, GMUD_ERR_MISSING_FIELD, GMUD_ERR_BAD_FIELD,
+ * or GMUD_ERR_SKIPPED
+ * (sequence_id not 0). */
+int gmud_session_lecture_welcomed(gmud_session *s, const json_t *msg, gmud_error *err);
+
+#endif

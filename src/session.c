@@ -278,14 +278,14 @@ static int get_fields(const json_t *msg, uint64_t *id, uint64_t *seq, gmud_error
 
 int gmud_session_lecture_check(const gmud_session *s, const json_t *msg, gmud_error *err)
 {
-    uint64_t id, seq;
+    uint64_t id = 0, seq = 0; /* set by get_fields on success; zeroed for -O3 flow analysis */
     int rc = get_fields(msg, &id, &seq, err);
     return rc != GMUD_OK ? rc : gmud_session_check_seq(s, id, seq, err);
 }
 
 int gmud_session_lecture_welcomed(gmud_session *s, const json_t *msg, gmud_error *err)
 {
-    uint64_t id, seq;
+    uint64_t id = 0, seq = 0; /* set by get_fields on success; zeroed for -O3 flow analysis */
     int rc = get_fields(msg, &id, &seq, err);
     if (rc != GMUD_OK)
         return rc;

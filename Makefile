@@ -1,6 +1,6 @@
 # The two commands the README gives, and a few more. Each installs what is
 # missing (scripts/install-deps.sh), configures with CMake, builds and runs.
-#   make run     build and run the main program
+#   make run     build and run the main program, gmud-server (options: make run ARGS="--app clock")
 #   make test    build with gcc, and with clang + ASan/UBSan + libFuzzer; run every test in both
 #   make bench   build optimised and run the benchmarks
 #   make fuzz    run every fuzz target for FUZZ_SECONDS (default 600) each
@@ -16,10 +16,12 @@ deps:
 
 build: deps
 	cmake -S . -B build -DCMAKE_C_COMPILER=gcc -DGMUD_BENCH=OFF >/dev/null
-	cmake --build build -j$(JOBS)
+	cmake --build build -j$(JOBS) --target gmud-server gmud-client gmud-codec
+
+ARGS ?=
 
 run: build
-	./build/programs/gmud-codec demo
+	./build/programs/gmud-server $(ARGS)
 
 test-gcc: deps
 	cmake -S . -B build-test-gcc -DCMAKE_C_COMPILER=gcc >/dev/null

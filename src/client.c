@@ -138,14 +138,7 @@ gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, 
         return NULL;
     }
     gmud_rt *rt = &client->rt;
-    rt->frame = cfg->frame;
-    rt->payload = cfg->payload;
-    rt->json = cfg->json;
-    rt->limits = cfg->limits;
-    rt->cb = cfg->cb;
-    rt->log = cfg->log;
-    rt->log_user = cfg->log_user;
-    rt->log_level = cfg->log_level;
+    GMUD_RT_TAKE_CONFIG(rt, cfg);
     rt->owner = client;
     rt->conn_gone = client_conn_gone;
     rt->reopen = reopen;

@@ -169,14 +169,7 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
         return NULL;
     }
     gmud_rt *rt = &server->rt;
-    rt->frame = cfg->frame;
-    rt->payload = cfg->payload;
-    rt->json = cfg->json;
-    rt->limits = cfg->limits;
-    rt->cb = cfg->cb;
-    rt->log = cfg->log;
-    rt->log_user = cfg->log_user;
-    rt->log_level = cfg->log_level;
+    GMUD_RT_TAKE_CONFIG(rt, cfg);
     rt->server = server;
     rt->owner = server;
     rt->conn_gone = server_conn_gone;

@@ -378,14 +378,16 @@ static void test_echo_nonreader(void)
 
 /* ---- Slowloris -------------------------------------------------------- */
 
-static void *peer_half_frame(void *arg)
+/* Connects, sends first[0..n) (n may be 0), then waits (at most 3 s) for
+ * the server to close; records the end of stream and how long it took. */
+static void *peer_wait_close(peer_t *p, const char *first, size_t n)
 {
-    peer_t *p = arg;
     int fd = rt_connect("127.0.0.1", p->port, 0);
     if (fd >= 0) {
         local_name(fd, p->local, sizeof p->local);
         int64_t t0 = rt_now_ms();
-        rt_send_all(fd, "GMUD\x10\x00hal", 9); /* a 16-byte frame, 3 sent */
+        if (n > 0)
+            rt_send_all(fd, first, n);
         uint8_t buf[256];
         int eof = 0;
         rt_recv_to_eof(fd, buf, sizeof buf, 3000, &eof);
@@ -395,6 +397,11 @@ static void *peer_half_frame(void *arg)
     }
     atomic_store(&p->done, 1);
     return NULL;
+}
+
+static void *peer_half_frame(void *arg)
+{
+    return peer_wait_close(arg, "GMUD\x10\x00hal", 9); /* a 16-byte frame, 3 sent */
 }
 
 static void test_slowloris(void)
@@ -653,19 +660,7 @@ static void test_truncated_at_eof(void)
 
 static void *peer_idle(void *arg)
 {
-    peer_t *p = arg;
-    int fd = rt_connect("127.0.0.1", p->port, 0);
-    if (fd >= 0) {
-        int64_t t0 = rt_now_ms();
-        uint8_t buf[64];
-        int eof = 0;
-        rt_recv_to_eof(fd, buf, sizeof buf, 3000, &eof);
-        p->eof = eof;
-        p->elapsed_ms = rt_now_ms() - t0;
-        close(fd);
-    }
-    atomic_store(&p->done, 1);
-    return NULL;
+    return peer_wait_close(arg, NULL, 0);
 }
 
 static void test_idle_timeout(void)

@@ -10,73 +10,17 @@ file takes a few seconds. Python 3 standard library only. Exit 0 on success.
 
 import json
 import os
-import queue
 import re
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
+from progtest import CTIME_RE, FAILURES, STEP, Lines, check, check_clean, read_exact
+
 SERVER, CLIENT = sys.argv[1], sys.argv[2]
-STEP = 10.0          # seconds any single step may take
-FAILURES = []
-CTIME_RE = re.compile(r'^[A-Z][a-z]{2} [A-Z][a-z]{2} [ 123]\d \d\d:\d\d:\d\d \d{4}$')
-
-
-SANITIZER_RE = re.compile(r'Sanitizer|runtime error:')
-
-
-def check_clean(stderr, what):
-    """No sanitizer report (the clang build runs with ASan and UBSan)."""
-    return check(not SANITIZER_RE.search(stderr or ''), '%s: sanitizer report: %s'
-                 % (what, stderr))
-
-
-def check(cond, what):
-    if not cond:
-        FAILURES.append(what)
-        print('FAIL:', what, flush=True)
-    return cond
-
-
-class Lines:
-    """Reads a pipe's lines in a thread, so tests can wait with a timeout."""
-
-    def __init__(self, pipe):
-        self.q = queue.Queue()
-        self.all = []
-        self.t = threading.Thread(target=self._run, args=(pipe,), daemon=True)
-        self.t.start()
-
-    def _run(self, pipe):
-        for line in pipe:
-            self.q.put(line.rstrip('\n'))
-        self.q.put(None)
-
-    def get(self, timeout=STEP):
-        """The next line, or None at end of stream or timeout."""
-        try:
-            line = self.q.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if line is not None:
-            self.all.append(line)
-        return line
-
-    def wait_for(self, pattern, timeout=STEP):
-        deadline = time.monotonic() + timeout
-        rx = re.compile(pattern)
-        while time.monotonic() < deadline:
-            line = self.get(deadline - time.monotonic())
-            if line is None:
-                return None
-            m = rx.search(line)
-            if m:
-                return m
-        return None
 
 
 class Server:
@@ -271,16 +215,6 @@ def test_clock_local_time():
         else:
             os.environ['TZ'] = saved
         time.tzset()
-
-
-def read_exact(sock, n):
-    data = b''
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError('stream ended after %d of %d bytes' % (len(data), n))
-        data += chunk
-    return data
 
 
 def test_clock_lecture_client():

@@ -27,7 +27,6 @@ standard library only. Exit 0 on success.
 
 import json
 import os
-import queue
 import re
 import signal
 import socket
@@ -38,74 +37,11 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from progtest import CTIME_RE, FAILURES, STEP, Lines, check, check_clean, read_exact
+
 SERVER, CLIENT = sys.argv[1], sys.argv[2]
-STEP = 10.0          # seconds any single step may take
-FAILURES = []
 CHILDREN = []        # every process started, killed in finally blocks
-CTIME_RE = re.compile(r'^[A-Z][a-z]{2} [A-Z][a-z]{2} [ 123]\d \d\d:\d\d:\d\d \d{4}$')
-SANITIZER_RE = re.compile(r'ERROR: AddressSanitizer|runtime error:|Sanitizer')
 LOG_TIME_RE = re.compile(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z ')
-
-
-def check(cond, what):
-    if not cond:
-        FAILURES.append(what)
-        print('FAIL:', what, flush=True)
-    return cond
-
-
-def check_clean(text, what):
-    bad = [l for l in (text or '').splitlines() if SANITIZER_RE.search(l)]
-    return check(not bad, '%s: sanitizer report: %s' % (what, text))
-
-
-class Lines:
-    """A pipe's lines, read in a thread so that every wait has a timeout."""
-
-    def __init__(self, pipe):
-        self.q = queue.Queue()
-        self.all = []
-        self.t = threading.Thread(target=self._run, args=(pipe,), daemon=True)
-        self.t.start()
-
-    def _run(self, pipe):
-        try:
-            for line in pipe:
-                self.q.put(line.rstrip('\n'))
-        except (OSError, ValueError):
-            pass
-        self.q.put(None)
-
-    def get(self, timeout=STEP):
-        """The next line, or None at end of stream or timeout."""
-        try:
-            line = self.q.get(timeout=max(timeout, 0))
-        except queue.Empty:
-            return None
-        if line is None:
-            self.q.put(None)  # end of stream stays the end
-        else:
-            self.all.append(line)
-        return line
-
-    def wait_for(self, pattern, timeout=STEP):
-        deadline = time.monotonic() + timeout
-        rx = re.compile(pattern)
-        while time.monotonic() < deadline:
-            line = self.get(deadline - time.monotonic())
-            if line is None:
-                return None
-            m = rx.search(line)
-            if m:
-                return m
-        return None
-
-    def drain(self, timeout=STEP):
-        """Everything up to the end of the stream (bounded)."""
-        self.t.join(timeout)
-        while self.get(timeout=0) is not None:
-            pass
-        return self.all
 
 
 def spawn(args, **kw):
@@ -227,16 +163,6 @@ def values(lines, what):
 
 
 # ---- a client written the lecture's way (approach 5) -------------------------
-
-def read_exact(sock, n):
-    data = b''
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError(len(data))
-        data += chunk
-    return data
-
 
 def read_packets(sock, timeout=STEP):
     """The lecture's receiver: <ID.4><LENGTH.2><DATA.N> until the stream ends,

@@ -1,0 +1,88 @@
+"""Shared by the Python tests that drive gmud-server and gmud-client
+(test_programs.py, test_sigstop.py): results, sanitizer checks, a
+line reader with timeouts, and the lecture's exact read. Standard library
+only."""
+
+import queue
+import re
+import threading
+import time
+
+STEP = 10.0          # seconds any single step may take
+FAILURES = []
+CTIME_RE = re.compile(r'^[A-Z][a-z]{2} [A-Z][a-z]{2} [ 123]\d \d\d:\d\d:\d\d \d{4}$')
+SANITIZER_RE = re.compile(r'ERROR: AddressSanitizer|runtime error:|Sanitizer')
+
+
+def check(cond, what):
+    if not cond:
+        FAILURES.append(what)
+        print('FAIL:', what, flush=True)
+    return cond
+
+
+def check_clean(text, what):
+    """No sanitizer report (the clang build runs with ASan and UBSan)."""
+    bad = [l for l in (text or '').splitlines() if SANITIZER_RE.search(l)]
+    return check(not bad, '%s: sanitizer report: %s' % (what, text))
+
+
+class Lines:
+    """A pipe's lines, read in a thread so that every wait has a timeout."""
+
+    def __init__(self, pipe):
+        self.q = queue.Queue()
+        self.all = []
+        self.t = threading.Thread(target=self._run, args=(pipe,), daemon=True)
+        self.t.start()
+
+    def _run(self, pipe):
+        try:
+            for line in pipe:
+                self.q.put(line.rstrip('\n'))
+        except (OSError, ValueError):
+            pass
+        self.q.put(None)
+
+    def get(self, timeout=STEP):
+        """The next line, or None at end of stream or timeout."""
+        try:
+            line = self.q.get(timeout=max(timeout, 0))
+        except queue.Empty:
+            return None
+        if line is None:
+            self.q.put(None)  # end of stream stays the end
+        else:
+            self.all.append(line)
+        return line
+
+    def wait_for(self, pattern, timeout=STEP):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            line = self.get(deadline - time.monotonic())
+            if line is None:
+                return None
+            m = rx.search(line)
+            if m:
+                return m
+        return None
+
+    def drain(self, timeout=STEP):
+        """Everything up to the end of the stream (bounded)."""
+        self.t.join(timeout)
+        while self.get(timeout=0) is not None:
+            pass
+        return self.all
+
+
+def read_exact(sock, n):
+    """Exactly n bytes, looping on recv as the lecture's receivers do.
+    EOFError's args are (bytes received, bytes wanted)."""
+    data = b''
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError(len(data), n)
+        data += chunk
+    return data

@@ -174,7 +174,7 @@ void gmud_conn_set_peer(gmud_conn *conn, const struct sockaddr *addr)
             return;
         addr = (const struct sockaddr *)&ss;
     }
-    char ip[64] = "?";
+    char ip[46] = "?"; /* INET6_ADDRSTRLEN: the peer string always fits */
     if (addr->sa_family == AF_INET6) {
         const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)addr;
         uv_ip6_name(a6, ip, sizeof ip);

@@ -283,8 +283,12 @@ int gmud_session_lecture_check(const gmud_session *s, const json_t *msg, gmud_er
     return rc != GMUD_OK ? rc : gmud_session_check_seq(s, id, seq, err);
 }
 
-int gmud_session_lecture_welcomed(gmud_session *s, const json_t *msg, gmud_error *err)
+int gmud_session_welcomed(gmud_session *s, gmud_session_mode mode, const json_t *msg,
+                          gmud_error *err)
 {
+    if (mode != GMUD_SESSION_ON && mode != GMUD_SESSION_LECTURE)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "no welcome in session mode %s",
+                              gmud_session_mode_name(mode));
     uint64_t id = 0, seq = 0; /* set by get_fields on success; zeroed for -O3 flow analysis */
     int rc = get_fields(msg, &id, &seq, err);
     if (rc != GMUD_OK)
@@ -295,6 +299,74 @@ int gmud_session_lecture_welcomed(gmud_session *s, const json_t *msg, gmud_error
     if (seq != 0)
         return gmud_error_set(err, GMUD_ERR_SKIPPED, 0,
                               "welcome: expected sequence 0, got %" PRIu64, seq);
-    gmud_session_start_lecture(s, id);
+    if (mode == GMUD_SESSION_LECTURE)
+        gmud_session_start_lecture(s, id);
+    else
+        gmud_session_start(s, id, 0, 1);
     return GMUD_OK;
+}
+
+int gmud_session_lecture_welcomed(gmud_session *s, const json_t *msg, gmud_error *err)
+{
+    return gmud_session_welcomed(s, GMUD_SESSION_LECTURE, msg, err);
+}
+
+/* ---- Modes and gmud's header ------------------------------------------ */
+
+static const char *const mode_names[] = {"off", "lecture", "on"};
+
+const char *gmud_session_mode_name(gmud_session_mode mode)
+{
+    return (unsigned)mode < 3 ? mode_names[mode] : "unknown";
+}
+
+int gmud_session_mode_parse(const char *name, gmud_session_mode *out, gmud_error *err)
+{
+    for (unsigned i = 0; i < 3; i++) {
+        if (strcmp(name, mode_names[i]) == 0) {
+            *out = (gmud_session_mode)i;
+            return GMUD_OK;
+        }
+    }
+    return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                          "unknown session mode '%.40s' (off, lecture or on)", name);
+}
+
+static void put_le64(uint8_t *out, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+void gmud_session_header_put(uint8_t *out, uint64_t id, uint64_t seq)
+{
+    put_le64(out, id);
+    put_le64(out + 8, seq);
+}
+
+int gmud_session_header_check(const gmud_session *s, const uint8_t *p, size_t len,
+                              uint64_t *seq, gmud_error *err)
+{
+    if (len < GMUD_SESSION_HEADER_SIZE)
+        return gmud_error_set(err, GMUD_ERR_MISSING_FIELD, 0,
+                              "packet of %zu bytes is shorter than the %d-byte session header",
+                              len, GMUD_SESSION_HEADER_SIZE);
+    uint64_t got = get_le64(p + 8);
+    int rc = gmud_session_check_seq(s, get_le64(p), got, err);
+    if (rc == GMUD_OK)
+        *seq = got;
+    return rc;
+}
+
+void gmud_session_start_on_server(gmud_session *s, uint64_t id)
+{
+    gmud_session_start(s, id, 1, 0);
 }

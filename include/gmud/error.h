@@ -56,14 +56,16 @@
     X(GMUD_ERR_BAD_FIELD, -26, "bad_field",                                  \
       "a session field has the wrong type or is out of range")               \
     X(GMUD_ERR_RATE_LIMITED, -27, "rate_limited",                            \
-      "over the connection's rate limit")
+      "over the connection's rate limit")                                    \
+    X(GMUD_ERR_ADDR_LIMITED, -28, "addr_limited",                            \
+      "too many connections, or new connections, from one address")
 
 enum gmud_err {
     GMUD_OK = 0,
 #define GMUD_ERR_ENUM_(code, value, name, text) code = value,
     GMUD_ERRORS(GMUD_ERR_ENUM_)
 #undef GMUD_ERR_ENUM_
-    GMUD_ERR_LAST_ = -28
+    GMUD_ERR_LAST_ = -29
 };
 
 /* Detail for one error: the code, a byte offset where one applies (else 0),

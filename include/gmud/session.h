@@ -123,4 +123,53 @@ int gmud_session_lecture_check(const gmud_session *s, const json_t *msg, gmud_er
  * (sequence_id not 0). */
 int gmud_session_lecture_welcomed(gmud_session *s, const json_t *msg, gmud_error *err);
 
+/* ---- Modes ------------------------------------------------------------ */
+
+/* off: no sessions. lecture: the lecture's approach 6, exactly (JSON fields,
+ * the server checks the client's replies). on: gmud's own, both directions
+ * checked, the fields in a binary header after the frame's length (see
+ * docs/PROTOCOL.md, "Sessions"). */
+typedef enum gmud_session_mode {
+    GMUD_SESSION_OFF = 0,
+    GMUD_SESSION_LECTURE = 1,
+    GMUD_SESSION_ON = 2
+} gmud_session_mode;
+
+/* "off", "lecture", "on"; "unknown" out of range. */
+const char *gmud_session_mode_name(gmud_session_mode mode);
+
+/* Parses one of the names above into *out. 0, or GMUD_ERR_INVALID. */
+int gmud_session_mode_parse(const char *name, gmud_session_mode *out, gmud_error *err);
+
+/* ---- gmud's own mode: the session header ------------------------------ */
+/*
+ * In mode on every packet after the welcome begins with
+ * <SESSION_ID.8 LE><SEQUENCE.8 LE>, then the application's bytes. The
+ * welcome (the server's sequence 0) is the lecture's JSON text with no
+ * header: the client does not know the id before it. The server's data
+ * packets therefore carry sequences 1, 2, ...; the client's 0, 1, ....
+ */
+#define GMUD_SESSION_HEADER_SIZE 16
+
+/* Writes the header for (id, seq) into out[0..16). */
+void gmud_session_header_put(uint8_t *out, uint64_t id, uint64_t seq);
+
+/* Checks the header at the start of a received payload p[0..len) against s
+ * WITHOUT changing s; on success *seq is its sequence (commit it with
+ * gmud_session_commit_seq() just before delivering p + 16). Returns 0, or
+ * GMUD_ERR_MISSING_FIELD (shorter than a header), or a
+ * gmud_session_check_seq() error. */
+int gmud_session_header_check(const gmud_session *s, const uint8_t *p, size_t len,
+                              uint64_t *seq, gmud_error *err);
+
+/* Server, mode on, once the welcome (its sequence 0) is queued: sends from
+ * 1, accepts from 0. */
+void gmud_session_start_on_server(gmud_session *s, uint64_t id);
+
+/* Client: takes the welcome (msg, borrowed) for mode (GMUD_SESSION_ON or
+ * GMUD_SESSION_LECTURE): the checks of gmud_session_lecture_welcomed(), then
+ * starts s with that mode's counters (on: sends from 0, accepts from 1). */
+int gmud_session_welcomed(gmud_session *s, gmud_session_mode mode, const json_t *msg,
+                          gmud_error *err);
+
 #endif

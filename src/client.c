@@ -35,6 +35,9 @@ void gmud_client_default_config(gmud_client_config *cfg)
      * memory stays bounded by max_queued. */
     cfg->limits.read_high_water = SIZE_MAX;
     cfg->limits.read_low_water = SIZE_MAX - 1;
+    /* Nor does it throttle what its server sends. */
+    cfg->limits.msg_rate = 0;
+    cfg->limits.byte_rate = 0;
     cfg->log_level = GMUD_LOG_INFO;
 }
 

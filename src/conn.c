@@ -22,7 +22,8 @@
 static const char *const reason_names[] = {
     "peer closed",    "closed locally", "shutdown",              "slow consumer",
     "frame timeout",  "idle timeout",   "protocol error",        "too many bad messages",
-    "server full",    "io error",       "connect failed",
+    "server full",    "io error",       "connect failed",        "session violation",
+    "rate limited",   "address limit",
 };
 
 const char *gmud_close_reason_name(gmud_close_reason reason)
@@ -45,6 +46,19 @@ void gmud_limits_default(gmud_limits *lim)
     lim->sweep_ms = GMUD_SWEEP_MS_DEFAULT;
     lim->max_bad_messages = GMUD_MAX_BAD_MESSAGES_DEFAULT;
     lim->max_connections = GMUD_MAX_CONNECTIONS_DEFAULT;
+    lim->msg_rate = GMUD_RATE_MSGS_DEFAULT;
+    lim->msg_burst = GMUD_RATE_MSGS_BURST_DEFAULT;
+    lim->byte_rate = GMUD_RATE_BYTES_DEFAULT;
+    lim->byte_burst = GMUD_RATE_BYTES_BURST_DEFAULT;
+    lim->rate_close_ms = GMUD_RATE_CLOSE_AFTER_MS_DEFAULT;
+}
+
+static int check_rate(uint32_t rate, uint32_t burst, const char *what, gmud_error *err)
+{
+    if (rate != 0 && burst == 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "%s rate %u needs a positive burst", what, (unsigned)rate);
+    return GMUD_OK;
 }
 
 int gmud_limits_check(const gmud_limits *lim, gmud_error *err)
@@ -64,6 +78,11 @@ int gmud_limits_check(const gmud_limits *lim, gmud_error *err)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "max bad messages must be 1..255");
     if (lim->max_connections == 0)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "max connections must be positive");
+    if (check_rate(lim->msg_rate, lim->msg_burst, "message", err) != GMUD_OK ||
+        check_rate(lim->byte_rate, lim->byte_burst, "byte", err) != GMUD_OK)
+        return GMUD_ERR_INVALID;
+    if (lim->rate_close_ms == 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "rate close period must be positive");
     return GMUD_OK;
 }
 
@@ -132,6 +151,7 @@ gmud_server *gmud_conn_server(const gmud_conn *conn)
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf);
 static void flush(gmud_conn *conn);
+static void announce_conn(gmud_conn *conn);
 
 gmud_conn *gmud_conn_new(gmud_rt *rt, gmud_error *err)
 {
@@ -158,6 +178,16 @@ gmud_conn *gmud_conn_new(gmud_rt *rt, gmud_error *err)
     conn->state = CONN_CONNECTING;
     conn->last_rx = uv_now(rt->loop);
     strcpy(conn->peer, "-");
+    gmud_session_init(&conn->sess);
+    /* The rates were checked with the config: these cannot fail. */
+    const gmud_limits *lim = &rt->limits;
+    if (lim->msg_rate != 0)
+        gmud_bucket_init(&conn->msg_bucket, lim->msg_rate, lim->msg_burst, conn->last_rx);
+    if (lim->byte_rate != 0)
+        gmud_bucket_init(&conn->byte_bucket, lim->byte_rate, lim->byte_burst, conn->last_rx);
+    gmud_overlimit_init(&conn->over, lim->rate_close_ms);
+    if (rt->session.mode != GMUD_SESSION_OFF && rt->server == NULL)
+        conn->flags |= CONN_AWAIT_WELCOME;
     conn->next = rt->conns;
     if (rt->conns != NULL)
         rt->conns->prev = conn;
@@ -212,8 +242,14 @@ void gmud_conn_start(gmud_conn *conn, int announce)
     start_reading(conn);
     if (queued(conn) > 0)
         flush(conn);
-    if (!announce)
-        return;
+    if (announce && !(conn->flags & CONN_AWAIT_WELCOME))
+        announce_conn(conn);
+}
+
+/* The application hears of conn: counted, then on_connect. */
+static void announce_conn(gmud_conn *conn)
+{
+    gmud_rt *rt = conn->rt;
     conn->flags |= CONN_COUNTED | CONN_NOTIFY;
     rt->open++;
     rt->stats.accepted++;
@@ -590,15 +626,17 @@ int gmud_conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error
     return GMUD_OK;
 }
 
-static int send_frame(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
+/* Encodes prefix + data as one frame onto conn's output. */
+static int send_payload(gmud_conn *conn, const void *prefix, size_t plen, const void *data,
+                        size_t len, gmud_error *err)
 {
     const gmud_frame_config *cfg = &conn->rt->frame;
     if (conn->state != CONN_OPEN && conn->state != CONN_CONNECTING)
         return closing_error(conn, err);
     /* Refuse an unencodable payload before reserving room for it. */
-    if (len > cfg->max_message)
-        return (int)gmud_frame_encode(cfg, data, len, NULL, 0, err);
-    size_t size = gmud_frame_encoded_size(cfg, len);
+    if (len > cfg->max_message || plen + len > cfg->max_message)
+        return (int)gmud_frame_encode_prefixed(cfg, prefix, plen, data, len, NULL, 0, err);
+    size_t size = gmud_frame_encoded_size(cfg, plen + len);
     int rc = check_queue(conn, size, err);
     if (rc == GMUD_OK)
         rc = ensure_io(conn, err);
@@ -607,7 +645,8 @@ static int send_frame(gmud_conn *conn, const void *data, size_t len, gmud_error 
     gmud_buf *b = &conn->io->out[conn->io->pending];
     if (gmud_buf_reserve(b, size) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory queueing %zu bytes", size);
-    ptrdiff_t n = gmud_frame_encode(cfg, data, len, b->data + b->len, b->cap - b->len, err);
+    ptrdiff_t n = gmud_frame_encode_prefixed(cfg, prefix, plen, data, len, b->data + b->len,
+                                             b->cap - b->len, err);
     if (n < 0)
         return (int)n;
     b->len += (size_t)n;
@@ -617,9 +656,74 @@ static int send_frame(gmud_conn *conn, const void *data, size_t len, gmud_error 
     return GMUD_OK;
 }
 
+/* Mode on: the session header, then data; the sequence is spent only if
+ * the packet is queued, so the peer never sees a gap. */
+static int send_on(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
+{
+    if (conn->state != CONN_OPEN && conn->state != CONN_CONNECTING)
+        return closing_error(conn, err);
+    if (conn->sess.id == 0)
+        return gmud_error_set(err, GMUD_ERR_NOT_WELCOMED, 0,
+                              "no session yet: send once on_connect has run");
+    if (conn->sess.send_seq == GMUD_SEQ_EXHAUSTED)
+        return gmud_error_set(err, GMUD_ERR_SEQ_EXHAUSTED, 0,
+                              "no sequence numbers left to send with");
+    uint8_t hdr[GMUD_SESSION_HEADER_SIZE];
+    gmud_session_header_put(hdr, conn->sess.id, conn->sess.send_seq);
+    int rc = send_payload(conn, hdr, sizeof hdr, data, len, err);
+    if (rc == GMUD_OK)
+        conn->sess.send_seq++;
+    return rc;
+}
+
+/* Mode lecture: the server's packets go out unchanged and are counted (the
+ * client's replies count them too); the client only replies. */
+static int send_lecture(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
+{
+    if (conn->rt->server == NULL)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "in lecture mode the client only replies (the library does)");
+    int rc = send_payload(conn, NULL, 0, data, len, err);
+    if (rc == GMUD_OK && conn->sess.send_seq != GMUD_SEQ_EXHAUSTED)
+        conn->sess.send_seq++;
+    return rc;
+}
+
+static int send_frame(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
+{
+    switch (conn->rt->session.mode) {
+    case GMUD_SESSION_ON:
+        return send_on(conn, data, len, err);
+    case GMUD_SESSION_LECTURE:
+        return send_lecture(conn, data, len, err);
+    default:
+        return send_payload(conn, NULL, 0, data, len, err);
+    }
+}
+
 int gmud_conn_send(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
 {
     return send_frame(conn, data, len, err);
+}
+
+int gmud_conn_welcome(gmud_conn *conn, gmud_error *err)
+{
+    uint64_t id;
+    int rc = gmud_session_new_id(&id, err);
+    if (rc != GMUD_OK)
+        return rc;
+    uint8_t text[64];
+    ptrdiff_t n = gmud_session_lecture_welcome(id, text, sizeof text, err);
+    if (n < 0)
+        return (int)n;
+    rc = send_payload(conn, NULL, 0, text, (size_t)n, err);
+    if (rc != GMUD_OK)
+        return rc;
+    if (conn->rt->session.mode == GMUD_SESSION_ON)
+        gmud_session_start_on_server(&conn->sess, id);
+    else
+        gmud_session_start_lecture(&conn->sess, id);
+    return GMUD_OK;
 }
 
 ptrdiff_t gmud_rt_dump_json(gmud_rt *rt, const json_t *v, gmud_error *err)
@@ -711,10 +815,15 @@ static void on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init((char *)rt->readbuf, GMUD_READ_BUFFER_SIZE);
 }
 
+static void count_reject(gmud_rt *rt, int code)
+{
+    rt->stats.rejects[-code > 0 && -code < GMUD_STATS_CODES ? -code : 0]++;
+}
+
 static void reject_payload(gmud_conn *conn, const gmud_error *e)
 {
     gmud_rt *rt = conn->rt;
-    rt->stats.rejects[-e->code < GMUD_STATS_CODES ? -e->code : 0]++;
+    count_reject(rt, e->code);
     gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "bad payload (%s): %s",
                 gmud_err_name(e->code), e->message);
     gmud_conn_send_error(conn, gmud_err_name(e->code), e->message);
@@ -725,20 +834,184 @@ static void reject_payload(gmud_conn *conn, const gmud_error *e)
 static void reject_framing(gmud_conn *conn, const gmud_error *e)
 {
     gmud_rt *rt = conn->rt;
-    rt->stats.rejects[-e->code < GMUD_STATS_CODES ? -e->code : 0]++;
+    count_reject(rt, e->code);
     gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "framing error (%s): %s",
                 gmud_err_name(e->code), e->message);
     gmud_conn_send_error(conn, gmud_err_name(e->code), e->message);
     gmud_conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, e, rt->limits.linger_ms);
 }
 
-/* The one place a whole message goes to the application (the session
- * layer will sit here). */
-static void deliver(gmud_conn *conn, gmud_slice msg)
+/* ---- Sessions and spam limits on receipt ------------------------------ */
+
+/* A packet failed a session check: security event, then (unless the
+ * lecture's carry-on is asked for) error packet and close. */
+static void session_reject(gmud_conn *conn, const gmud_error *e)
+{
+    gmud_rt *rt = conn->rt;
+    rt->stats.security++;
+    count_reject(rt, e->code);
+    gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "security", "%s: connection %llu, session %llu: %s",
+                gmud_err_name(e->code), (unsigned long long)conn->id,
+                (unsigned long long)conn->sess.id, e->message);
+    if (rt->cb.on_reject != NULL)
+        rt->cb.on_reject(conn, e, rt->cb.user);
+    if (rt->session.carry_on && rt->session.mode == GMUD_SESSION_LECTURE && rt->server != NULL)
+        return;
+    gmud_conn_send_error(conn, gmud_err_name(e->code), e->message);
+    gmud_conn_close_soft(conn, GMUD_CLOSE_SESSION, e, rt->limits.linger_ms);
+}
+
+/* Client: the first packet must be the welcome; then the application hears
+ * of the connection. */
+static void take_welcome(gmud_conn *conn, gmud_slice msg)
 {
     gmud_rt *rt = conn->rt;
     if (rt->frame.framing == GMUD_FRAMING_FIXED)
         msg = gmud_frame_trim_padding(msg);
+    json_t *json = NULL;
+    gmud_error e;
+    int rc = gmud_json_parse(msg.data, msg.len, &rt->json, &json, &e);
+    if (rc == GMUD_OK)
+        rc = gmud_session_welcomed(&conn->sess, rt->session.mode, json, &e);
+    json_decref(json);
+    if (rc != GMUD_OK) {
+        gmud_error w;
+        gmud_error_set(&w, GMUD_ERR_NOT_WELCOMED, 0, "the first packet is not a welcome (%s)",
+                       e.message);
+        session_reject(conn, &w);
+        return;
+    }
+    gmud_rt_log(rt, GMUD_LOG_INFO, conn->peer, "session", "welcomed: session %llu, %s mode",
+                (unsigned long long)conn->sess.id, gmud_session_mode_name(rt->session.mode));
+    conn->flags &= (uint16_t)~CONN_AWAIT_WELCOME;
+    announce_conn(conn);
+}
+
+/* Mode on: checks and strips the session header. 1 if msg may go on. */
+static int open_on(gmud_conn *conn, gmud_slice *msg)
+{
+    uint64_t seq = 0;
+    gmud_error e;
+    if (gmud_session_header_check(&conn->sess, msg->data, msg->len, &seq, &e) != GMUD_OK) {
+        session_reject(conn, &e);
+        return 0;
+    }
+    /* Committed before the payload is parsed: a packet that passed the
+     * check is the peer's next one whatever it holds, and the stream stays
+     * in step if its JSON is then refused. */
+    gmud_session_commit_seq(&conn->sess, seq, NULL);
+    msg->data += GMUD_SESSION_HEADER_SIZE;
+    msg->len -= GMUD_SESSION_HEADER_SIZE;
+    return 1;
+}
+
+/* Mode lecture, server: the reply's fields against what was sent. */
+static int check_reply(gmud_conn *conn, const json_t *json)
+{
+    gmud_session *sess = &conn->sess;
+    gmud_error e;
+    int rc = gmud_session_lecture_check(sess, json, &e);
+    uint64_t sent = sess->send_seq - 1; /* data packets: the welcome was 0 */
+    if (rc == GMUD_OK && sess->recv_seq > sent)
+        rc = gmud_error_set(&e, GMUD_ERR_SKIPPED, 0,
+                            "reply %llu, but only %llu data packets were sent",
+                            (unsigned long long)sess->recv_seq, (unsigned long long)sent);
+    if (rc == GMUD_OK) {
+        gmud_session_commit_seq(sess, sess->recv_seq, NULL);
+        return 1;
+    }
+    session_reject(conn, &e);
+    /* Carrying on, as the lecture's server does: the next reply is expected
+     * to answer the next packet. */
+    if (conn->state == CONN_OPEN && sess->recv_seq < GMUD_SEQ_EXHAUSTED - 1)
+        sess->recv_seq++;
+    return 0;
+}
+
+/* Mode lecture, client: the reply to the data packet just delivered. */
+static void send_reply(gmud_conn *conn)
+{
+    gmud_rt *rt = conn->rt;
+    uint64_t seq;
+    gmud_error e;
+    if (conn->state != CONN_OPEN)
+        return;
+    ptrdiff_t n = gmud_session_next_send(&conn->sess, &seq, &e);
+    if (n == GMUD_OK)
+        n = gmud_session_lecture_reply(conn->sess.id, seq, rt->reply_text,
+                                       strlen(rt->reply_text), rt->reply.data, rt->reply.cap,
+                                       &e);
+    if (n >= 0)
+        n = send_payload(conn, NULL, 0, rt->reply.data, (size_t)n, &e);
+    if (n < 0)
+        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "session", "cannot reply: %s", e.message);
+}
+
+/* A refused message: counted; a warning at most once a period; closed once
+ * over the limit for long. */
+static void rate_refused(gmud_conn *conn, uint64_t now)
+{
+    gmud_rt *rt = conn->rt;
+    const gmud_limits *lim = &rt->limits;
+    rt->stats.rate_dropped++;
+    count_reject(rt, GMUD_ERR_RATE_LIMITED);
+    int what = gmud_overlimit_refused(&conn->over, now);
+    gmud_error e;
+    gmud_error_set(&e, GMUD_ERR_RATE_LIMITED, 0,
+                   "over the rate limit (%u messages/s burst %u, %u bytes/s burst %u): "
+                   "messages are dropped",
+                   (unsigned)lim->msg_rate, (unsigned)lim->msg_burst, (unsigned)lim->byte_rate,
+                   (unsigned)lim->byte_burst);
+    if (rt->cb.on_reject != NULL)
+        rt->cb.on_reject(conn, &e, rt->cb.user);
+    if (what & GMUD_OVERLIMIT_WARN) {
+        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "rate", "%s", e.message);
+        gmud_conn_send_error(conn, gmud_err_name(e.code), e.message);
+    }
+    if (what & GMUD_OVERLIMIT_CLOSE) {
+        gmud_error_set(&e, GMUD_ERR_RATE_LIMITED, 0, "over the rate limit for %llu ms",
+                       (unsigned long long)gmud_overlimit_duration(&conn->over, now));
+        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "rate", "closing: %s", e.message);
+        gmud_conn_close_soft(conn, GMUD_CLOSE_RATE_LIMITED, &e, lim->linger_ms);
+    }
+}
+
+/* 1 if the connection's buckets pay for a message of len bytes. */
+static int rate_allows(gmud_conn *conn, size_t len)
+{
+    const gmud_limits *lim = &conn->rt->limits;
+    if (lim->msg_rate == 0 && lim->byte_rate == 0)
+        return 1;
+    uint64_t now = uv_now(conn->rt->loop);
+    int ok;
+    if (lim->msg_rate != 0 && lim->byte_rate != 0)
+        ok = gmud_bucket_take_both(&conn->msg_bucket, 1, &conn->byte_bucket, len, now);
+    else if (lim->msg_rate != 0)
+        ok = gmud_bucket_take(&conn->msg_bucket, 1, now);
+    else
+        ok = gmud_bucket_take(&conn->byte_bucket, len, now);
+    if (!ok)
+        rate_refused(conn, now);
+    return ok;
+}
+
+/* The one place a whole message goes to the application. In order: the
+ * session check (cheap, and it must see every packet to stay in step), the
+ * rate limits, the payload's parse, the application. */
+static void deliver(gmud_conn *conn, gmud_slice msg)
+{
+    gmud_rt *rt = conn->rt;
+    gmud_session_mode mode = rt->session.mode;
+    if (mode != GMUD_SESSION_OFF && conn->sess.id == 0) {
+        take_welcome(conn, msg);
+        return;
+    }
+    if (mode == GMUD_SESSION_ON && !open_on(conn, &msg))
+        return;
+    if (rt->frame.framing == GMUD_FRAMING_FIXED)
+        msg = gmud_frame_trim_padding(msg);
+    if (!rate_allows(conn, msg.len))
+        return;
     json_t *json = NULL;
     if (rt->payload == GMUD_PAYLOAD_JSON) {
         gmud_error e;
@@ -747,10 +1020,16 @@ static void deliver(gmud_conn *conn, gmud_slice msg)
             return;
         }
     }
+    if (mode == GMUD_SESSION_LECTURE && rt->server != NULL && !check_reply(conn, json)) {
+        json_decref(json);
+        return;
+    }
     rt->stats.messages_in++;
     if (rt->cb.on_message != NULL)
         rt->cb.on_message(conn, msg.data, msg.len, json, rt->cb.user);
     json_decref(json);
+    if (mode == GMUD_SESSION_LECTURE && rt->server == NULL)
+        send_reply(conn);
 }
 
 static void decode_all(gmud_conn *conn, const uint8_t *p, size_t n)
@@ -796,7 +1075,7 @@ static void on_eof(gmud_conn *conn)
     }
     gmud_error e;
     if (gmud_frame_decoder_finish(conn->dec, &e) != GMUD_OK) {
-        rt->stats.rejects[-e.code < GMUD_STATS_CODES ? -e.code : 0]++;
+        count_reject(rt, e.code);
         gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "truncated frame: %s", e.message);
         gmud_conn_close_now(conn, GMUD_CLOSE_PROTOCOL, &e);
         return;
@@ -917,10 +1196,16 @@ int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
         return rc;
     if (rt->payload != GMUD_PAYLOAD_TEXT && rt->payload != GMUD_PAYLOAD_JSON)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "unknown payload %d", (int)rt->payload);
+    rc = gmud_rt_session_init(rt, err);
+    if (rc != GMUD_OK)
+        return rc;
     ignore_sigpipe();
     rt->readbuf = malloc(GMUD_READ_BUFFER_SIZE);
-    if (rt->readbuf == NULL)
+    if (rt->readbuf == NULL) {
+        free(rt->reply_text);
+        gmud_buf_free(&rt->reply);
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the read buffer");
+    }
     rt->loop = loop;
     uv_check_init(loop, &rt->check);
     uv_idle_init(loop, &rt->idle);
@@ -935,6 +1220,87 @@ int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
     return GMUD_OK;
 }
 
+/* The largest welcome: {"session_id": 9007199254740991, "sequence_id": 0}. */
+enum { WELCOME_MAX = 50 };
+
+static int session_framing_check(const gmud_rt *rt, gmud_error *err)
+{
+    const gmud_frame_config *f = &rt->frame;
+    gmud_session_mode mode = rt->session.mode;
+    size_t room = f->framing == GMUD_FRAMING_FIXED ? f->fixed_size : f->max_message;
+    if (mode == GMUD_SESSION_ON && f->framing != GMUD_FRAMING_LENGTH &&
+        f->framing != GMUD_FRAMING_GMUD && f->framing != GMUD_FRAMING_FIXED)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "session mode on needs length, gmud or fixed framing, not %s",
+                              gmud_framing_name(f->framing));
+    if (mode == GMUD_SESSION_LECTURE &&
+        (rt->payload != GMUD_PAYLOAD_JSON || f->framing == GMUD_FRAMING_RAW))
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "session mode lecture needs json payload and a framing other "
+                              "than raw");
+    if (room < WELCOME_MAX)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "sessions need messages of at least %d bytes (the welcome), "
+                              "not %zu",
+                              (int)WELCOME_MAX, room);
+    return GMUD_OK;
+}
+
+/* Client, lecture mode: copies the reply data and makes room for the
+ * longest reply; refuses data that is not UTF-8 or would not fit. */
+static int take_reply_data(gmud_rt *rt, const char *data, gmud_error *err)
+{
+    const gmud_frame_config *f = &rt->frame;
+    size_t room = f->framing == GMUD_FRAMING_FIXED ? f->fixed_size : f->max_message;
+    size_t len = strlen(data);
+    if (len > room)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "reply data of %zu bytes cannot fit a %zu-byte message", len,
+                              room);
+    rt->reply_text = strdup(data);
+    if (rt->reply_text == NULL || gmud_buf_reserve(&rt->reply, 6 * len + 80) != 0) {
+        free(rt->reply_text);
+        rt->reply_text = NULL;
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the reply data");
+    }
+    /* The longest reply this session can write: the largest id and
+     * sequence. */
+    ptrdiff_t n = gmud_session_lecture_reply(GMUD_SESSION_ID_MAX, GMUD_SEQ_EXHAUSTED - 1, data,
+                                             len, rt->reply.data, rt->reply.cap, err);
+    int rc = n < 0 ? (int)n : GMUD_OK;
+    if (rc == GMUD_OK && (size_t)n > room)
+        rc = gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                            "a reply carrying this data takes %td bytes, over the %zu-byte "
+                            "message",
+                            n, room);
+    if (rc != GMUD_OK) {
+        free(rt->reply_text);
+        rt->reply_text = NULL;
+        gmud_buf_free(&rt->reply);
+        if (err != NULL && err->code != GMUD_ERR_INVALID)
+            gmud_error_set(err, GMUD_ERR_INVALID, 0, "bad reply data: %s", err->message);
+        return GMUD_ERR_INVALID;
+    }
+    return GMUD_OK;
+}
+
+int gmud_rt_session_init(gmud_rt *rt, gmud_error *err)
+{
+    gmud_session_mode mode = rt->session.mode;
+    const char *data = rt->session.reply_data ? rt->session.reply_data : GMUD_SESSION_LECTURE_DATA;
+    rt->session.reply_data = NULL; /* the caller's pointer; reply_text is the copy */
+    if (mode == GMUD_SESSION_OFF)
+        return GMUD_OK;
+    if (mode != GMUD_SESSION_ON && mode != GMUD_SESSION_LECTURE)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "unknown session mode %d", (int)mode);
+    int rc = session_framing_check(rt, err);
+    if (rc != GMUD_OK || mode != GMUD_SESSION_LECTURE || rt->server != NULL)
+        return rc;
+    rc = take_reply_data(rt, data, err);
+    rt->session.reply_data = rt->reply_text;
+    return rc;
+}
+
 /* Frees the rt's memory (and its owner) once it is closing and every
  * handle, connections included, has had its close callback. */
 static void rt_maybe_free(gmud_rt *rt)
@@ -942,6 +1308,8 @@ static void rt_maybe_free(gmud_rt *rt)
     if (!rt->closing || rt->handles_open > 0 || rt->conns != NULL)
         return;
     free(rt->readbuf);
+    free(rt->reply_text);
+    gmud_buf_free(&rt->reply);
     gmud_buf_free(&rt->scratch);
     gmud_buf_free(&rt->frames);
     rt->free_owner(rt);

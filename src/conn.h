@@ -23,6 +23,7 @@ struct gmud_rt {
     gmud_payload payload;
     gmud_json_limits json;
     gmud_limits limits;
+    gmud_session_config session; /* reply_data points at reply_text */
     gmud_callbacks cb;
     gmud_log_fn log;
     void *log_user;
@@ -49,6 +50,8 @@ struct gmud_rt {
     int read_busy;
     gmud_buf scratch;       /* JSON text being serialised */
     gmud_buf frames;        /* a frame encoded once for a broadcast */
+    char *reply_text;       /* client, lecture mode: the replies' data (owned) */
+    gmud_buf reply;         /* client, lecture mode: one reply being written */
 
     gmud_conn *conns;       /* all connections, newest first */
     gmud_conn *dirty;       /* connections with output to flush */
@@ -84,6 +87,10 @@ struct gmud_conn {
     gmud_frame_decoder *dec;
     gmud_conn_io *io;
     gmud_error *detail;     /* why it closed, when there is a detail */
+    gmud_session sess;      /* modes on and lecture */
+    gmud_bucket msg_bucket; /* spam limits, when the rt's rates are on */
+    gmud_bucket byte_bucket;
+    gmud_overlimit over;
     void *data;
     uint64_t id;
     uint64_t frame_start;   /* loop ms when the pending partial frame began; 0 none */
@@ -107,7 +114,8 @@ enum gmud_conn_flags {
     CONN_FIN = 1 << 7,       /* our shutdown (FIN) has been requested */
     CONN_REJECTED = 1 << 8,  /* refused at accept (server full) */
     CONN_FIN_DONE = 1 << 9,  /* our shutdown has completed */
-    CONN_RETRY = 1 << 10     /* closing only to connect again (client) */
+    CONN_RETRY = 1 << 10,    /* closing only to connect again (client) */
+    CONN_AWAIT_WELCOME = 1 << 11 /* client: on_connect waits for the welcome */
 };
 
 /* Copies the settings gmud_server_config and gmud_client_config share
@@ -119,6 +127,7 @@ enum gmud_conn_flags {
         (rt)->payload = (cfg)->payload;       \
         (rt)->json = (cfg)->json;             \
         (rt)->limits = (cfg)->limits;         \
+        (rt)->session = (cfg)->session;       \
         (rt)->cb = (cfg)->cb;                 \
         (rt)->log = (cfg)->log;               \
         (rt)->log_user = (cfg)->log_user;     \
@@ -158,6 +167,14 @@ void gmud_conn_start(gmud_conn *conn, int announce);
 
 /* Appends already-encoded frames; enforces max_queued and backpressure. */
 int gmud_conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err);
+
+/* Server, session modes: draws conn's session id and queues the welcome,
+ * before gmud_conn_start. 0, or an error (the caller closes conn). */
+int gmud_conn_welcome(gmud_conn *conn, gmud_error *err);
+
+/* Checks rt->session against the framing and payload, and copies the
+ * reply data (client). 0 or GMUD_ERR_INVALID/GMUD_ERR_NOMEM. */
+int gmud_rt_session_init(gmud_rt *rt, gmud_error *err);
 
 /* Sends an error packet: {"error": message, "code": code} with json
  * payload, "error <code>: <message>" as text. Best effort. */

@@ -246,10 +246,20 @@ static int check_encodable(const gmud_frame_config *cfg, size_t len, gmud_error 
 ptrdiff_t gmud_frame_encode(const gmud_frame_config *cfg, const void *payload, size_t len,
                             uint8_t *out, size_t cap, gmud_error *err)
 {
-    int rc = check_encodable(cfg, len, err);
+    return gmud_frame_encode_prefixed(cfg, NULL, 0, payload, len, out, cap, err);
+}
+
+ptrdiff_t gmud_frame_encode_prefixed(const gmud_frame_config *cfg, const void *prefix,
+                                     size_t plen, const void *payload, size_t len, uint8_t *out,
+                                     size_t cap, gmud_error *err)
+{
+    if (plen > cfg->max_message) /* keeps plen + len from wrapping */
+        return check_encodable(cfg, plen, err);
+    size_t whole = plen + len;
+    int rc = check_encodable(cfg, whole, err);
     if (rc != GMUD_OK)
         return rc;
-    size_t total = gmud_frame_encoded_size(cfg, len);
+    size_t total = gmud_frame_encoded_size(cfg, whole);
     if (total > cap)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0,
                               "output buffer too small: frame needs %zu bytes, %zu available",
@@ -258,16 +268,17 @@ ptrdiff_t gmud_frame_encode(const gmud_frame_config *cfg, const void *payload, s
     if (cfg->framing == GMUD_FRAMING_GMUD)
         gmud_wire_put(&w, cfg->label, GMUD_LABEL_SIZE);
     if (cfg->framing == GMUD_FRAMING_GMUD || cfg->framing == GMUD_FRAMING_LENGTH)
-        gmud_wire_put_u16le(&w, (uint16_t)len);
+        gmud_wire_put_u16le(&w, (uint16_t)whole);
+    gmud_wire_put(&w, prefix, plen);
     gmud_wire_put(&w, payload, len);
     if (cfg->framing == GMUD_FRAMING_FIXED)
-        gmud_wire_put_zeros(&w, cfg->fixed_size - len);
+        gmud_wire_put_zeros(&w, cfg->fixed_size - whole);
     if (cfg->framing == GMUD_FRAMING_LINE) {
         gmud_wire_put(&w, cfg->delim, cfg->delim_len);
         /* The first delimiter in payload + delimiter must be the one we
          * appended, or the receiver would cut the message short. */
         size_t at = find_delim(out, total, cfg->delim, cfg->delim_len);
-        if (at != len)
+        if (at != whole)
             return gmud_error_set(err, GMUD_ERR_UNENCODABLE, at,
                                   "message holds the line delimiter at byte %zu", at);
     }

@@ -154,6 +154,11 @@ static void on_connection(uv_stream_t *listener, int status)
         reject_full(server, conn);
         return;
     }
+    if (rt->session.mode != GMUD_SESSION_OFF && gmud_conn_welcome(conn, &e) != GMUD_OK) {
+        gmud_rt_log(rt, GMUD_LOG_ERROR, conn->peer, "accept", "no session: %s", e.message);
+        gmud_conn_close_now(conn, GMUD_CLOSE_IO, &e);
+        return;
+    }
     gmud_rt_log(rt, GMUD_LOG_INFO, conn->peer, "accept", "connection %llu accepted (%zu open)",
                 (unsigned long long)conn->id, rt->open + 1);
     gmud_conn_start(conn, 1);
@@ -230,10 +235,39 @@ void gmud_server_stats(const gmud_server *server, gmud_stats *out)
     *out = server->rt.stats;
 }
 
+static int can_receive(const gmud_conn *c, const gmud_conn *except)
+{
+    return c != except && c->state == CONN_OPEN && !(c->flags & CONN_REJECTED);
+}
+
+/* With sessions each connection's copy carries its own header or count:
+ * encoded once per connection. */
+static int broadcast_each(gmud_server *server, const void *data, size_t len,
+                          const gmud_conn *except, gmud_error *err)
+{
+    int count = 0;
+    gmud_error e;
+    for (gmud_conn *c = server->rt.conns; c != NULL; c = c->next) {
+        if (!can_receive(c, except))
+            continue;
+        int rc = gmud_conn_send(c, data, len, &e);
+        if (rc == GMUD_OK)
+            count++;
+        else if (rc == GMUD_ERR_UNENCODABLE || rc == GMUD_ERR_NOMEM) {
+            if (err != NULL)
+                *err = e;
+            return rc;
+        }
+    }
+    return count;
+}
+
 int gmud_server_broadcast(gmud_server *server, const void *data, size_t len,
                           const gmud_conn *except, gmud_error *err)
 {
     gmud_rt *rt = &server->rt;
+    if (rt->session.mode != GMUD_SESSION_OFF)
+        return broadcast_each(server, data, len, except, err);
     if (len > rt->frame.max_message)
         return (int)gmud_frame_encode(&rt->frame, data, len, NULL, 0, err);
     size_t size = gmud_frame_encoded_size(&rt->frame, len);
@@ -245,7 +279,7 @@ int gmud_server_broadcast(gmud_server *server, const void *data, size_t len,
         return (int)n;
     int count = 0;
     for (gmud_conn *c = rt->conns; c != NULL; c = c->next) {
-        if (c == except || c->state != CONN_OPEN || (c->flags & CONN_REJECTED))
+        if (!can_receive(c, except))
             continue;
         if (gmud_conn_append(c, rt->frames.data, (size_t)n, NULL) == GMUD_OK)
             count++;

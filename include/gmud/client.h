@@ -24,7 +24,9 @@ typedef struct gmud_client_config {
                                      but read_high_water SIZE_MAX: a client never
                                      stops reading (two peers that both stop
                                      reading while backed up would deadlock);
-                                     max_queued still bounds its memory */
+                                     max_queued still bounds its memory;
+                                     and no rate limits */
+    gmud_session_config session;  /* mode off */
     gmud_callbacks cb;            /* all NULL */
     gmud_log_fn log;              /* NULL: no logging */
     void *log_user;

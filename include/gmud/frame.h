@@ -87,6 +87,14 @@ size_t gmud_frame_encoded_size(const gmud_frame_config *cfg, size_t len);
 ptrdiff_t gmud_frame_encode(const gmud_frame_config *cfg, const void *payload, size_t len,
                             uint8_t *out, size_t cap, gmud_error *err);
 
+/* As gmud_frame_encode, with prefix[0..plen) then payload[0..len) as the
+ * frame's payload: one frame, no copy of the two parts into one buffer
+ * first (the session header of docs/PROTOCOL.md, then the application's
+ * bytes). The limits apply to plen + len. */
+ptrdiff_t gmud_frame_encode_prefixed(const gmud_frame_config *cfg, const void *prefix,
+                                     size_t plen, const void *payload, size_t len, uint8_t *out,
+                                     size_t cap, gmud_error *err);
+
 /* ---- Decoder ---------------------------------------------------------- */
 
 typedef struct gmud_frame_decoder gmud_frame_decoder;

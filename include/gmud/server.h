@@ -34,6 +34,8 @@
 #include "gmud/json.h"
 #include "gmud/limits.h"
 #include "gmud/log.h"
+#include "gmud/ratelimit.h"
+#include "gmud/session.h"
 
 typedef struct gmud_conn gmud_conn;
 typedef struct gmud_server gmud_server;
@@ -61,6 +63,11 @@ typedef enum gmud_close_reason {
     GMUD_CLOSE_SERVER_FULL,    /* "server full": over max_connections */
     GMUD_CLOSE_IO,             /* "io error": a socket error (detail says which) */
     GMUD_CLOSE_CONNECT_FAILED, /* "connect failed": client could not connect */
+    GMUD_CLOSE_SESSION,        /* "session violation": replayed, injected or
+                                  out-of-order packet (detail says which) */
+    GMUD_CLOSE_RATE_LIMITED,   /* "rate limited": over its rate for too long */
+    GMUD_CLOSE_ADDR_LIMITED,   /* "address limit": too many connections, or
+                                  new connections, from its address */
     GMUD_CLOSE_REASON_COUNT_
 } gmud_close_reason;
 
@@ -84,6 +91,17 @@ typedef struct gmud_limits {
                                    timeouts; > 0 */
     unsigned max_bad_messages;  /* payload errors before the close; > 0 */
     size_t max_connections;     /* server only: concurrent connections; > 0 */
+    /* Spam, per connection, on what it receives (docs/PROTOCOL.md, section
+     * 7): token buckets on messages and on payload bytes. A message either
+     * bucket cannot pay for is dropped, with at most one warning packet a
+     * second; refused for rate_close_ms on end, the connection is closed.
+     * A rate of 0 turns that bucket off (a client's default: a client does
+     * not throttle its server). */
+    uint32_t msg_rate;          /* messages/s; 0 = off */
+    uint32_t msg_burst;         /* messages at once; > 0 if msg_rate is on */
+    uint32_t byte_rate;         /* payload bytes/s; 0 = off */
+    uint32_t byte_burst;        /* bytes at once; > 0 if byte_rate is on */
+    uint32_t rate_close_ms;     /* refused this long closes; > 0 */
 } gmud_limits;
 
 void gmud_limits_default(gmud_limits *lim);
@@ -107,8 +125,35 @@ typedef struct gmud_callbacks {
                        void *user);
     void (*on_close)(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
                      void *user);
+    /* A received packet was refused by the session or rate checks and
+     * dropped (why says which: replayed, rate_limited, ...), before the
+     * error packet and any close. For printing or counting; the packet
+     * never reaches on_message. */
+    void (*on_reject)(gmud_conn *conn, const gmud_error *why, void *user);
     void *user;
 } gmud_callbacks;
+
+/* Sessions (docs/PROTOCOL.md, section 6). With mode on or lecture the
+ * server sends each connection a welcome before on_connect; a client's
+ * on_connect waits for the welcome, and its sends before that are refused
+ * (GMUD_ERR_NOT_WELCOMED). Mode on adds and checks a 16-byte header on
+ * every later packet, both ways: the application sends and receives its
+ * bytes only, at most max_message - 16 of them. Mode lecture is the
+ * lecture's approach 6: the client library answers each data packet with
+ * the lecture's reply and the application may not send; the server checks
+ * each reply and hands it to on_message whole. A packet that fails a check
+ * is dropped, logged (event "security"), counted (gmud_stats.security),
+ * passed to on_reject, answered with an error packet, and the connection
+ * closes as GMUD_CLOSE_SESSION. */
+typedef struct gmud_session_config {
+    gmud_session_mode mode;  /* GMUD_SESSION_OFF */
+    int carry_on;            /* server, lecture mode: a bad reply is logged,
+                                counted and dropped, and the connection stays
+                                open (the lecture's own server prints and
+                                carries on). 0 */
+    const char *reply_data;  /* client, lecture mode: the replies' data,
+                                UTF-8; copied. NULL: "this is test data" */
+} gmud_session_config;
 
 /* ---- Connections ------------------------------------------------------ */
 
@@ -163,6 +208,7 @@ typedef struct gmud_server_config {
     gmud_payload payload;      /* GMUD_PAYLOAD_JSON */
     gmud_json_limits json;     /* gmud_json_default_limits */
     gmud_limits limits;        /* gmud_limits_default */
+    gmud_session_config session; /* mode off */
     gmud_callbacks cb;         /* all NULL */
     gmud_log_fn log;           /* NULL: no logging */
     void *log_user;
@@ -184,6 +230,9 @@ typedef struct gmud_stats {
     uint64_t bytes_out;        /* written to sockets */
     uint64_t writes;           /* write calls (uv_try_write/uv_write) */
     uint64_t read_pauses;      /* times reading stopped for backpressure */
+    uint64_t security;         /* packets refused by a session check */
+    uint64_t rate_dropped;     /* packets dropped over a rate limit */
+    uint64_t rejected_addr;    /* connections refused by a per-address limit */
     uint64_t closes[GMUD_CLOSE_REASON_COUNT_];
     uint64_t rejects[GMUD_STATS_CODES];
 } gmud_stats;

@@ -5,6 +5,7 @@
 #include "gmud/client.h"
 #include "gmud/error.h"
 #include "gmud/frame.h"
+#include "gmud/iplimit.h"
 #include "gmud/json.h"
 #include "gmud/limits.h"
 #include "gmud/log.h"

@@ -292,6 +292,9 @@ static void gmud_main(child *c, int port_fd)
         bench_fail("uv_loop_init");
     gmud_server_config cfg;
     gmud_server_default_config(&cfg);
+    /* Throughput is the measure: no spam limits. */
+    cfg.limits.msg_rate = 0;
+    cfg.limits.byte_rate = 0;
     cfg.port = 0;
     cfg.backlog = BACKLOG;
     cfg.limits.max_connections = c->n + 16;

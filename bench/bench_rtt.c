@@ -119,6 +119,9 @@ static void gmud_echo_main(int port_fd, int clients)
         bench_fail("uv_loop_init");
     gmud_server_config cfg;
     gmud_server_default_config(&cfg);
+    /* Throughput is the measure: no spam limits. */
+    cfg.limits.msg_rate = 0;
+    cfg.limits.byte_rate = 0;
     cfg.port = 0;
     cfg.payload = GMUD_PAYLOAD_TEXT;
     cfg.cb.on_message = echo_on_message;

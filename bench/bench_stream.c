@@ -183,6 +183,9 @@ static void sink_main(const stream_spec *s, int port_fd)
         bench_fail("uv_loop_init");
     gmud_server_config cfg;
     gmud_server_default_config(&cfg);
+    /* Throughput is the measure: no spam limits. */
+    cfg.limits.msg_rate = 0;
+    cfg.limits.byte_rate = 0;
     cfg.port = 0;
     cfg.frame = s->cfg;
     cfg.payload = GMUD_PAYLOAD_TEXT;

@@ -151,10 +151,13 @@ static void end_line(client_app *app, const char *line, size_t len)
 {
     if (len > 0 && line[len - 1] == '\r')
         len--;
-    if (len > app->opt.frame.max_message) {
+    size_t max = app->opt.frame.max_message;
+    if (app->opt.session == GMUD_SESSION_ON)
+        max -= GMUD_SESSION_HEADER_SIZE; /* the library's header shares the frame */
+    if (len > max) {
         app->lineno++;
         fail(app, "line %lu not sent: longer than the maximum message of %zu bytes",
-             app->lineno, app->opt.frame.max_message);
+             app->lineno, max);
         return;
     }
     send_line(app, line, len);
@@ -367,6 +370,11 @@ static void on_connect(gmud_conn *conn, void *user)
 {
     client_app *app = user;
     app->conn = conn;
+    if (app->opt.session == GMUD_SESSION_LECTURE) {
+        /* The library answers each packet with the lecture's reply; stdin
+         * has nothing to send. The server's close ends the run. */
+        return;
+    }
     int rc = input_open(app);
     if (rc != 0) {
         fail(app, "cannot read stdin: %s", uv_strerror(rc));
@@ -428,6 +436,11 @@ static int run(client_app *app)
      * o->limits came from the shared option defaults.) */
     cfg.limits.read_high_water = SIZE_MAX;
     cfg.limits.read_low_water = SIZE_MAX - 1;
+    /* Nor does it rate-limit what its server sends. */
+    cfg.limits.msg_rate = 0;
+    cfg.limits.byte_rate = 0;
+    cfg.session.mode = o->session;
+    cfg.session.reply_data = o->reply_data;
     cfg.cb.on_connect = on_connect;
     cfg.cb.on_message = on_message;
     cfg.cb.on_close = on_close;

@@ -61,12 +61,107 @@ static void on_signal(uv_signal_t *h, int signum)
     app_stop(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
+/* ---- The clock in lecture mode: one exchange at a time per connection -- */
+/*
+ * The lecture's server sends a packet, waits for the reply, checks it and
+ * sends the next: each connection has its own count from 0. With
+ * --interval 0 the next packet follows the reply at once, as in the
+ * lecture's loop; otherwise the clock's tick sends it to each connection
+ * whose reply is in.
+ */
+typedef struct lecture_peer {
+    unsigned long long n; /* the next message's number */
+    int waiting;          /* a packet is out and its reply not yet in */
+} lecture_peer;
+
+static int lecture(const server_app *app)
+{
+    return app->opt.session == GMUD_SESSION_LECTURE;
+}
+
+static void lecture_send(server_app *app, gmud_conn *conn)
+{
+    lecture_peer *p = gmud_conn_data(conn);
+    if (p == NULL || p->waiting || app->stopping)
+        return;
+    if (app->opt.count != 0 && p->n >= app->opt.count) {
+        gmud_conn_close(conn);
+        return;
+    }
+    char msg[APP_CLOCK_MAX];
+    gmud_error err = {0};
+    int len = app_clock_json(p->n, time(NULL), msg, sizeof msg);
+    if (len < 0 || gmud_conn_send(conn, msg, (size_t)len, &err) != GMUD_OK) {
+        prog_logf(&app->opt, GMUD_LOG_ERROR, gmud_conn_peer(conn), "clock",
+                  "message %llu not sent: %s", p->n, len < 0 ? "cannot format" : err.message);
+        return;
+    }
+    p->n++;
+    p->waiting = 1;
+}
+
+static void lecture_send_each(gmud_conn *conn, void *user)
+{
+    lecture_send(user, conn);
+}
+
+/* The lecture's server prints one line per reply. */
+static void lecture_reply(server_app *app, gmud_conn *conn)
+{
+    lecture_peer *p = gmud_conn_data(conn);
+    printf("Client valid\n");
+    fflush(stdout);
+    if (p == NULL)
+        return;
+    p->waiting = 0;
+    if (app->opt.count != 0 && p->n >= app->opt.count) {
+        /* The last exchange is done: as the plain clock does after --count
+         * messages, stop. */
+        app_stop(app, "clock count reached");
+        return;
+    }
+    if (app->opt.interval_ms == 0)
+        lecture_send(app, conn);
+}
+
+static void on_reject(gmud_conn *conn, const gmud_error *why, void *user)
+{
+    server_app *app = user;
+    if (!lecture(app) || why->code == GMUD_ERR_RATE_LIMITED)
+        return;
+    /* The lecture's words: a wrong id is "Invalid Packet", a wrong
+     * sequence a replay. A reply refused is still an exchange done. */
+    int seq = why->code == GMUD_ERR_REPLAYED || why->code == GMUD_ERR_SKIPPED;
+    printf("%s\n", seq ? "Session data wrong - replay hack?" : "Invalid Packet");
+    fflush(stdout);
+    lecture_peer *p = gmud_conn_data(conn);
+    if (p != NULL && app->opt.carry_on) {
+        p->waiting = 0;
+        if (app->opt.interval_ms == 0)
+            lecture_send(app, conn);
+    }
+}
+
+static void on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
+                     void *user)
+{
+    (void)reason;
+    (void)detail;
+    (void)user;
+    free(gmud_conn_data(conn));
+    gmud_conn_set_data(conn, NULL);
+}
+
 static void clock_tick(gmud_timer *timer, void *user)
 {
     server_app *app = user;
     char msg[APP_CLOCK_MAX];
     gmud_error err = {0};
     (void)timer;
+    if (lecture(app)) {
+        gmud_server_foreach(app->server, lecture_send_each, app);
+        return;
+    }
     time_t now = time(NULL);
     int len = app->opt.json ? app_clock_json(app->clock_n, now, msg, sizeof msg)
                             : app_clock_text(app->clock_n, now, msg, sizeof msg);
@@ -90,8 +185,20 @@ static void clock_tick(gmud_timer *timer, void *user)
 static void on_connect(gmud_conn *conn, void *user)
 {
     server_app *app = user;
+    if (app->opt.app == APP_CLOCK && lecture(app)) {
+        lecture_peer *p = calloc(1, sizeof *p);
+        if (p == NULL) {
+            prog_logf(&app->opt, GMUD_LOG_ERROR, gmud_conn_peer(conn), "clock", "out of memory");
+            gmud_conn_close(conn);
+            return;
+        }
+        gmud_conn_set_data(conn, p);
+        lecture_send(app, conn);
+    }
     if (app->opt.app != APP_CLOCK || app->clock != NULL || app->stopping)
         return;
+    if (lecture(app) && app->opt.interval_ms == 0)
+        return; /* replies pace the exchange; no timer */
     /* The lecture's server starts counting when its client connects. */
     app->clock = gmud_timer_start(&app->loop, 0, app->opt.interval_ms, clock_tick, app);
     if (app->clock == NULL)
@@ -134,6 +241,10 @@ static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t 
         relay_chat(app, conn, data, len, json);
         break;
     case APP_CLOCK:
+        if (lecture(app)) {
+            lecture_reply(app, conn);
+            break;
+        }
         prog_logf(&app->opt, GMUD_LOG_DEBUG, gmud_conn_peer(conn), "ignored",
                   "the clock takes no messages (%zu bytes)", len);
         break;
@@ -151,8 +262,12 @@ static int run(server_app *app)
     cfg.frame = o->frame;
     cfg.payload = o->json ? GMUD_PAYLOAD_JSON : GMUD_PAYLOAD_TEXT;
     cfg.limits = o->limits;
+    cfg.session.mode = o->session;
+    cfg.session.carry_on = o->carry_on;
     cfg.cb.on_connect = on_connect;
     cfg.cb.on_message = on_message;
+    cfg.cb.on_close = on_close;
+    cfg.cb.on_reject = on_reject;
     cfg.cb.user = app;
     cfg.log = prog_log;
     cfg.log_user = &app->opt;

@@ -31,7 +31,11 @@ typedef enum opt_type {
     T_UINT,        /* unsigned at off, 1..255 */
     T_ULL,         /* unsigned long long at off, >= 1 */
     T_MS,          /* seconds given, uint32_t milliseconds at off, >= 0 */
-    T_MS_POS       /* the same, at least 1 ms */
+    T_MS_POS,      /* the same, at least 1 ms */
+    T_U32,         /* uint32_t at off, 0 allowed, k/m suffixes */
+    T_FLAG,        /* int at off set to 1; takes no value */
+    T_STRING,      /* const char * at off */
+    T_SESSION      /* the session mode */
 } opt_type;
 
 typedef struct opt_spec {
@@ -57,10 +61,31 @@ static const opt_spec specs[] = {
     {"--app", PROG_SERVER, T_APP, 0, "APP",
      "echo: back to the sender; clock: the lecture's timed messages, "
      "from the first connection on; chat: to every other client"},
-    {"--interval", PROG_SERVER, T_MS_POS, AT(interval_ms), "SECONDS",
-     "clock: time between messages (fractions allowed)"},
+    {"--interval", PROG_SERVER, T_MS, AT(interval_ms), "SECONDS",
+     "clock: time between messages (fractions allowed; 0 only in lecture mode, where "
+     "each reply is answered at once)"},
     {"--count", PROG_SERVER, T_ULL, AT(count), "N",
      "clock: stop after N messages, then shut down and exit 0"},
+    {"--session", BOTH, T_SESSION, 0, "MODE",
+     "off|lecture|on: lecture is the lecture's approach 6 (json payload; the server "
+     "runs the clock app); on is gmud's own, a 16-byte session header on every packet "
+     "(length, gmud or fixed framing). Both ends must agree"},
+    {"--session-carry-on", PROG_SERVER, T_FLAG, AT(carry_on), NULL,
+     "lecture mode: a bad reply is logged, counted and printed, and the connection "
+     "stays open, as the lecture's server does"},
+    {"--reply-data", PROG_CLIENT, T_STRING, AT(reply_data), "TEXT",
+     "lecture mode: the data field of each reply"},
+    {"--rate-msgs", PROG_SERVER, T_U32, AT(limits.msg_rate), "N",
+     "messages a second one peer may send (0: no limit); more are dropped, with a "
+     "warning packet a second"},
+    {"--rate-msgs-burst", PROG_SERVER, T_U32, AT(limits.msg_burst), "N",
+     "messages one peer may send at once"},
+    {"--rate-bytes", PROG_SERVER, T_U32, AT(limits.byte_rate), "BYTES",
+     "payload bytes a second one peer may send (0: no limit)"},
+    {"--rate-bytes-burst", PROG_SERVER, T_U32, AT(limits.byte_burst), "BYTES",
+     "payload bytes one peer may send at once"},
+    {"--rate-close-after", PROG_SERVER, T_MS_POS, AT(limits.rate_close_ms), "SECONDS",
+     "a peer over its rate this long is closed"},
     {"--wait", PROG_CLIENT, T_MS, AT(wait_ms), "SECONDS",
      "after stdin ends, wait this long for replies, then close"},
     {"--max-queued", BOTH, T_SIZE, AT(limits.max_queued), "BYTES",
@@ -108,6 +133,7 @@ static void set_defaults(prog_options *o, prog_kind kind)
     o->interval_ms = PROG_DEFAULT_INTERVAL_MS;
     o->count = 0;
     o->wait_ms = PROG_DEFAULT_WAIT_MS;
+    o->session = GMUD_SESSION_ON; /* as the default framing and payload want */
 }
 
 /* An unsigned decimal with an optional k or m suffix (KiB, MiB) if allowed.
@@ -216,6 +242,26 @@ static int apply(prog_options *o, pending *p, const opt_spec *s, const char *val
             return 0;
         snprintf(why, whylen, "'%s' is not a level; use error, warn, info or debug", val);
         return -1;
+    case T_SESSION:
+        o->session_set = 1;
+        if (gmud_session_mode_parse(val, &o->session, NULL) == 0)
+            return 0;
+        snprintf(why, whylen, "'%s' is not a session mode; use off, lecture or on", val);
+        return -1;
+    case T_FLAG:
+        *(int *)(void *)field = 1;
+        return 0;
+    case T_STRING:
+        *(const char **)(void *)field = val;
+        return 0;
+    case T_U32:
+        if (parse_ull(val, 1, UINT32_MAX, &u) == 0) {
+            *(uint32_t *)(void *)field = (uint32_t)u;
+            return 0;
+        }
+        snprintf(why, whylen, "'%s' is not a whole number from 0 to %u (k and m allowed)", val,
+                 (unsigned)UINT32_MAX);
+        return -1;
     case T_APP:
         if (app_kind_parse(val, &o->app) == 0)
             return 0;
@@ -289,6 +335,30 @@ static int apply_framing(prog_options *o, const pending *p)
     return -1;
 }
 
+/* The session mode's default and the combinations that cannot work; 0 or
+ * -1 after printing why. (The library checks the framing itself.) */
+static int check_session(prog_options *o)
+{
+    if (!o->session_set)
+        o->session = o->frame.framing == GMUD_FRAMING_GMUD && o->json ? GMUD_SESSION_ON
+                                                                       : GMUD_SESSION_OFF;
+    const char *opt = "--session", *why = NULL;
+    if (o->kind == PROG_SERVER && o->interval_ms == 0 && o->session != GMUD_SESSION_LECTURE)
+        opt = "--interval", why = "0 is for lecture mode only (--session lecture)";
+    else if (o->session == GMUD_SESSION_LECTURE && !o->json)
+        why = "lecture mode needs --payload json";
+    else if (o->session == GMUD_SESSION_LECTURE && o->kind == PROG_SERVER && o->app != APP_CLOCK)
+        why = "lecture mode needs --app clock (the client replies to every packet: echo "
+              "or chat would answer each reply forever)";
+    else if (o->session == GMUD_SESSION_ON && o->frame.framing != GMUD_FRAMING_LENGTH &&
+             o->frame.framing != GMUD_FRAMING_GMUD && o->frame.framing != GMUD_FRAMING_FIXED)
+        why = "mode on needs length, gmud or fixed framing (or --session off)";
+    if (why == NULL)
+        return 0;
+    fprintf(stderr, "%s: %s: %s\n", o->prog, opt, why);
+    return -1;
+}
+
 static const opt_spec *find_spec(prog_kind kind, const char *name, size_t len)
 {
     for (size_t i = 0; i < N_SPECS; i++)
@@ -316,7 +386,8 @@ int prog_options_parse(prog_options *o, prog_kind kind, int argc, char **argv)
             fprintf(stderr, "%s: unknown option or argument '%s'; see --help\n", o->prog, arg);
             return PROG_EXIT_USAGE;
         }
-        const char *val = eq != NULL ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+        const char *val = s->type == T_FLAG ? "" : eq != NULL ? eq + 1
+                          : i + 1 < argc ? argv[++i] : NULL;
         if (val == NULL) {
             fprintf(stderr, "%s: %s needs a value (%s); see --help\n", o->prog, s->name,
                     s->metavar);
@@ -328,7 +399,7 @@ int prog_options_parse(prog_options *o, prog_kind kind, int argc, char **argv)
             return PROG_EXIT_USAGE;
         }
     }
-    if (apply_framing(o, &p) != 0)
+    if (apply_framing(o, &p) != 0 || check_session(o) != 0)
         return PROG_EXIT_USAGE;
     /* Reading pauses at the high-water mark of queued output, well before
      * the close at max_queued; keep that order when max_queued is lowered. */
@@ -380,6 +451,18 @@ static void show_default(const prog_options *d, const opt_spec *s, char *buf, si
         return;
     case T_APP:
         snprintf(buf, n, "%s", app_kind_name(d->app));
+        return;
+    case T_SESSION:
+        snprintf(buf, n, "on for gmud framing with json payload, else off");
+        return;
+    case T_FLAG:
+        snprintf(buf, n, "off");
+        return;
+    case T_STRING:
+        snprintf(buf, n, "%s", GMUD_SESSION_LECTURE_DATA);
+        return;
+    case T_U32:
+        snprintf(buf, n, "%u", (unsigned)*(const uint32_t *)(const void *)field);
         return;
     case T_SIZE:
         snprintf(buf, n, "%zu", *(const size_t *)(const void *)field);

@@ -36,6 +36,10 @@ typedef struct prog_options {
     gmud_log_level log_level;
     gmud_limits limits;          /* per connection (max_connections: server) */
     uint32_t shutdown_ms;        /* server: flush time on SIGINT/SIGTERM, > 0 */
+    gmud_session_mode session;   /* default: on for gmud framing with json, else off */
+    int session_set;             /* --session given */
+    int carry_on;                /* server, lecture mode: --session-carry-on */
+    const char *reply_data;      /* client, lecture mode: NULL = the lecture's */
     /* server */
     app_kind app;
     uint32_t interval_ms;        /* clock: > 0 */

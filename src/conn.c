@@ -861,6 +861,22 @@ static void session_reject(gmud_conn *conn, const gmud_error *e)
     gmud_conn_close_soft(conn, GMUD_CLOSE_SESSION, e, rt->limits.linger_ms);
 }
 
+/* Client: an error packet in place of the welcome (server full, address
+ * limit) is the server's refusal, not an attack: reported with its code. */
+static int refused_by_server(gmud_conn *conn, const json_t *json)
+{
+    const char *code = json_string_value(json_object_get(json, "code"));
+    const char *text = json_string_value(json_object_get(json, "error"));
+    if (code == NULL || text == NULL)
+        return 0;
+    gmud_error e;
+    gmud_error_set(&e, GMUD_ERR_NOT_WELCOMED, 0, "the server refused the connection: %.40s: %.80s",
+                   code, text);
+    gmud_rt_log(conn->rt, GMUD_LOG_WARN, conn->peer, "session", "%s", e.message);
+    gmud_conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, &e, conn->rt->limits.linger_ms);
+    return 1;
+}
+
 /* Client: the first packet must be the welcome; then the application hears
  * of the connection. */
 static void take_welcome(gmud_conn *conn, gmud_slice msg)
@@ -871,6 +887,10 @@ static void take_welcome(gmud_conn *conn, gmud_slice msg)
     json_t *json = NULL;
     gmud_error e;
     int rc = gmud_json_parse(msg.data, msg.len, &rt->json, &json, &e);
+    if (rc == GMUD_OK && refused_by_server(conn, json)) {
+        json_decref(json);
+        return;
+    }
     if (rc == GMUD_OK)
         rc = gmud_session_welcomed(&conn->sess, rt->session.mode, json, &e);
     json_decref(json);
@@ -980,7 +1000,11 @@ static void rate_refused(gmud_conn *conn, uint64_t now)
 static int rate_allows(gmud_conn *conn, size_t len)
 {
     const gmud_limits *lim = &conn->rt->limits;
-    if (lim->msg_rate == 0 && lim->byte_rate == 0)
+    /* In lecture mode the server paces its client: one reply per packet it
+     * sent, and a reply beyond those closes the connection. Dropping a
+     * reply would only stall the exchange. */
+    if ((lim->msg_rate == 0 && lim->byte_rate == 0) ||
+        conn->rt->session.mode == GMUD_SESSION_LECTURE)
         return 1;
     uint64_t now = uv_now(conn->rt->loop);
     int ok;

@@ -235,6 +235,14 @@ static inline void rt_server_config(gmud_server_config *cfg, const char *framing
     cfg->log_level = GMUD_LOG_DEBUG;
 }
 
+/* For tests whose point is a flood (backpressure, a proxy pushing
+ * hundreds of messages): the default spam limits would drop most of it. */
+static inline void rt_no_rate_limits(gmud_server_config *cfg)
+{
+    cfg->limits.msg_rate = 0;
+    cfg->limits.byte_rate = 0;
+}
+
 static inline void rt_client_config(gmud_client_config *cfg, const gmud_server_config *scfg,
                                     int port)
 {

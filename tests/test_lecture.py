@@ -273,15 +273,19 @@ class Base(unittest.TestCase):
                            '--timeout', '10'] + list(extra))
 
     def gmud_server(self, framing, payload, port, *extra):
+        # The lecture's approaches 1-5 have no sessions (approach 6 is
+        # tests/test_session_programs.py).
         p = self.start([GMUD_SERVER, '--host', '127.0.0.1', '--port', port,
-                        '--framing', framing, '--payload', payload] + list(extra))
+                        '--framing', framing, '--payload', payload, '--session', 'off']
+                       + list(extra))
         self.wait_listening(port, p)
         return p
 
     def gmud_client(self, framing, payload, port, lines=None, *extra):
         data = None if lines is None else ''.join(l + '\n' for l in lines).encode('utf-8')
         return self.start([GMUD_CLIENT, '--host', '127.0.0.1', '--port', port,
-                           '--framing', framing, '--payload', payload] + list(extra),
+                           '--framing', framing, '--payload', payload, '--session', 'off']
+                          + list(extra),
                           stdin_data=data)
 
     def proxy(self, target_port, seed):

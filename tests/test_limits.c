@@ -354,6 +354,7 @@ static void test_echo_nonreader(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
+    rt_no_rate_limits(&cfg);
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;

@@ -219,7 +219,8 @@ def test_clock_local_time():
 
 def test_clock_lecture_client():
     """The lecture's approach-5 client reads gmud-server's clock byte for byte."""
-    srv = Server('--app', 'clock', '--count', '2', '--interval', '0.05')
+    # Approach 5 has no sessions: the server is told so.
+    srv = Server('--app', 'clock', '--count', '2', '--interval', '0.05', '--session', 'off')
     with socket.create_connection(('127.0.0.1', srv.port), timeout=STEP) as s:
         for n in range(2):
             check(read_exact(s, 4) == b'GMUD', 'lecture client: packet id GMUD')
@@ -287,7 +288,8 @@ def test_chat_text():
 def test_stdin_kinds():
     """stdin as a regular file (cannot be polled), as /dev/null, and closed."""
     import tempfile
-    srv = Server('--app', 'echo')
+    # 2000 lines at once are spam by the default limits (burst 200): off here.
+    srv = Server('--app', 'echo', '--rate-msgs', '0')
     with tempfile.TemporaryFile('w+') as f:
         lines = ['{"i":%d}' % i for i in range(2000)]
         f.write('\n'.join(lines))  # the last line has no newline: sent all the same
@@ -328,6 +330,11 @@ def test_sigterm():
         # The raw socket is accepted once the server has logged it; the
         # client connected before it.
         srv.log.wait_for(r'accept|connect', timeout=2)
+        # Sessions are on by default: the welcome comes first.
+        s.settimeout(STEP)
+        check(read_exact(s, 4) == b'GMUD', 'SIGTERM: a welcome arrives')
+        welcome = read_exact(s, struct.unpack('<H', read_exact(s, 2))[0])
+        check(b'"session_id"' in welcome, 'SIGTERM: the welcome names the session')
         time.sleep(0.2)
         t0 = time.monotonic()
         check(srv.stop(signal.SIGTERM) == 0, 'SIGTERM: server exits 0')

@@ -201,6 +201,7 @@ static void run_proxy(const char *framing, gmud_payload payload, size_t max_len,
     uv_loop_init(&loop);
     gmud_server_config scfg;
     rt_server_config(&scfg, framing, payload);
+    rt_no_rate_limits(&scfg);
     scfg.cb.on_message = srv_echo;
     gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
     proxy_t p;

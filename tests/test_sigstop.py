@@ -75,7 +75,9 @@ def wait_exit(p, timeout=STEP):
 class Server:
     def __init__(self, *args):
         self.args = args
-        self.proc = spawn([SERVER, '--port', '0', *args], stdin=subprocess.DEVNULL,
+        # Sessions off: the raw readers here parse the lecture's plain
+        # packets, and what is tested is the queue bound, not sessions.
+        self.proc = spawn([SERVER, '--port', '0', '--session', 'off', *args], stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.log = Lines(self.proc.stderr)
         m = self.log.wait_for(r'listen.* port (\d+)')
@@ -103,7 +105,7 @@ class Server:
 
 def start_client(port, *args):
     """gmud-client, stdin a pipe kept open so it does not end early."""
-    p = spawn([CLIENT, '--port', str(port), *args], stdin=subprocess.PIPE,
+    p = spawn([CLIENT, '--port', str(port), '--session', 'off', *args], stdin=subprocess.PIPE,
               stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1)
     p.out = Lines(p.stdout)
     p.err = Lines(p.stderr)

@@ -295,6 +295,9 @@ static void gmud_main(child *c, int port_fd)
     /* Throughput is the measure: no spam limits. */
     cfg.limits.msg_rate = 0;
     cfg.limits.byte_rate = 0;
+    /* Thousands of connections from 127.0.0.1: no per-address limits. */
+    cfg.addr.max_per_addr = 0;
+    cfg.addr.new_per_sec = 0;
     cfg.port = 0;
     cfg.backlog = BACKLOG;
     cfg.limits.max_connections = c->n + 16;

@@ -362,6 +362,9 @@ static figures gmud_round(const params *p, int per_turn)
     /* Throughput is the measure: no spam limits. */
     cfg.limits.msg_rate = 0;
     cfg.limits.byte_rate = 0;
+    /* Thousands of connections from 127.0.0.1: no per-address limits. */
+    cfg.addr.max_per_addr = 0;
+    cfg.addr.new_per_sec = 0;
     cfg.port = 0;
     cfg.backlog = BACKLOG;
     cfg.payload = GMUD_PAYLOAD_TEXT;

@@ -264,6 +264,7 @@ static int run(server_app *app)
     cfg.limits = o->limits;
     cfg.session.mode = o->session;
     cfg.session.carry_on = o->carry_on;
+    cfg.addr = o->addr;
     cfg.cb.on_connect = on_connect;
     cfg.cb.on_message = on_message;
     cfg.cb.on_close = on_close;

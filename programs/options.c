@@ -84,6 +84,12 @@ static const opt_spec specs[] = {
      "payload bytes a second one peer may send (0: no limit)"},
     {"--rate-bytes-burst", PROG_SERVER, T_U32, AT(limits.byte_burst), "BYTES",
      "payload bytes one peer may send at once"},
+    {"--max-per-addr", PROG_SERVER, T_U32, AT(addr.max_per_addr), "N",
+     "connections at once from one IP address (0: no limit)"},
+    {"--new-per-addr", PROG_SERVER, T_U32, AT(addr.new_per_sec), "N",
+     "new connections a second from one IP address (0: no limit)"},
+    {"--new-per-addr-burst", PROG_SERVER, T_U32, AT(addr.new_burst), "N",
+     "new connections one IP address may open at once"},
     {"--rate-close-after", PROG_SERVER, T_MS_POS, AT(limits.rate_close_ms), "SECONDS",
      "a peer over its rate this long is closed"},
     {"--wait", PROG_CLIENT, T_MS, AT(wait_ms), "SECONDS",
@@ -128,6 +134,7 @@ static void set_defaults(prog_options *o, prog_kind kind)
     o->json = 1;
     o->log_level = GMUD_LOG_INFO;
     gmud_limits_default(&o->limits);
+    gmud_iplimit_default_config(&o->addr);
     o->shutdown_ms = GMUD_SHUTDOWN_FLUSH_MS_DEFAULT;
     o->app = APP_CHAT;
     o->interval_ms = PROG_DEFAULT_INTERVAL_MS;
@@ -343,7 +350,9 @@ static int check_session(prog_options *o)
         o->session = o->frame.framing == GMUD_FRAMING_GMUD && o->json ? GMUD_SESSION_ON
                                                                        : GMUD_SESSION_OFF;
     const char *opt = "--session", *why = NULL;
-    if (o->kind == PROG_SERVER && o->interval_ms == 0 && o->session != GMUD_SESSION_LECTURE)
+    if (o->addr.new_per_sec != 0 && o->addr.new_burst == 0)
+        opt = "--new-per-addr-burst", why = "must be positive while --new-per-addr is on";
+    else if (o->kind == PROG_SERVER && o->interval_ms == 0 && o->session != GMUD_SESSION_LECTURE)
         opt = "--interval", why = "0 is for lecture mode only (--session lecture)";
     else if (o->session == GMUD_SESSION_LECTURE && !o->json)
         why = "lecture mode needs --payload json";

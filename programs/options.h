@@ -35,6 +35,7 @@ typedef struct prog_options {
     int json;                    /* payload: 1 json, 0 text */
     gmud_log_level log_level;
     gmud_limits limits;          /* per connection (max_connections: server) */
+    gmud_iplimit_config addr;    /* server: per-address limits */
     uint32_t shutdown_ms;        /* server: flush time on SIGINT/SIGTERM, > 0 */
     gmud_session_mode session;   /* default: on for gmud framing with json, else off */
     int session_set;             /* --session given */

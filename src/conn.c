@@ -336,6 +336,8 @@ static void on_closed(uv_handle_t *handle)
     }
     if (conn->flags & CONN_REJECTED)
         rt->refusing--;
+    if (conn->flags & CONN_ADDR_COUNTED)
+        gmud_iplimit_release(rt->addr_limit, (const struct sockaddr *)&conn->addr);
     log_close(conn);
     if ((conn->flags & CONN_NOTIFY) && rt->cb.on_close != NULL)
         rt->cb.on_close(conn, (gmud_close_reason)conn->reason, conn->detail, rt->cb.user);

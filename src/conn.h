@@ -31,6 +31,7 @@ struct gmud_rt {
     gmud_stats stats;
 
     gmud_server *server;    /* NULL for a client */
+    gmud_iplimit *addr_limit; /* server: per-address limits; NULL if off */
     void *owner;            /* the server or client embedding this rt */
     /* Called after a connection has been freed (its on_close done). */
     void (*conn_gone)(gmud_rt *rt);
@@ -88,6 +89,8 @@ struct gmud_conn {
     gmud_conn_io *io;
     gmud_error *detail;     /* why it closed, when there is a detail */
     gmud_session sess;      /* modes on and lecture */
+    struct sockaddr_in6 addr; /* server: the peer, for the per-address count
+                                 (an IPv4 peer is stored as sockaddr_in) */
     gmud_bucket msg_bucket; /* spam limits, when the rt's rates are on */
     gmud_bucket byte_bucket;
     gmud_overlimit over;
@@ -115,7 +118,8 @@ enum gmud_conn_flags {
     CONN_REJECTED = 1 << 8,  /* refused at accept (server full) */
     CONN_FIN_DONE = 1 << 9,  /* our shutdown has completed */
     CONN_RETRY = 1 << 10,    /* closing only to connect again (client) */
-    CONN_AWAIT_WELCOME = 1 << 11 /* client: on_connect waits for the welcome */
+    CONN_AWAIT_WELCOME = 1 << 11, /* client: on_connect waits for the welcome */
+    CONN_ADDR_COUNTED = 1 << 12  /* counted by rt->addr_limit until closed */
 };
 
 /* Copies the settings gmud_server_config and gmud_client_config share

@@ -35,6 +35,7 @@ void gmud_server_default_config(gmud_server_config *cfg)
     cfg->payload = GMUD_PAYLOAD_JSON;
     gmud_json_default_limits(&cfg->json);
     gmud_limits_default(&cfg->limits);
+    gmud_iplimit_default_config(&cfg->addr);
     cfg->log_level = GMUD_LOG_INFO;
 }
 
@@ -57,6 +58,7 @@ static void server_conn_gone(gmud_rt *rt)
 static void server_free(gmud_rt *rt)
 {
     gmud_server *server = rt->owner;
+    gmud_iplimit_destroy(rt->addr_limit);
     free(server->host);
     free(server);
 }
@@ -111,22 +113,52 @@ static uint16_t bound_port(int fd)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-static void reject_full(gmud_server *server, gmud_conn *conn)
+/* A connection refused at accept: an error packet if few others are being
+ * refused at once (else a plain close, so a flood costs bounded memory),
+ * then the close. It never reaches the application. */
+static void refuse(gmud_server *server, gmud_conn *conn, int code, gmud_close_reason reason,
+                   const char *msg)
 {
     gmud_rt *rt = &server->rt;
-    char msg[96];
-    snprintf(msg, sizeof msg, "server full: %zu connections open, the maximum", rt->open);
-    rt->stats.rejected_full++;
     conn->flags |= CONN_REJECTED;
     rt->refusing++;
     gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "%s", msg);
     if (rt->refusing > GMUD_MAX_REFUSING) {
-        gmud_conn_close_now(conn, GMUD_CLOSE_SERVER_FULL, NULL);
+        gmud_conn_close_now(conn, reason, NULL);
         return;
     }
     gmud_conn_start(conn, 0);
-    gmud_conn_send_error(conn, gmud_err_name(GMUD_ERR_SERVER_FULL), msg);
-    gmud_conn_close_soft(conn, GMUD_CLOSE_SERVER_FULL, NULL, rt->limits.linger_ms);
+    gmud_conn_send_error(conn, gmud_err_name(code), msg);
+    gmud_conn_close_soft(conn, reason, NULL, rt->limits.linger_ms);
+}
+
+static void reject_full(gmud_server *server, gmud_conn *conn)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "server full: %zu connections open, the maximum",
+             server->rt.open);
+    server->rt.stats.rejected_full++;
+    refuse(server, conn, GMUD_ERR_SERVER_FULL, GMUD_CLOSE_SERVER_FULL, msg);
+}
+
+/* Per-address limits; 1 if conn may go on (it is then counted). */
+static int admit_addr(gmud_server *server, gmud_conn *conn)
+{
+    gmud_rt *rt = &server->rt;
+    if (rt->addr_limit == NULL)
+        return 1;
+    int len = (int)sizeof conn->addr;
+    struct sockaddr *sa = (struct sockaddr *)&conn->addr;
+    if (uv_tcp_getpeername(&conn->tcp, sa, &len) != 0)
+        return 1; /* no address to count (the peer is gone already) */
+    gmud_error e;
+    if (gmud_iplimit_admit(rt->addr_limit, sa, uv_now(rt->loop), &e) == GMUD_OK) {
+        conn->flags |= CONN_ADDR_COUNTED;
+        return 1;
+    }
+    rt->stats.rejected_addr++;
+    refuse(server, conn, GMUD_ERR_ADDR_LIMITED, GMUD_CLOSE_ADDR_LIMITED, e.message);
+    return 0;
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -150,6 +182,8 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     gmud_conn_set_peer(conn, NULL);
+    if (!admit_addr(server, conn))
+        return;
     if (rt->open >= rt->limits.max_connections) {
         reject_full(server, conn);
         return;
@@ -183,6 +217,9 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
     if (gmud_frame_config_check(&rt->frame, err) != GMUD_OK ||
         gmud_limits_check(&rt->limits, err) != GMUD_OK)
         goto fail;
+    if ((cfg->addr.max_per_addr != 0 || cfg->addr.new_per_sec != 0) &&
+        (rt->addr_limit = gmud_iplimit_create(&cfg->addr, err)) == NULL)
+        goto fail;
     if ((fd = bind_socket(server->host, cfg->port, err)) < 0)
         goto fail;
     server->port = bound_port(fd);
@@ -215,6 +252,7 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
 fail:
     if (fd >= 0)
         close(fd);
+    gmud_iplimit_destroy(rt->addr_limit);
     free(server->host);
     free(server);
     return NULL;

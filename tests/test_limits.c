@@ -620,6 +620,90 @@ static void test_connection_limit(void)
     rt_loop_finish(&loop);
 }
 
+/* ---- Per-address limits ---------------------------------------------- */
+
+/* One echo round trip on s: 1 if served. */
+static int served(gmud_sync *s)
+{
+    gmud_error err;
+    gmud_slice m;
+    return s != NULL && gmud_sync_send(s, "{\"n\":1}", 7, &err) == 0 &&
+           gmud_sync_recv(s, 2000, &m, &err) == 1 && m.len == 7;
+}
+
+/* Three connections from 127.0.0.1: the third over the limit. With the
+ * concurrent limit, closing one makes room for a new one. */
+static void *peer_third_refused(void *arg)
+{
+    peer_t *p = arg;
+    gmud_error err;
+    gmud_sync *s[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++)
+        s[i] = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
+    int ok = s[2] != NULL &&
+             expect_error_then_eof(s[2], GMUD_PAYLOAD_JSON, "addr_limited", p->note,
+                                   sizeof p->note);
+    ok = ok && served(s[0]) && served(s[1]);
+    if (ok && p->eof) { /* eof: "expect room after a close" */
+        gmud_sync_close(s[0]);
+        s[0] = NULL;
+        /* The server counts the close when it sees it: retry, bounded. */
+        int again = 0;
+        for (int tries = 0; tries < 40 && !again; tries++) {
+            gmud_sync *n = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
+            again = served(n);
+            gmud_sync_close(n);
+            if (!again)
+                rt_sleep_ms(50);
+        }
+        ok = again;
+        if (!ok)
+            snprintf(p->note, sizeof p->note, "no room after a close");
+    }
+    p->ok = ok;
+    for (int i = 0; i < 3; i++)
+        gmud_sync_close(s[i]);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void run_addr_limit(uint32_t max_per_addr, uint32_t new_per_sec, uint32_t burst,
+                           const char *logged)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
+    cfg.addr.max_per_addr = max_per_addr;
+    cfg.addr.new_per_sec = new_per_sec;
+    cfg.addr.new_burst = burst;
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    peer_t p;
+    peer_init(&p, srv, &cfg);
+    p.eof = max_per_addr != 0;
+    run_peer(&loop, peer_third_refused, &p, 8000);
+    if (!p.ok)
+        fprintf(stderr, "address limit (%u, %u/s): %s\n", max_per_addr, new_per_sec, p.note);
+    CHECK(p.ok);
+    gmud_stats st;
+    gmud_server_stats(srv, &st);
+    /* One refusal, plus any retry made before the server saw the close. */
+    CHECK(st.rejected_addr >= 1 && (max_per_addr != 0 || st.rejected_addr == 1));
+    CHECK_EQ_INT(st.closes[GMUD_CLOSE_ADDR_LIMITED], st.rejected_addr);
+    CHECK(rt_log_find("reject", logged) != NULL);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+static void test_addr_limits(void)
+{
+    /* Two at once from one address; the new-connection rate off. */
+    run_addr_limit(2, 0, 0, "2 connections from 127.0.0.1 already");
+    /* Two new ones at once, then one a second; the concurrent limit off. */
+    run_addr_limit(0, 1, 2, "new connections from 127.0.0.1 over 1 a second");
+}
+
 /* ---- End of stream inside a frame ------------------------------------ */
 
 static void *peer_truncates(void *arg)
@@ -694,6 +778,7 @@ int main(void)
     test_framing_errors();
     test_bad_json();
     test_connection_limit();
+    test_addr_limits();
     test_idle_timeout();
     test_truncated_at_eof();
     return check_report("test_limits");

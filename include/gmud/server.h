@@ -31,6 +31,7 @@
 
 #include "gmud/error.h"
 #include "gmud/frame.h"
+#include "gmud/iplimit.h"
 #include "gmud/json.h"
 #include "gmud/limits.h"
 #include "gmud/log.h"
@@ -209,6 +210,11 @@ typedef struct gmud_server_config {
     gmud_json_limits json;     /* gmud_json_default_limits */
     gmud_limits limits;        /* gmud_limits_default */
     gmud_session_config session; /* mode off */
+    gmud_iplimit_config addr;  /* per-address limits: gmud_iplimit_default_config.
+                                  A connection over them gets an error packet
+                                  (addr_limited), no welcome, and the close
+                                  (GMUD_CLOSE_ADDR_LIMITED); with both limits
+                                  0 no table is kept */
     gmud_callbacks cb;         /* all NULL */
     gmud_log_fn log;           /* NULL: no logging */
     void *log_user;

@@ -773,8 +773,10 @@ static void send_error_json(gmud_conn *conn, const char *code, const char *text,
         snprintf(cut, sizeof cut, "%.*s", (int)room, text);
         json_t *v = json_pack("{s:s, s:s}", "error", cut, "code", code);
         size_t size = v ? json_dumpb(v, NULL, 0, JSON_COMPACT) : 0;
-        if (size > 0 && size <= max)
-            gmud_conn_send_json(conn, v, NULL);
+        gmud_error e;
+        if (size > 0 && size <= max && gmud_conn_send_json(conn, v, &e) != GMUD_OK)
+            gmud_rt_log(conn->rt, GMUD_LOG_DEBUG, conn->peer, "error",
+                        "error packet %s not sent: %s", code, e.message);
         json_decref(v);
         if (size == 0 || size <= max || size - max > room)
             return;
@@ -790,6 +792,10 @@ void gmud_conn_send_error(gmud_conn *conn, const char *code, const char *message
     size_t max = rt->frame.max_message;
     if (rt->frame.framing == GMUD_FRAMING_FIXED && rt->frame.fixed_size < max)
         max = rt->frame.fixed_size;
+    /* Mode on: the session header shares the frame (sessions need at least
+     * 50 bytes of room, so this leaves 34 or more). */
+    if (rt->session.mode == GMUD_SESSION_ON && max >= GMUD_SESSION_HEADER_SIZE)
+        max -= GMUD_SESSION_HEADER_SIZE;
     char clean[200];
     printable(clean, sizeof clean, message);
     if (rt->payload == GMUD_PAYLOAD_JSON) {

@@ -218,7 +218,8 @@ void gmud_conn_set_peer(gmud_conn *conn, const struct sockaddr *addr)
 
 static void start_reading(gmud_conn *conn)
 {
-    if (conn->flags & CONN_READING)
+    if ((conn->flags & CONN_READING) ||
+        ((conn->flags & CONN_THROTTLED) && conn->state == CONN_OPEN))
         return;
     int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
     if (rc == 0)
@@ -430,7 +431,7 @@ void gmud_conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_
     conn->state = CONN_CLOSING;
     conn->deadline = uv_now(conn->rt->loop) + deadline_ms;
     /* Keep reading (and discarding) so the peer's end of stream is seen. */
-    conn->flags &= (uint16_t)~CONN_PAUSED;
+    conn->flags &= (uint16_t)~(CONN_PAUSED | CONN_THROTTLED);
     if (!(conn->flags & CONN_EOF))
         start_reading(conn);
     finish_closing(conn);
@@ -983,20 +984,24 @@ static void rate_refused(gmud_conn *conn, uint64_t now)
     const gmud_limits *lim = &rt->limits;
     rt->stats.rate_dropped++;
     count_reject(rt, GMUD_ERR_RATE_LIMITED);
+    /* A spammer's whole read is dropped frame by frame: keep this cheap (the
+     * sentence was written once, at init), and stop reading from it until
+     * the next sweep, so that it cannot keep the loop busy decoding what
+     * will be dropped while honest connections wait. The kernel holds the
+     * rest; TCP pushes back on the sender. */
+    if (!(conn->flags & CONN_THROTTLED) && conn->state == CONN_OPEN) {
+        conn->flags |= CONN_THROTTLED;
+        stop_reading(conn);
+    }
     int what = gmud_overlimit_refused(&conn->over, now);
-    gmud_error e;
-    gmud_error_set(&e, GMUD_ERR_RATE_LIMITED, 0,
-                   "over the rate limit (%u messages/s burst %u, %u bytes/s burst %u): "
-                   "messages are dropped",
-                   (unsigned)lim->msg_rate, (unsigned)lim->msg_burst, (unsigned)lim->byte_rate,
-                   (unsigned)lim->byte_burst);
     if (rt->cb.on_reject != NULL)
-        rt->cb.on_reject(conn, &e, rt->cb.user);
+        rt->cb.on_reject(conn, &rt->rate_error, rt->cb.user);
     if (what & GMUD_OVERLIMIT_WARN) {
-        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "rate", "%s", e.message);
-        gmud_conn_send_error(conn, gmud_err_name(e.code), e.message);
+        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "rate", "%s", rt->rate_error.message);
+        gmud_conn_send_error(conn, gmud_err_name(GMUD_ERR_RATE_LIMITED), rt->rate_error.message);
     }
     if (what & GMUD_OVERLIMIT_CLOSE) {
+        gmud_error e;
         gmud_error_set(&e, GMUD_ERR_RATE_LIMITED, 0, "over the rate limit for %llu ms",
                        (unsigned long long)gmud_overlimit_duration(&conn->over, now));
         gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "rate", "closing: %s", e.message);
@@ -1160,6 +1165,17 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
         }
         return;
     }
+    if (conn->flags & CONN_THROTTLED) {
+        /* Over its rate at the last read: reading resumes now, its clocks
+         * restarted (we stopped reading, not the peer). */
+        conn->flags &= (uint16_t)~CONN_THROTTLED;
+        if (conn->frame_start != 0)
+            conn->frame_start = now;
+        conn->last_rx = now;
+        if (!(conn->flags & CONN_PAUSED))
+            start_reading(conn);
+        return;
+    }
     if (conn->flags & CONN_PAUSED) {
         /* We stopped reading, not the peer: its clocks restart on resume. */
         if (conn->frame_start != 0)
@@ -1231,6 +1247,12 @@ int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
     rc = gmud_rt_session_init(rt, err);
     if (rc != GMUD_OK)
         return rc;
+    const gmud_limits *lim = &rt->limits;
+    gmud_error_set(&rt->rate_error, GMUD_ERR_RATE_LIMITED, 0,
+                   "over the rate limit (%u messages/s burst %u, %u bytes/s burst %u): "
+                   "messages are dropped",
+                   (unsigned)lim->msg_rate, (unsigned)lim->msg_burst, (unsigned)lim->byte_rate,
+                   (unsigned)lim->byte_burst);
     ignore_sigpipe();
     rt->readbuf = malloc(GMUD_READ_BUFFER_SIZE);
     if (rt->readbuf == NULL) {

@@ -53,6 +53,7 @@ struct gmud_rt {
     gmud_buf frames;        /* a frame encoded once for a broadcast */
     char *reply_text;       /* client, lecture mode: the replies' data (owned) */
     gmud_buf reply;         /* client, lecture mode: one reply being written */
+    gmud_error rate_error;  /* what a packet over the rate limits is told */
 
     gmud_conn *conns;       /* all connections, newest first */
     gmud_conn *dirty;       /* connections with output to flush */
@@ -119,7 +120,8 @@ enum gmud_conn_flags {
     CONN_FIN_DONE = 1 << 9,  /* our shutdown has completed */
     CONN_RETRY = 1 << 10,    /* closing only to connect again (client) */
     CONN_AWAIT_WELCOME = 1 << 11, /* client: on_connect waits for the welcome */
-    CONN_ADDR_COUNTED = 1 << 12  /* counted by rt->addr_limit until closed */
+    CONN_ADDR_COUNTED = 1 << 12, /* counted by rt->addr_limit until closed */
+    CONN_THROTTLED = 1 << 13     /* over its rate: not read until the next sweep */
 };
 
 /* Copies the settings gmud_server_config and gmud_client_config share

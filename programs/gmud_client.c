@@ -441,6 +441,7 @@ static int run(client_app *app)
     cfg.limits.byte_rate = 0;
     cfg.session.mode = o->session;
     cfg.session.reply_data = o->reply_data;
+    cfg.session.welcome_timeout_ms = o->welcome_ms;
     cfg.cb.on_connect = on_connect;
     cfg.cb.on_message = on_message;
     cfg.cb.on_close = on_close;

@@ -75,6 +75,9 @@ static const opt_spec specs[] = {
      "stays open, as the lecture's server does"},
     {"--reply-data", PROG_CLIENT, T_STRING, AT(reply_data), "TEXT",
      "lecture mode: the data field of each reply"},
+    {"--welcome-timeout", PROG_CLIENT, T_MS_POS, AT(welcome_ms), "SECONDS",
+     "lecture and on modes: give up if the server sends no welcome within this "
+     "time"},
     {"--rate-msgs", PROG_SERVER, T_U32, AT(limits.msg_rate), "N",
      "messages a second one peer may send (0: no limit); more are dropped, with a "
      "warning packet a second"},
@@ -141,6 +144,7 @@ static void set_defaults(prog_options *o, prog_kind kind)
     o->count = 0;
     o->wait_ms = PROG_DEFAULT_WAIT_MS;
     o->session = GMUD_SESSION_ON; /* as the default framing and payload want */
+    o->welcome_ms = GMUD_WELCOME_TIMEOUT_MS_DEFAULT;
 }
 
 /* An unsigned decimal with an optional k or m suffix (KiB, MiB) if allowed.

@@ -41,6 +41,7 @@ typedef struct prog_options {
     int session_set;             /* --session given */
     int carry_on;                /* server, lecture mode: --session-carry-on */
     const char *reply_data;      /* client, lecture mode: NULL = the lecture's */
+    uint32_t welcome_ms;         /* client, session modes: wait for the welcome */
     /* server */
     app_kind app;
     uint32_t interval_ms;        /* clock: > 0 */

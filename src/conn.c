@@ -243,8 +243,12 @@ void gmud_conn_start(gmud_conn *conn, int announce)
     start_reading(conn);
     if (queued(conn) > 0)
         flush(conn);
-    if (announce && !(conn->flags & CONN_AWAIT_WELCOME))
+    if (conn->flags & CONN_AWAIT_WELCOME) {
+        uint32_t wait = rt->session.welcome_timeout_ms;
+        conn->deadline = conn->last_rx + (wait ? wait : GMUD_WELCOME_TIMEOUT_MS_DEFAULT);
+    } else if (announce) {
         announce_conn(conn);
+    }
 }
 
 /* The application hears of conn: counted, then on_connect. */
@@ -1163,6 +1167,17 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
             gmud_error_set(&e, GMUD_ERR_TIMEOUT, 0, "connect to %s timed out", conn->peer);
             gmud_conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
         }
+        return;
+    }
+    if ((conn->flags & CONN_AWAIT_WELCOME) && now >= conn->deadline) {
+        gmud_error e;
+        uint32_t wait = rt->session.welcome_timeout_ms;
+        gmud_error_set(&e, GMUD_ERR_NOT_WELCOMED, 0,
+                       "no welcome within %u ms: does the server run sessions (%s mode)?",
+                       (unsigned)(wait ? wait : GMUD_WELCOME_TIMEOUT_MS_DEFAULT),
+                       gmud_session_mode_name(rt->session.mode));
+        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "session", "%s", e.message);
+        gmud_conn_close_now(conn, GMUD_CLOSE_SESSION, &e);
         return;
     }
     if (conn->flags & CONN_THROTTLED) {

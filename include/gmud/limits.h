@@ -88,6 +88,11 @@ enum {
      * connections (bytes). */
     GMUD_READ_BUFFER_SIZE = 64 * 1024,
 
+    /* Sessions: a client whose server sends no welcome within this time
+     * (ms) after the connect gives up (a server without sessions waits for
+     * the client to speak first: without this both would wait for ever). */
+    GMUD_WELCOME_TIMEOUT_MS_DEFAULT = 5000,
+
     /* Spam: per connection, messages received per second (messages/s), and
      * the burst a quiet connection may send at once (messages). */
     GMUD_RATE_MSGS_DEFAULT = 100,

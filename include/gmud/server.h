@@ -154,6 +154,10 @@ typedef struct gmud_session_config {
                                 carries on). 0 */
     const char *reply_data;  /* client, lecture mode: the replies' data,
                                 UTF-8; copied. NULL: "this is test data" */
+    uint32_t welcome_timeout_ms; /* client: no welcome this long after the
+                                connect closes the connection (session
+                                violation, not_welcomed); 0 means
+                                GMUD_WELCOME_TIMEOUT_MS_DEFAULT */
 } gmud_session_config;
 
 /* ---- Connections ------------------------------------------------------ */

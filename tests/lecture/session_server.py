@@ -30,8 +30,9 @@ usage: session_server.py [HOST [PORT]] [--count N] [--interval S]
 --show-data: print each reply as "Received: <JSON text as received>"
              before the verdict line.
 
-Output: "Listening on HOST:PORT", "Connected by ...", "Sent <JSON>" for the
-welcome and for each data packet, and one verdict line per reply.
+Output: "Listening on HOST:PORT" (the port bound: PORT 0 picks a free one),
+"Connected by ...", "Sent <JSON>" for the welcome and for each data packet,
+and one verdict line per reply.
 
 Differences from the lecture, on purpose: a reply with another packet ID
 prints "Invalid Packet" and the server stops (the framing is lost there);
@@ -140,7 +141,8 @@ def main():
     sock.bind((args.host, args.port))
     sock.listen(1)
     sock.settimeout(args.timeout)
-    print('Listening on %s:%d' % (args.host, args.port), flush=True)
+    # The port actually bound: with port 0 the system picks a free one.
+    print('Listening on %s:%d' % (args.host, sock.getsockname()[1]), flush=True)
 
     conn, addr = sock.accept()
     conn.settimeout(args.timeout)

@@ -1,13 +1,13 @@
 # Runtime benchmarks (libuv server/client, blocking client): included at the
 # end of bench/CMakeLists.txt. Never part of ctest.
 #
-# `cmake --build <dir> --target bench_runtime` builds and runs the four of
+# `cmake --build <dir> --target bench_runtime` builds and runs all of
 # them; the `bench` target depends on bench_runtime, so `--target bench`
 # runs them too (before the core benchmarks). Each prints a table with its
 # figures beside a baseline measured in the same run, and stops by itself
-# well within a minute. They use loopback only and fork their peers.
+# within a minute or so. They use loopback only and fork their peers.
 
-set(GMUD_RUNTIME_BENCHES bench_stream bench_rtt bench_conns bench_fanout)
+set(GMUD_RUNTIME_BENCHES bench_stream bench_rtt bench_conns bench_fanout bench_session)
 set(GMUD_RUNTIME_BENCH_COMMANDS)
 foreach(b IN LISTS GMUD_RUNTIME_BENCHES)
   add_executable(${b} ${CMAKE_CURRENT_LIST_DIR}/${b}.c)

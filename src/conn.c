@@ -13,6 +13,7 @@
  * Timeouts: one sweep timer per rt walks the connection list.
  */
 #include "conn.h"
+#include "frame_head.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -652,11 +653,23 @@ static int send_payload(gmud_conn *conn, const void *prefix, size_t plen, const 
     gmud_buf *b = &conn->io->out[conn->io->pending];
     if (gmud_buf_reserve(b, size) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory queueing %zu bytes", size);
-    ptrdiff_t n = gmud_frame_encode_prefixed(cfg, prefix, plen, data, len, b->data + b->len,
-                                             b->cap - b->len, err);
-    if (n < 0)
-        return (int)n;
-    b->len += (size_t)n;
+    uint8_t *p = b->data + b->len;
+    size_t head = gmud_frame_head_put(cfg, p, plen + len);
+    if (head != 0) {
+        /* length and gmud: the header, then the parts, in place (the
+         * lengths were checked above; max_message <= 65535 for these). */
+        if (plen > 0)
+            memcpy(p + head, prefix, plen);
+        if (len > 0)
+            memcpy(p + head + plen, data, len);
+        b->len += size;
+    } else {
+        ptrdiff_t n = gmud_frame_encode_prefixed(cfg, prefix, plen, data, len, p,
+                                                 b->cap - b->len, err);
+        if (n < 0)
+            return (int)n;
+        b->len += (size_t)n;
+    }
     conn->rt->stats.messages_out++;
     mark_dirty(conn);
     backpressure(conn);
@@ -923,16 +936,17 @@ static void take_welcome(gmud_conn *conn, gmud_slice msg)
 /* Mode on: checks and strips the session header. 1 if msg may go on. */
 static int open_on(gmud_conn *conn, gmud_slice *msg)
 {
-    uint64_t seq = 0;
-    gmud_error e;
-    if (gmud_session_header_check(&conn->sess, msg->data, msg->len, &seq, &e) != GMUD_OK) {
+    /* Accepted (committed) before the payload is parsed: a packet that
+     * passed the check is the peer's next one whatever it holds, and the
+     * stream stays in step if its JSON is then refused. */
+    if (!gmud_session_header_accept(&conn->sess, msg->data, msg->len)) {
+        uint64_t seq = 0;
+        gmud_error e;
+        if (gmud_session_header_check(&conn->sess, msg->data, msg->len, &seq, &e) == GMUD_OK)
+            gmud_error_set(&e, GMUD_ERR_INVALID, 0, "session check disagrees with itself");
         session_reject(conn, &e);
         return 0;
     }
-    /* Committed before the payload is parsed: a packet that passed the
-     * check is the peer's next one whatever it holds, and the stream stays
-     * in step if its JSON is then refused. */
-    gmud_session_commit_seq(&conn->sess, seq, NULL);
     msg->data += GMUD_SESSION_HEADER_SIZE;
     msg->len -= GMUD_SESSION_HEADER_SIZE;
     return 1;

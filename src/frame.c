@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frame_head.h"
 #include "wire.h"
 
 struct gmud_frame_decoder {
@@ -23,14 +24,7 @@ struct gmud_frame_decoder {
 
 static size_t header_size(gmud_framing framing)
 {
-    switch (framing) {
-    case GMUD_FRAMING_LENGTH:
-        return 2;
-    case GMUD_FRAMING_GMUD:
-        return 2 + GMUD_LABEL_SIZE;
-    default:
-        return 0;
-    }
+    return gmud_frame_head_size(framing);
 }
 
 /* ---- Config ----------------------------------------------------------- */
@@ -265,10 +259,7 @@ ptrdiff_t gmud_frame_encode_prefixed(const gmud_frame_config *cfg, const void *p
                               "output buffer too small: frame needs %zu bytes, %zu available",
                               total, cap);
     gmud_wire w = gmud_wire_writer(out, cap);
-    if (cfg->framing == GMUD_FRAMING_GMUD)
-        gmud_wire_put(&w, cfg->label, GMUD_LABEL_SIZE);
-    if (cfg->framing == GMUD_FRAMING_GMUD || cfg->framing == GMUD_FRAMING_LENGTH)
-        gmud_wire_put_u16le(&w, (uint16_t)whole);
+    w.pos = gmud_frame_head_put(cfg, out, whole); /* fits: total <= cap */
     gmud_wire_put(&w, prefix, plen);
     gmud_wire_put(&w, payload, len);
     if (cfg->framing == GMUD_FRAMING_FIXED)

@@ -334,16 +334,17 @@ int gmud_session_mode_parse(const char *name, gmud_session_mode *out, gmud_error
 
 static void put_le64(uint8_t *out, uint64_t v)
 {
+#if GMUD_SESSION_LE_HOST_
+    memcpy(out, &v, 8); /* see gmud_session_le64 in session.h */
+#else
     for (int i = 0; i < 8; i++)
         out[i] = (uint8_t)(v >> (8 * i));
+#endif
 }
 
 static uint64_t get_le64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
+    return gmud_session_le64(p);
 }
 
 void gmud_session_header_put(uint8_t *out, uint64_t id, uint64_t seq)

@@ -288,6 +288,53 @@ static void test_lecture_exchange(void)
     CHECK_CONTAINS(err.message, "expected sequence 6, got 1");
 }
 
+/* gmud's own header: the bytes, the inline fast path and the full check
+ * agree on every case, and a refusal changes nothing. */
+static void test_header(void)
+{
+    uint8_t h[GMUD_SESSION_HEADER_SIZE];
+    gmud_session_header_put(h, 0x0004a90be58c3ce9ULL, 7);
+    static const uint8_t want[16] = {0xe9, 0x3c, 0x8c, 0xe5, 0x0b, 0xa9, 0x04, 0x00,
+                                     7,    0,    0,    0,    0,    0,    0,    0};
+    CHECK(memcmp(h, want, sizeof want) == 0);
+    CHECK(gmud_session_le64(h) == 0x0004a90be58c3ce9ULL);
+
+    gmud_session s;
+    gmud_session_start(&s, 0x0004a90be58c3ce9ULL, 1, 7);
+    struct {
+        uint64_t id, seq;
+        size_t len;
+        int code;
+    } cases[] = {
+        {0x0004a90be58c3ce9ULL, 7, 16, GMUD_OK},
+        {0x0004a90be58c3ce9ULL, 7, 15, GMUD_ERR_MISSING_FIELD},
+        {0x0004a90be58c3ce9ULL, 6, 16, GMUD_ERR_REPLAYED},
+        {0x0004a90be58c3ce9ULL, 8, 16, GMUD_ERR_SKIPPED},
+        {0x0004a90be58c3ce8ULL, 7, 16, GMUD_ERR_BAD_SESSION},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gmud_session_header_put(h, cases[i].id, cases[i].seq);
+        gmud_session copy = s;
+        uint64_t seq = 0;
+        gmud_error err;
+        int rc = gmud_session_header_check(&s, h, cases[i].len, &seq, &err);
+        CHECK_EQ_INT(rc, cases[i].code);
+        int fast = gmud_session_header_accept(&copy, h, cases[i].len);
+        CHECK_EQ_INT(fast, cases[i].code == GMUD_OK);
+        CHECK(copy.recv_seq == (fast ? 8u : 7u) && copy.id == s.id && copy.send_seq == 1);
+    }
+    /* No session yet, or the counter spent: never accepted. */
+    gmud_session none;
+    gmud_session_init(&none);
+    gmud_session_header_put(h, 0, 0);
+    CHECK_EQ_INT(gmud_session_header_accept(&none, h, 16), 0);
+    gmud_session spent;
+    gmud_session_start(&spent, 5, 0, GMUD_SEQ_EXHAUSTED);
+    gmud_session_header_put(h, 5, GMUD_SEQ_EXHAUSTED);
+    CHECK_EQ_INT(gmud_session_header_accept(&spent, h, 16), 0);
+    CHECK(spent.recv_seq == GMUD_SEQ_EXHAUSTED);
+}
+
 static void test_error_names(void)
 {
     CHECK(strcmp(gmud_err_name(GMUD_ERR_REPLAYED), "replayed") == 0);
@@ -305,6 +352,7 @@ int main(void)
     test_lecture_check();
     test_lecture_welcomed();
     test_lecture_exchange();
+    test_header();
     test_error_names();
     return check_report("test_session");
 }

@@ -498,11 +498,21 @@ static void on_check(uv_check_t *handle)
 
 /* Stops reading above the high-water mark and resumes at the low one, so
  * echo to a peer that never reads leaves the peer's data in the kernel. */
-static void backpressure(gmud_conn *conn)
+static void backpressure_turn(gmud_conn *conn, size_t q);
+
+static inline void backpressure(gmud_conn *conn)
+{
+    /* The common case inline: reading, and below the high-water mark. */
+    size_t q = queued(conn);
+    if (!(conn->flags & CONN_PAUSED) && q < conn->rt->limits.read_high_water)
+        return;
+    backpressure_turn(conn, q);
+}
+
+static void backpressure_turn(gmud_conn *conn, size_t q)
 {
     if (conn->state != CONN_OPEN)
         return;
-    size_t q = queued(conn);
     const gmud_limits *lim = &conn->rt->limits;
     if (!(conn->flags & CONN_PAUSED) && q >= lim->read_high_water) {
         stop_reading(conn);
@@ -601,12 +611,20 @@ static int ensure_io(gmud_conn *conn, gmud_error *err)
 
 /* Refuses n more bytes if they would take the queue over the bound; the
  * connection is then closed at once, without delaying anyone else. */
-static int check_queue(gmud_conn *conn, size_t n, gmud_error *err)
+static int slow_consumer(gmud_conn *conn, size_t q, size_t n, gmud_error *err);
+
+static inline int check_queue(gmud_conn *conn, size_t n, gmud_error *err)
 {
     size_t q = queued(conn);
     size_t max = conn->rt->limits.max_queued;
     if (n <= max && q <= max - n)
         return GMUD_OK;
+    return slow_consumer(conn, q, n, err);
+}
+
+static int slow_consumer(gmud_conn *conn, size_t q, size_t n, gmud_error *err)
+{
+    size_t max = conn->rt->limits.max_queued;
     gmud_error e;
     gmud_error_set(&e, GMUD_ERR_SLOW_CONSUMER, 0,
                    "%zu bytes queued and %zu more would exceed the bound of %zu", q, n, max);
@@ -644,7 +662,8 @@ static int send_payload(gmud_conn *conn, const void *prefix, size_t plen, const 
     /* Refuse an unencodable payload before reserving room for it. */
     if (len > cfg->max_message || plen + len > cfg->max_message)
         return (int)gmud_frame_encode_prefixed(cfg, prefix, plen, data, len, NULL, 0, err);
-    size_t size = gmud_frame_encoded_size(cfg, plen + len);
+    size_t head = gmud_frame_head_size(cfg->framing);
+    size_t size = head != 0 ? head + plen + len : gmud_frame_encoded_size(cfg, plen + len);
     int rc = check_queue(conn, size, err);
     if (rc == GMUD_OK)
         rc = ensure_io(conn, err);
@@ -654,8 +673,8 @@ static int send_payload(gmud_conn *conn, const void *prefix, size_t plen, const 
     if (gmud_buf_reserve(b, size) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory queueing %zu bytes", size);
     uint8_t *p = b->data + b->len;
-    size_t head = gmud_frame_head_put(cfg, p, plen + len);
     if (head != 0) {
+        gmud_frame_head_put(cfg, p, plen + len);
         /* length and gmud: the header, then the parts, in place (the
          * lengths were checked above; max_message <= 65535 for these). */
         if (plen > 0)

@@ -15,34 +15,59 @@
 typedef struct sockaddr_storage addr_t;
 #define SA(a) ((const struct sockaddr *)&(a))
 
-/* text is IPv4 if it parses as such, else IPv6. */
-static addr_t ip(const char *text)
+/* The addresses are built in their own types and copied into the storage:
+ * writing a sockaddr_storage through a sockaddr_in pointer breaks C's
+ * aliasing rules, and gcc -O2 did miscompile this test that way. */
+static addr_t from4(const struct sockaddr_in *in4)
 {
     addr_t a;
     memset(&a, 0, sizeof a);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&a;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a;
-    if (inet_pton(AF_INET, text, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons(4000);
-    } else if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(4000);
-    } else {
-        fprintf(stderr, "bad address in test: %s\n", text);
-    }
+    memcpy(&a, in4, sizeof *in4);
     return a;
+}
+
+static addr_t from6(const struct sockaddr_in6 *in6)
+{
+    addr_t a;
+    memset(&a, 0, sizeof a);
+    memcpy(&a, in6, sizeof *in6);
+    return a;
+}
+
+/* text is IPv4 if it parses as such, else IPv6; at port. */
+static addr_t ip_port(const char *text, uint16_t port)
+{
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    memset(&in4, 0, sizeof in4);
+    memset(&in6, 0, sizeof in6);
+    if (inet_pton(AF_INET, text, &in4.sin_addr) == 1) {
+        in4.sin_family = AF_INET;
+        in4.sin_port = htons(port);
+        return from4(&in4);
+    }
+    if (inet_pton(AF_INET6, text, &in6.sin6_addr) == 1) {
+        in6.sin6_family = AF_INET6;
+        in6.sin6_port = htons(port);
+        return from6(&in6);
+    }
+    fprintf(stderr, "bad address in test: %s\n", text);
+    return from4(&in4);
+}
+
+static addr_t ip(const char *text)
+{
+    return ip_port(text, 4000);
 }
 
 /* 10.a.b.c for n < 2^24: distinct for distinct n. */
 static addr_t ip4n(uint32_t n)
 {
-    addr_t a;
-    memset(&a, 0, sizeof a);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&a;
-    in4->sin_family = AF_INET;
-    in4->sin_addr.s_addr = htonl(0x0a000000u | (n & 0xffffffu));
-    return a;
+    struct sockaddr_in in4;
+    memset(&in4, 0, sizeof in4);
+    in4.sin_family = AF_INET;
+    in4.sin_addr.s_addr = htonl(0x0a000000u | (n & 0xffffffu));
+    return from4(&in4);
 }
 
 static gmud_iplimit *make(uint32_t max_per_addr, uint32_t rate, uint32_t burst, uint32_t tracked)
@@ -286,8 +311,7 @@ static void test_v6(void)
     CHECK_EQ_INT(admit(l, ip("2001:db8::1"), 0, NULL), GMUD_ERR_ADDR_LIMITED);
     CHECK_EQ_INT(admit(l, ip("2001:db8::2"), 0, NULL), 0);
     /* The port is not part of the address. */
-    addr_t other_port = ip("3001:db8::1");
-    ((struct sockaddr_in6 *)&other_port)->sin6_port = htons(5555);
+    addr_t other_port = ip_port("3001:db8::1", 5555);
     CHECK_EQ_INT(admit(l, other_port, 0, NULL), GMUD_ERR_ADDR_LIMITED);
     gmud_iplimit_destroy(l);
 }

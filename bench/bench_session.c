@@ -34,7 +34,10 @@
  *    json_decref(), in a loop, per CPU second. gmud_json_parse() alone is
  *    shown between the two. Goal for mode on: >= 0.70 of jansson alone.
  *
- * Environment: GMUD_BENCH_ROUNDS (default 5), GMUD_BENCH_MESSAGES (case 1,
+ * Environment: GMUD_BENCH_ROUNDS (default 15: on this 2-core virtual
+ * machine single rounds of case 1 range from 0.3 to 2 times each other, and
+ * the median of 5 per-round ratios moved by 0.1 from run to run; of 15, by
+ * 0.05), GMUD_BENCH_MESSAGES (case 1,
  * per round and mode, default 4000000), GMUD_BENCH_BACKLOG (bytes the writer
  * keeps queued, default 262144), GMUD_BENCH_SAMPLES (case 2, round trips
  * per mode and placement, default 20000), GMUD_BENCH_BLOCK (default 10),
@@ -921,7 +924,7 @@ int main(void)
 {
     bench_prog = "bench_session";
     bench_ignore_sigpipe();
-    int rounds = (int)bench_env_long("GMUD_BENCH_ROUNDS", 5, 1, 15);
+    int rounds = (int)bench_env_long("GMUD_BENCH_ROUNDS", 15, 1, 31);
     size_t messages = (size_t)bench_env_long("GMUD_BENCH_MESSAGES", 4000000, 1000, 100000000);
     size_t backlog = (size_t)bench_env_long("GMUD_BENCH_BACKLOG", 256 * 1024, 1024, 64 << 20);
     size_t samples_n = (size_t)bench_env_long("GMUD_BENCH_SAMPLES", 20000, 100, 1000000);

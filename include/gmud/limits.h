@@ -88,6 +88,10 @@ enum {
      * connections (bytes). */
     GMUD_READ_BUFFER_SIZE = 64 * 1024,
 
+    /* Runtime: bytes handed to one write() call at most; a connection's
+     * queued output goes out in such calls while the kernel takes them. */
+    GMUD_WRITE_CHUNK = 64 * 1024,
+
     /* Sessions: a client whose server sends no welcome within this time
      * (ms) after the connect gives up (a server without sessions waits for
      * the client to speak first: without this both would wait for ever). */

@@ -49,6 +49,7 @@ typedef struct client_app {
     int in_open;                /* the stdin handle is initialised, not yet closed */
     int in_reading;
     int in_done;                /* end of stdin seen */
+    int got_first;              /* a message has arrived */
     char *chunk;                /* IN_FILE: the read buffer */
 
     char *line;                 /* the line being assembled */
@@ -90,11 +91,27 @@ static int is_error_packet(const json_t *v)
            json_is_string(json_object_get(v, "code")) && json_object_get(v, "from") == NULL;
 }
 
+/* A session welcome, {"session_id": <n>, "sequence_id": 0}, and nothing
+ * else: what a server running sessions sends first. */
+static int is_welcome(const json_t *v)
+{
+    json_t *seq = json_object_get(v, "sequence_id");
+    return json_object_size(v) == 2 && json_is_integer(json_object_get(v, "session_id")) &&
+           json_is_integer(seq) && json_integer_value(seq) == 0;
+}
+
 static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
                        void *user)
 {
     client_app *app = user;
     (void)conn;
+    int first = !app->got_first;
+    app->got_first = 1;
+    /* Nothing on the wire names the session mode: say what the welcome
+     * means rather than let every later packet fail to parse. */
+    if (first && json != NULL && app->opt.session == GMUD_SESSION_OFF && is_welcome(json))
+        fail(app, "the server sent a session welcome: it runs sessions; use --session on "
+                  "(or lecture) to talk to it");
     if (json == NULL) {
         fwrite(data, 1, len, stdout);
     } else {

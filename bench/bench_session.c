@@ -53,6 +53,7 @@
 #include <uv.h>
 
 #include "bench_net.h"
+#include "bench_pump.h"
 #include "bench_util.h"
 #include "gmud/client.h"
 #include "gmud/frame.h"
@@ -75,10 +76,6 @@ enum {
 static const gmud_session_mode modes[MODES] = {GMUD_SESSION_OFF, GMUD_SESSION_ON};
 static const char *const mode_names[MODES] = {"off", "on"};
 
-/* A JSON object, so that a JSON-typed client takes it too. */
-static const char ACK[] = "{\"ok\":1}";
-#define ACK_LEN (sizeof ACK - 1)
-
 static const char LECTURE[] = "{\"time\": \"Sat Mar 30 11:40:50 2019\", "
                               "\"message\": \"2:Sat Mar 30 11:40:50 2019\", \"value\": 2}";
 #define LECTURE_LEN (sizeof LECTURE - 1)
@@ -87,226 +84,13 @@ static uint8_t g_small[SMALL_MAX];
 
 /* ---- Streaming: a sink server (child) and an event-client writer -------- */
 
-typedef struct stream_spec {
-    gmud_session_mode mode;
-    gmud_payload payload;  /* the payload type of both ends */
-    const uint8_t *msg;    /* one message, sent again and again */
-    size_t len;
-    size_t frame;          /* bytes on the wire per message, header included */
-    size_t messages;
-    size_t backlog;
-} stream_spec;
+/* The sink and the writer are bench_stream's (bench_pump.h). */
+typedef bench_pump stream_spec;
 
 /* One streaming run: wall time, and CPU time of each side. */
 typedef struct run_fig {
     double wall_s, tx_cpu_s, rx_cpu_s;
 } run_fig;
-
-typedef struct sink {
-    uv_loop_t loop;
-    gmud_server *server;
-    const stream_spec *s;
-    size_t count, bad;
-    int done;
-} sink;
-
-static void sink_on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
-                            void *user)
-{
-    (void)data;
-    sink *k = user;
-    /* With json the parsed value must be there; nothing more is read from
-     * it, as the baseline reads nothing from json_loadb's value. */
-    if (len != k->s->len || (k->s->payload == GMUD_PAYLOAD_JSON && !json_is_object(json)))
-        k->bad++;
-    if (++k->count == k->s->messages) {
-        gmud_error err;
-        if (gmud_conn_send(conn, ACK, ACK_LEN, &err) != 0)
-            bench_fail("sink: ack: %s", err.message);
-    }
-}
-
-static void sink_shutdown_done(gmud_server *server, void *user)
-{
-    (void)server;
-    sink *k = user;
-    k->done = 1;
-    uv_stop(&k->loop);
-}
-
-static void sink_on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
-                          void *user)
-{
-    (void)conn;
-    sink *k = user;
-    if (reason != GMUD_CLOSE_PEER && reason != GMUD_CLOSE_SHUTDOWN)
-        bench_fail("sink: connection closed: %s%s%s", gmud_close_reason_name(reason),
-                   detail ? ": " : "", detail ? detail->message : "");
-    gmud_server_shutdown(k->server, 1000, sink_shutdown_done, k);
-}
-
-static void sink_main(const stream_spec *s, int port_fd)
-{
-    sink k;
-    memset(&k, 0, sizeof k);
-    k.s = s;
-    if (uv_loop_init(&k.loop) != 0)
-        bench_fail("uv_loop_init");
-    gmud_server_config cfg;
-    gmud_server_default_config(&cfg);
-    /* Throughput is the measure: no spam limits. */
-    cfg.limits.msg_rate = 0;
-    cfg.limits.byte_rate = 0;
-    cfg.port = 0;
-    cfg.payload = s->payload;
-    cfg.session.mode = s->mode;
-    cfg.cb.on_message = sink_on_message;
-    cfg.cb.on_close = sink_on_close;
-    cfg.cb.user = &k;
-    gmud_error err;
-    k.server = gmud_server_create(&k.loop, &cfg, &err);
-    if (k.server == NULL)
-        bench_fail("gmud_server_create: %s", err.message);
-    uint16_t port = gmud_server_port(k.server);
-    bench_pipe_write(port_fd, &port, sizeof port);
-    uv_run(&k.loop, UV_RUN_DEFAULT);
-    if (!k.done)
-        bench_fail("sink: loop ended before shutdown");
-    if (k.count != s->messages || k.bad != 0)
-        bench_fail("sink: %zu of %zu messages, %zu of them wrong", k.count, s->messages, k.bad);
-    gmud_stats st;
-    gmud_server_stats(k.server, &st);
-    if (st.security != 0)
-        bench_fail("sink: %llu packets refused by the session check",
-                   (unsigned long long)st.security);
-    gmud_server_destroy(k.server);
-    uv_run(&k.loop, UV_RUN_DEFAULT);
-    _exit(0);
-}
-
-typedef struct source {
-    uv_loop_t loop;
-    const stream_spec *s;
-    gmud_client *client;
-    gmud_conn *conn;
-    uv_check_t pump;
-    size_t left;
-    uint64_t t0, t1;
-    double cpu0, cpu;
-    int pumping, acked, closed;
-} source;
-
-static void source_stop_pump(source *c)
-{
-    if (c->pumping) {
-        uv_check_stop(&c->pump);
-        c->pumping = 0;
-    }
-}
-
-/* Tops the queue up to the backlog, one gmud_conn_send per message, once
- * per loop turn (bench_stream's pump: the runtime writes the turn's
- * messages in one write). */
-static void source_fill(source *c)
-{
-    const stream_spec *s = c->s;
-    size_t queued = gmud_conn_queued(c->conn);
-    gmud_error err;
-    while (c->left > 0 && queued + s->frame <= s->backlog) {
-        if (gmud_conn_send(c->conn, s->msg, s->len, &err) != 0)
-            bench_fail("gmud_conn_send: %s", err.message);
-        queued += s->frame;
-        c->left--;
-    }
-    if (c->left == 0)
-        source_stop_pump(c);
-}
-
-static void source_on_check(uv_check_t *h)
-{
-    source_fill(h->data);
-}
-
-/* With mode on this runs once the welcome has arrived: sends before it are
- * refused. */
-static void source_on_connect(gmud_conn *conn, void *user)
-{
-    source *c = user;
-    c->conn = conn;
-    c->cpu0 = bench_cpu_seconds();
-    c->t0 = bench_now_ns();
-    c->pumping = 1;
-    uv_check_start(&c->pump, source_on_check);
-    source_fill(c);
-}
-
-static void source_on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
-                              void *user)
-{
-    (void)conn;
-    (void)json;
-    source *c = user;
-    if (len == ACK_LEN && memcmp(data, ACK, ACK_LEN) == 0 && c->left == 0) {
-        c->t1 = bench_now_ns();
-        c->cpu = bench_cpu_seconds() - c->cpu0;
-        c->acked = 1;
-        gmud_client_close(c->client);
-    }
-}
-
-static void source_on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
-                            void *user)
-{
-    (void)conn;
-    source *c = user;
-    if (!c->acked)
-        bench_fail("client closed before the ack: %s%s%s", gmud_close_reason_name(reason),
-                   detail ? ": " : "", detail ? detail->message : "");
-    c->closed = 1;
-    source_stop_pump(c);
-    uv_stop(&c->loop);
-}
-
-static void gmud_writer(const stream_spec *s, uint16_t port, run_fig *f)
-{
-    source c;
-    memset(&c, 0, sizeof c);
-    c.s = s;
-    c.left = s->messages;
-    if (uv_loop_init(&c.loop) != 0)
-        bench_fail("uv_loop_init");
-    uv_check_init(&c.loop, &c.pump);
-    c.pump.data = &c;
-
-    gmud_client_config cfg;
-    gmud_client_default_config(&cfg);
-    cfg.port = port;
-    cfg.payload = s->payload;
-    cfg.session.mode = s->mode;
-    /* The sender keeps the queue at the backlog itself: the slow-consumer
-     * limit is never the brake. */
-    cfg.limits.max_queued = 4 * s->backlog + 4 * s->frame;
-    cfg.limits.read_high_water = 2 * s->backlog + 2 * s->frame;
-    cfg.limits.read_low_water = s->backlog;
-    cfg.cb.on_connect = source_on_connect;
-    cfg.cb.on_message = source_on_message;
-    cfg.cb.on_close = source_on_close;
-    cfg.cb.user = &c;
-    gmud_error err;
-    c.client = gmud_client_create(&c.loop, &cfg, &err);
-    if (c.client == NULL)
-        bench_fail("gmud_client_create: %s", err.message);
-    uv_run(&c.loop, UV_RUN_DEFAULT);
-    if (!c.closed)
-        bench_fail("client loop ended early");
-    gmud_client_destroy(c.client);
-    uv_close((uv_handle_t *)&c.pump, NULL);
-    uv_run(&c.loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&c.loop) != 0)
-        bench_fail("client loop still has handles");
-    f->wall_s = (double)(c.t1 - c.t0) / 1e9;
-    f->tx_cpu_s = c.cpu;
-}
 
 /* One streaming run: the sink forked, the writer here. */
 static run_fig stream_run(const stream_spec *s)
@@ -319,13 +103,13 @@ static run_fig stream_run(const stream_spec *s)
     pid_t pid = bench_fork(CHILD_SECONDS);
     if (pid == 0) {
         close(pfd[0]);
-        sink_main(s, pfd[1]);
+        bench_pump_sink_main(s, pfd[1]);
     }
     close(pfd[1]);
     if (bench_pipe_read(pfd[0], &port, sizeof port, IO_TIMEOUT_MS) != 0)
         bench_fail("sink server did not start");
     close(pfd[0]);
-    gmud_writer(s, port, &f);
+    bench_pump_writer(s, port, &f.wall_s, &f.tx_cpu_s);
     if (bench_wait_cpu(pid, WAIT_MS, &f.rx_cpu_s) != 0)
         bench_fail("sink (session %s) failed", gmud_session_mode_name(s->mode));
     return f;
@@ -334,15 +118,14 @@ static run_fig stream_run(const stream_spec *s)
 static void stream_spec_init(stream_spec *s, gmud_session_mode mode, gmud_payload payload,
                              const void *msg, size_t len, size_t messages, size_t backlog)
 {
-    gmud_frame_config fcfg;
-    gmud_frame_default_config(&fcfg, GMUD_FRAMING_GMUD);
     memset(s, 0, sizeof *s);
+    gmud_frame_default_config(&s->frame, GMUD_FRAMING_GMUD);
     s->mode = mode;
     s->payload = payload;
     s->msg = msg;
     s->len = len;
     size_t hdr = mode == GMUD_SESSION_ON ? GMUD_SESSION_HEADER_SIZE : 0;
-    s->frame = gmud_frame_encoded_size(&fcfg, len + hdr);
+    s->frame_bytes = gmud_frame_encoded_size(&s->frame, len + hdr);
     s->messages = messages;
     s->backlog = backlog;
 }
@@ -463,7 +246,7 @@ static void case_stream(int rounds, size_t messages, size_t backlog)
             fmt_ratio(obuf, sizeof obuf, on_ctl, nr);
         printf("| %-9s | %10zu | %8.2f / %-9.2f | %-17s | %5.1f (%5.1f) / %5.1f (%5.1f) | "
                "%-17s | %-17s |\n",
-               stream_names[k], spec[k].frame, max_of(rate[k], nr) / 1e6,
+               stream_names[k], spec[k].frame_bytes, max_of(rate[k], nr) / 1e6,
                median_of(rate[k], nr) / 1e6, rbuf, least(tx[k], nr), median_of(tx[k], nr),
                least(rx[k], nr), median_of(rx[k], nr), cbuf, obuf);
     }

@@ -12,7 +12,7 @@
  *                 gmud limits the figure.
  * Every stream is byte for byte the same (N frames of the case's framing).
  * The clock starts when the connection is up and stops when the writer has
- * the receiver's acknowledgement (an "ok" frame), sent after the receiver
+ * the receiver's acknowledgement (a BENCH_ACK frame), sent after the receiver
  * counted the last byte (raw) or message (gmud): it covers the whole
  * transfer, the receiver's work included, not just the writes.
  *
@@ -45,6 +45,7 @@
 #include <uv.h>
 
 #include "bench_net.h"
+#include "bench_pump.h"
 #include "bench_util.h"
 #include "gmud/client.h"
 #include "gmud/frame.h"
@@ -53,12 +54,10 @@
 enum {
     RAW_CHUNK = 64 * 1024,
     ROUND_SECONDS = 20,   /* a child gives up after this (alarm) */
-    ACK_LEN = 2,
     RAW = 0,
     GMUD = 1
 };
 
-static const char ACK[ACK_LEN] = "ok";
 static const char *const side_names[2] = {"raw", "gmud"};
 
 typedef struct bench_case {
@@ -73,9 +72,10 @@ typedef struct stream_spec {
     size_t messages;
     uint8_t *msg;       /* one payload */
     uint8_t *wire;      /* frames back to back: RAW_CHUNK + one frame of them */
-    uint8_t ack[32];    /* the "ok" frame */
+    uint8_t ack[32];    /* the BENCH_ACK frame */
     size_t ack_len;
     size_t backlog;
+    bench_pump pump;    /* the gmud sides' view of the same stream */
 } stream_spec;
 
 /* One round's figures: wall time, and CPU time of each side. */
@@ -130,211 +130,6 @@ static void raw_writer(const stream_spec *s, uint16_t port, round_fig *f)
     close(fd);
 }
 
-/* ---- gmud sink server (child) ------------------------------------------- */
-
-typedef struct sink {
-    uv_loop_t loop;
-    gmud_server *server;
-    size_t expect, count, bad, payload;
-    int done;
-} sink;
-
-static void sink_on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
-                            void *user)
-{
-    (void)data;
-    (void)json;
-    sink *k = user;
-    if (len != k->payload)
-        k->bad++;
-    if (++k->count == k->expect) {
-        gmud_error err;
-        if (gmud_conn_send(conn, ACK, ACK_LEN, &err) != 0)
-            bench_fail("sink: ack: %s", err.message);
-    }
-}
-
-static void sink_shutdown_done(gmud_server *server, void *user)
-{
-    (void)server;
-    sink *k = user;
-    k->done = 1;
-    uv_stop(&k->loop);
-}
-
-static void sink_on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
-                          void *user)
-{
-    (void)conn;
-    sink *k = user;
-    if (reason != GMUD_CLOSE_PEER && reason != GMUD_CLOSE_SHUTDOWN)
-        bench_fail("sink: connection closed: %s%s%s", gmud_close_reason_name(reason),
-                   detail ? ": " : "", detail ? detail->message : "");
-    gmud_server_shutdown(k->server, 1000, sink_shutdown_done, k);
-}
-
-static void sink_main(const stream_spec *s, int port_fd)
-{
-    sink k;
-    memset(&k, 0, sizeof k);
-    k.expect = s->messages;
-    k.payload = s->payload;
-    if (uv_loop_init(&k.loop) != 0)
-        bench_fail("uv_loop_init");
-    gmud_server_config cfg;
-    gmud_server_default_config(&cfg);
-    /* Throughput is the measure: no spam limits. */
-    cfg.limits.msg_rate = 0;
-    cfg.limits.byte_rate = 0;
-    cfg.port = 0;
-    cfg.frame = s->cfg;
-    cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.cb.on_message = sink_on_message;
-    cfg.cb.on_close = sink_on_close;
-    cfg.cb.user = &k;
-    gmud_error err;
-    k.server = gmud_server_create(&k.loop, &cfg, &err);
-    if (k.server == NULL)
-        bench_fail("gmud_server_create: %s", err.message);
-    uint16_t port = gmud_server_port(k.server);
-    bench_pipe_write(port_fd, &port, sizeof port);
-    uv_run(&k.loop, UV_RUN_DEFAULT);
-    if (!k.done)
-        bench_fail("sink: loop ended before shutdown");
-    if (k.count != k.expect || k.bad != 0)
-        bench_fail("sink: %zu of %zu messages, %zu of the wrong length", k.count, k.expect,
-                   k.bad);
-    gmud_server_destroy(k.server);
-    uv_run(&k.loop, UV_RUN_DEFAULT);
-    _exit(0);
-}
-
-/* ---- gmud event client -------------------------------------------------- */
-
-typedef struct source {
-    uv_loop_t loop;
-    const stream_spec *s;
-    gmud_client *client;
-    gmud_conn *conn;
-    uv_check_t pump;
-    size_t left;
-    uint64_t t0, t1;
-    double cpu0, cpu;
-    int pumping, acked, closed;
-} source;
-
-static void source_stop_pump(source *c)
-{
-    if (c->pumping) {
-        uv_check_stop(&c->pump);
-        c->pumping = 0;
-    }
-}
-
-/* Tops the queue up to the backlog, one gmud_conn_send per message. Runs
- * once per loop turn from a uv_check handle: a send arms the runtime's own
- * idle handle, so the next turn does not sleep in poll and the runtime's
- * check flushes the turn's messages in one write; with the backlog full the
- * loop sleeps until a write completes. */
-static void source_fill(source *c)
-{
-    const stream_spec *s = c->s;
-    size_t queued = gmud_conn_queued(c->conn);
-    gmud_error err;
-    while (c->left > 0 && queued + s->frame <= s->backlog) {
-        if (gmud_conn_send(c->conn, s->msg, s->payload, &err) != 0)
-            bench_fail("gmud_conn_send: %s", err.message);
-        queued += s->frame;
-        c->left--;
-    }
-    if (c->left == 0)
-        source_stop_pump(c);
-}
-
-static void source_on_check(uv_check_t *h)
-{
-    source_fill(h->data);
-}
-
-static void source_on_connect(gmud_conn *conn, void *user)
-{
-    source *c = user;
-    c->conn = conn;
-    c->cpu0 = bench_cpu_seconds();
-    c->t0 = bench_now_ns();
-    c->pumping = 1;
-    uv_check_start(&c->pump, source_on_check);
-    source_fill(c);
-}
-
-static void source_on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
-                              void *user)
-{
-    (void)conn;
-    (void)json;
-    source *c = user;
-    if (len == ACK_LEN && memcmp(data, ACK, ACK_LEN) == 0 && c->left == 0) {
-        c->t1 = bench_now_ns();
-        c->cpu = bench_cpu_seconds() - c->cpu0;
-        c->acked = 1;
-        gmud_client_close(c->client);
-    }
-}
-
-static void source_on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
-                            void *user)
-{
-    (void)conn;
-    source *c = user;
-    if (!c->acked)
-        bench_fail("client closed before the ack: %s%s%s", gmud_close_reason_name(reason),
-                   detail ? ": " : "", detail ? detail->message : "");
-    c->closed = 1;
-    source_stop_pump(c);
-    uv_stop(&c->loop);
-}
-
-static void gmud_writer(const stream_spec *s, uint16_t port, round_fig *f)
-{
-    source c;
-    memset(&c, 0, sizeof c);
-    c.s = s;
-    c.left = s->messages;
-    if (uv_loop_init(&c.loop) != 0)
-        bench_fail("uv_loop_init");
-    uv_check_init(&c.loop, &c.pump);
-    c.pump.data = &c;
-
-    gmud_client_config cfg;
-    gmud_client_default_config(&cfg);
-    cfg.port = port;
-    cfg.frame = s->cfg;
-    cfg.payload = GMUD_PAYLOAD_TEXT;
-    /* Room for the backlog and more: the sender itself keeps the queue at
-     * the backlog, so the slow-consumer limit is never the brake. */
-    cfg.limits.max_queued = 4 * s->backlog + 4 * s->frame;
-    cfg.limits.read_high_water = 2 * s->backlog + 2 * s->frame;
-    cfg.limits.read_low_water = s->backlog;
-    cfg.cb.on_connect = source_on_connect;
-    cfg.cb.on_message = source_on_message;
-    cfg.cb.on_close = source_on_close;
-    cfg.cb.user = &c;
-    gmud_error err;
-    c.client = gmud_client_create(&c.loop, &cfg, &err);
-    if (c.client == NULL)
-        bench_fail("gmud_client_create: %s", err.message);
-    uv_run(&c.loop, UV_RUN_DEFAULT);
-    if (!c.closed)
-        bench_fail("client loop ended early");
-    gmud_client_destroy(c.client);
-    uv_close((uv_handle_t *)&c.pump, NULL);
-    uv_run(&c.loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&c.loop) != 0)
-        bench_fail("client loop still has handles");
-    f->wall_s = (double)(c.t1 - c.t0) / 1e9;
-    f->tx_cpu_s = c.cpu;
-}
-
 /* ---- One round: a receiver (child) and a writer (this process) --------- */
 
 static int g_split; /* writer on CPU 0, receiver on CPU 1 */
@@ -361,7 +156,7 @@ static round_fig run_round(const stream_spec *s, int tx, int rx)
             close(pfd[0]);
             if (g_split)
                 bench_pin(1);
-            sink_main(s, pfd[1]);
+            bench_pump_sink_main(&s->pump, pfd[1]);
         }
         close(pfd[1]);
         if (bench_pipe_read(pfd[0], &port, sizeof port, 5000) != 0)
@@ -371,7 +166,7 @@ static round_fig run_round(const stream_spec *s, int tx, int rx)
     if (tx == RAW)
         raw_writer(s, port, &f);
     else
-        gmud_writer(s, port, &f);
+        bench_pump_writer(&s->pump, port, &f.wall_s, &f.tx_cpu_s);
     if (bench_wait_cpu(pid, 5000, &f.rx_cpu_s) != 0)
         bench_fail("%s receiver failed", side_names[rx]);
     return f;
@@ -400,10 +195,19 @@ static void spec_build(stream_spec *s, const bench_case *bc, size_t target, size
         if (n != (ptrdiff_t)s->frame)
             bench_fail("gmud_frame_encode: %s", err.message);
     }
-    ptrdiff_t n = gmud_frame_encode(&s->cfg, ACK, ACK_LEN, s->ack, sizeof s->ack, &err);
+    ptrdiff_t n = gmud_frame_encode(&s->cfg, BENCH_ACK, BENCH_ACK_LEN, s->ack, sizeof s->ack,
+                                    &err);
     if (n <= 0)
         bench_fail("gmud_frame_encode: %s", err.message);
     s->ack_len = (size_t)n;
+    s->pump.frame = s->cfg;
+    s->pump.payload = GMUD_PAYLOAD_TEXT;
+    s->pump.mode = GMUD_SESSION_OFF;
+    s->pump.msg = s->msg;
+    s->pump.len = s->payload;
+    s->pump.frame_bytes = s->frame;
+    s->pump.messages = s->messages;
+    s->pump.backlog = s->backlog;
 }
 
 static void run_case(const bench_case *bc, size_t target, int rounds, size_t backlog)

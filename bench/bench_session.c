@@ -52,6 +52,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "bench_echo.h"
 #include "bench_net.h"
 #include "bench_pump.h"
 #include "bench_util.h"
@@ -264,72 +265,6 @@ static void case_stream(int rounds, size_t messages, size_t backlog)
 
 /* ---- Case 2: round trip -------------------------------------------------- */
 
-typedef struct echo {
-    uv_loop_t loop;
-    gmud_server *server;
-    int done;
-} echo;
-
-static void echo_on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
-                            void *user)
-{
-    (void)json;
-    (void)user;
-    gmud_error err;
-    if (gmud_conn_send(conn, data, len, &err) != 0)
-        bench_fail("echo: gmud_conn_send: %s", err.message);
-}
-
-static void echo_shutdown_done(gmud_server *server, void *user)
-{
-    (void)server;
-    echo *e = user;
-    e->done = 1;
-    uv_stop(&e->loop);
-}
-
-static void echo_on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
-                          void *user)
-{
-    (void)conn;
-    echo *e = user;
-    if (reason != GMUD_CLOSE_PEER && reason != GMUD_CLOSE_SHUTDOWN)
-        bench_fail("echo: connection closed: %s%s%s", gmud_close_reason_name(reason),
-                   detail ? ": " : "", detail ? detail->message : "");
-    gmud_server_shutdown(e->server, 1000, echo_shutdown_done, e);
-}
-
-/* A gmud_server echoing to one connection; ends when it has gone. */
-static void echo_main(gmud_session_mode mode, int port_fd)
-{
-    echo e;
-    memset(&e, 0, sizeof e);
-    if (uv_loop_init(&e.loop) != 0)
-        bench_fail("uv_loop_init");
-    gmud_server_config cfg;
-    gmud_server_default_config(&cfg);
-    cfg.limits.msg_rate = 0;
-    cfg.limits.byte_rate = 0;
-    cfg.port = 0;
-    cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.session.mode = mode;
-    cfg.cb.on_message = echo_on_message;
-    cfg.cb.on_close = echo_on_close;
-    cfg.cb.user = &e;
-    gmud_error err;
-    e.server = gmud_server_create(&e.loop, &cfg, &err);
-    if (e.server == NULL)
-        bench_fail("gmud_server_create: %s", err.message);
-    uint16_t port = gmud_server_port(e.server);
-    bench_pipe_write(port_fd, &port, sizeof port);
-    uv_run(&e.loop, UV_RUN_DEFAULT);
-    if (!e.done)
-        bench_fail("echo: loop ended before shutdown");
-    gmud_server_destroy(e.server);
-    uv_run(&e.loop, UV_RUN_DEFAULT);
-    _exit(0);
-}
-
 static pid_t start_echo(gmud_session_mode mode, uint16_t *port)
 {
     int pfd[2];
@@ -338,7 +273,7 @@ static pid_t start_echo(gmud_session_mode mode, uint16_t *port)
     pid_t pid = bench_fork(CHILD_SECONDS);
     if (pid == 0) {
         close(pfd[0]);
-        echo_main(mode, pfd[1]);
+        bench_echo_main(pfd[1], 1, mode);
     }
     close(pfd[1]);
     if (bench_pipe_read(pfd[0], port, sizeof *port, IO_TIMEOUT_MS) != 0)
@@ -347,149 +282,10 @@ static pid_t start_echo(gmud_session_mode mode, uint16_t *port)
     return pid;
 }
 
-typedef struct samples {
-    double *us;
-    size_t n, cap;
-} samples;
-
-typedef struct event_client {
-    uv_loop_t loop;
-    gmud_client *client;
-    gmud_conn *conn;
-    uv_timer_t guard; /* a block that takes too long stops the loop */
-    samples *out;
-    size_t left;
-    uint64_t t0;
-    int connected, closed, failed;
-} event_client;
-
-static void ev_send(event_client *c)
-{
-    gmud_error err;
-    c->t0 = bench_now_ns();
-    if (gmud_conn_send(c->conn, g_small, SMALL, &err) != 0)
-        bench_fail("gmud_conn_send: %s", err.message);
-}
-
-static void ev_on_connect(gmud_conn *conn, void *user)
-{
-    event_client *c = user;
-    c->conn = conn;
-    c->connected = 1;
-    uv_stop(&c->loop);
-}
-
-static void ev_on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
-                          void *user)
-{
-    (void)conn;
-    (void)data;
-    (void)json;
-    event_client *c = user;
-    uint64_t t1 = bench_now_ns();
-    if (len != SMALL)
-        bench_fail("echo returned %zu bytes", len);
-    if (c->out != NULL && c->out->n < c->out->cap)
-        c->out->us[c->out->n++] = (double)(t1 - c->t0) / 1e3;
-    if (--c->left > 0)
-        ev_send(c);
-    else
-        uv_stop(&c->loop);
-}
-
-static void ev_on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
-                        void *user)
-{
-    (void)conn;
-    event_client *c = user;
-    if (reason != GMUD_CLOSE_LOCAL)
-        bench_fail("event client closed: %s%s%s", gmud_close_reason_name(reason),
-                   detail ? ": " : "", detail ? detail->message : "");
-    c->closed = 1;
-    uv_stop(&c->loop);
-}
-
-static void ev_on_guard(uv_timer_t *t)
-{
-    event_client *c = t->data;
-    c->failed = 1;
-    uv_stop(&c->loop);
-}
-
-static void ev_run(event_client *c, const char *what)
-{
-    uv_timer_start(&c->guard, ev_on_guard, IO_TIMEOUT_MS, 0);
-    uv_run(&c->loop, UV_RUN_DEFAULT);
-    uv_timer_stop(&c->guard);
-    if (c->failed)
-        bench_fail("event client: %s timed out", what);
-}
-
-/* Connects; with mode on, returns once the welcome is in (on_connect). */
-static void ev_open(event_client *c, gmud_session_mode mode, uint16_t port)
-{
-    memset(c, 0, sizeof *c);
-    if (uv_loop_init(&c->loop) != 0)
-        bench_fail("uv_loop_init");
-    uv_timer_init(&c->loop, &c->guard);
-    c->guard.data = c;
-    gmud_client_config cfg;
-    gmud_client_default_config(&cfg);
-    cfg.port = port;
-    cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.session.mode = mode;
-    cfg.cb.on_connect = ev_on_connect;
-    cfg.cb.on_message = ev_on_message;
-    cfg.cb.on_close = ev_on_close;
-    cfg.cb.user = c;
-    gmud_error err;
-    c->client = gmud_client_create(&c->loop, &cfg, &err);
-    if (c->client == NULL)
-        bench_fail("gmud_client_create: %s", err.message);
-    ev_run(c, "connect");
-    if (!c->connected)
-        bench_fail("event client did not connect");
-}
-
-static void ev_block(event_client *c, size_t count, samples *out)
-{
-    c->out = out;
-    c->left = count;
-    ev_send(c);
-    ev_run(c, "round trip");
-    if (c->left != 0)
-        bench_fail("event client stopped with %zu round trips left", c->left);
-}
-
-static void ev_close(event_client *c)
-{
-    gmud_client_close(c->client);
-    ev_run(c, "close");
-    gmud_client_destroy(c->client);
-    uv_close((uv_handle_t *)&c->guard, NULL);
-    uv_run(&c->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&c->loop) != 0)
-        bench_fail("event client loop still has handles");
-}
-
 typedef struct rtt_stats {
-    double p50, p99, mean, server_cpu_us;
+    bench_rtt_stats rt;
+    double server_cpu_us;
 } rtt_stats;
-
-static rtt_stats summarise(samples *s)
-{
-    rtt_stats st = {0, 0, 0, 0};
-    if (s->n == 0)
-        return st;
-    qsort(s->us, s->n, sizeof *s->us, bench_cmp_double);
-    double sum = 0;
-    for (size_t i = 0; i < s->n; i++)
-        sum += s->us[i];
-    st.mean = sum / (double)s->n;
-    st.p50 = s->us[(s->n - 1) / 2];
-    st.p99 = s->us[(size_t)((double)(s->n - 1) * 0.99)];
-    return st;
-}
 
 /* cpu < 0: any CPU. The servers are forked with the servers' placement
  * (children inherit it), then this process takes the clients'. */
@@ -503,48 +299,48 @@ static void rtt_placement(const char *place, int client_cpu, int server_cpu, siz
         pid[m] = start_echo(modes[m], &port[m]);
     bench_pin(client_cpu);
 
-    event_client ev[MODES];
-    samples sm[MODES];
+    bench_ev ev[MODES];
+    bench_samples sm[MODES];
     for (int m = 0; m < MODES; m++) {
-        ev_open(&ev[m], modes[m], port[m]);
+        bench_ev_open(&ev[m], modes[m], port[m], g_small, SMALL);
         sm[m].us = bench_xmalloc(total * sizeof(double));
         sm[m].n = 0;
         sm[m].cap = total;
     }
     for (int m = 0; m < MODES; m++)
-        ev_block(&ev[m], WARMUP, NULL);
+        bench_ev_block(&ev[m], WARMUP, NULL);
     /* Blocks take turns, in alternating order, so that a slow spell of a
      * shared machine hits both modes alike. */
     for (size_t done = 0, k = 0; done < total; done += block, k++) {
         size_t n = total - done < block ? total - done : block;
         for (int i = 0; i < MODES; i++) {
             int m = k % 2 == 0 ? i : MODES - 1 - i;
-            ev_block(&ev[m], n, &sm[m]);
+            bench_ev_block(&ev[m], n, &sm[m]);
         }
     }
     rtt_stats st[MODES];
     for (int m = 0; m < MODES; m++) {
-        ev_close(&ev[m]);
+        bench_ev_close(&ev[m]);
         double cpu = 0;
         if (bench_wait_cpu(pid[m], IO_TIMEOUT_MS, &cpu) != 0)
             bench_fail("echo server (session %s) failed", mode_names[m]);
-        st[m] = summarise(&sm[m]);
+        st[m].rt = bench_rtt_summarise(&sm[m]);
         st[m].server_cpu_us = cpu / (double)(total + WARMUP) * 1e6;
         free(sm[m].us);
     }
     for (int m = 0; m < MODES; m++) {
-        const rtt_stats *x = &st[m];
+        const bench_rtt_stats *x = &st[m].rt;
         if (m == OFF)
             printf("| %-8s | %-4s | %6.1f | %6.1f | %6.1f | %8.0f | %13.2f |     -      |"
                    "     -      |        -        |\n",
                    place, mode_names[m], x->p50, x->p99, x->mean, 1e6 / x->mean,
-                   x->server_cpu_us);
+                   st[m].server_cpu_us);
         else
             printf("| %-8s | %-4s | %6.1f | %6.1f | %6.1f | %8.0f | %13.2f | %10.2f | %10.2f "
                    "| %15.2f |\n",
                    place, mode_names[m], x->p50, x->p99, x->mean, 1e6 / x->mean,
-                   x->server_cpu_us, x->p50 / st[OFF].p50, x->p99 / st[OFF].p99,
-                   st[OFF].mean / x->mean);
+                   st[m].server_cpu_us, x->p50 / st[OFF].rt.p50, x->p99 / st[OFF].rt.p99,
+                   st[OFF].rt.mean / x->mean);
     }
     fflush(stdout);
 }

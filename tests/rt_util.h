@@ -138,6 +138,25 @@ static inline void rt_loop_finish(uv_loop_t *loop)
 
 /* Connects to ip:port; rcvbuf > 0 shrinks the receive buffer first (so a
  * peer that does not read backs the sender up quickly). -1 on failure. */
+/* A socket listening on 127.0.0.1 at a free port (*port); -1 on failure. */
+static inline int rt_listen(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
 static inline int rt_connect(const char *ip, int port, int rcvbuf)
 {
     struct sockaddr_storage ss;

@@ -100,23 +100,6 @@ static void *proxy_main(void *arg)
     return NULL;
 }
 
-static int proxy_listen(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        close(fd);
-        return -1;
-    }
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
 /* ---- Client and server ------------------------------------------------ */
 
 typedef struct run_t {
@@ -209,7 +192,7 @@ static void run_proxy(const char *framing, gmud_payload payload, size_t max_len,
     p.upstream_port = gmud_server_port(srv);
     p.seed = seed;
     int port = 0;
-    p.listen_fd = proxy_listen(&port);
+    p.listen_fd = rt_listen(&port);
     CHECK(p.listen_fd >= 0);
     pthread_t th;
     pthread_create(&th, NULL, proxy_main, &p);

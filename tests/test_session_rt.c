@@ -197,15 +197,22 @@ static void peer_init(peer_t *p, int port, size_t fixed)
     p->listen_fd = -1;
 }
 
-static void run_peer(uv_loop_t *loop, void *(*fn)(void *), peer_t *p, int ms)
+/* Runs the loop until the peer thread th is done (bounded), releases it if
+ * it still waits for go, joins it, and adds its checks to the report. */
+static void peer_join(uv_loop_t *loop, peer_t *p, pthread_t th, int ms)
 {
-    pthread_t th;
-    pthread_create(&th, NULL, fn, p);
     CHECK(rt_run_until(loop, rt_flag, &p->done, ms));
     atomic_store(&p->go, 1);
     pthread_join(th, NULL);
     check_count += p->checks;
     check_failures += p->failed;
+}
+
+static void run_peer(uv_loop_t *loop, void *(*fn)(void *), peer_t *p, int ms)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, fn, p);
+    peer_join(loop, p, th, ms);
 }
 
 /* Waits (bounded) for main to set p->go. */
@@ -825,22 +832,17 @@ static void test_on_replay(void)
 
 /* ==== 4. Mode on, client side: a fake server ============================ */
 
-static int listen_local(int *port)
+/* A fake server for the client tests: fn runs in a thread with p set up
+ * (p->listen_fd listening on a free port); returns that socket. */
+static int fake_server_start(peer_t *p, void *(*fn)(void *), pthread_t *th)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    *port = ntohs(a.sin_port);
-    return fd;
+    int port = 0;
+    int lfd = rt_listen(&port);
+    CHECK(lfd >= 0);
+    peer_init(p, port, 0);
+    p->listen_fd = lfd;
+    pthread_create(th, NULL, fn, p);
+    return lfd;
 }
 
 static int accept_within(int lfd, int ms)
@@ -902,20 +904,15 @@ static void test_client_not_welcomed(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
     peer_t p;
-    int port = 0;
-    int lfd = listen_local(&port);
-    CHECK(lfd >= 0);
-    peer_init(&p, port, 0);
-    p.listen_fd = lfd;
     pthread_t th;
-    pthread_create(&th, NULL, fake_not_welcome, &p);
+    int lfd = fake_server_start(&p, fake_not_welcome, &th);
     gmud_server_config scfg;
     srv_config(&scfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON);
     rt_log_clear();
     for (int i = 0; i < NNOTW; i++) {
         cli_t k;
         memset(&k, 0, sizeof k);
-        if (client_start(&loop, &scfg, port, GMUD_SESSION_ON, &k) == NULL)
+        if (client_start(&loop, &scfg, p.port, GMUD_SESSION_ON, &k) == NULL)
             break;
         CHECK(rt_run_until(&loop, cli_closed, &k, 4000));
         const not_welcome_t *w = &NOT_WELCOMES[i];
@@ -929,10 +926,7 @@ static void test_client_not_welcomed(void)
         CHECK_EQ_INT(k.nmsgs, 0);
         gmud_client_destroy(k.cli);
     }
-    CHECK(rt_run_until(&loop, rt_flag, &p.done, 5000));
-    pthread_join(th, NULL);
-    check_count += p.checks;
-    check_failures += p.failed;
+    peer_join(&loop, &p, th, 5000);
     const char *line = rt_log_find(" security ", "not_welcomed");
     CHECK(line != NULL);
     if (line != NULL)
@@ -979,13 +973,8 @@ static void test_client_replay(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
     peer_t p;
-    int port = 0;
-    int lfd = listen_local(&port);
-    CHECK(lfd >= 0);
-    peer_init(&p, port, 0);
-    p.listen_fd = lfd;
     pthread_t th;
-    pthread_create(&th, NULL, fake_late_welcome, &p);
+    int lfd = fake_server_start(&p, fake_late_welcome, &th);
     gmud_server_config scfg;
     srv_config(&scfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON);
     rt_log_clear();
@@ -993,7 +982,7 @@ static void test_client_replay(void)
     memset(&k, 0, sizeof k);
     k.to_send[0] = "{\"hi\":1}";
     k.nsend = 1;
-    client_start(&loop, &scfg, port, GMUD_SESSION_ON, &k);
+    client_start(&loop, &scfg, p.port, GMUD_SESSION_ON, &k);
     CHECK_EQ_INT(cli_send(&k, "{}", 2), GMUD_ERR_NOT_WELCOMED);
     /* Connected, but no welcome yet: no on_connect, and sends refused. */
     CHECK(rt_run_until(&loop, connected_not_welcomed, &p, 3000));
@@ -1014,10 +1003,7 @@ static void test_client_replay(void)
     CHECK(line != NULL);
     if (line != NULL)
         CHECK_CONTAINS(line, "expected sequence 2, got 1");
-    CHECK(rt_run_until(&loop, rt_flag, &p.done, 5000));
-    pthread_join(th, NULL);
-    check_count += p.checks;
-    check_failures += p.failed;
+    peer_join(&loop, &p, th, 5000);
     gmud_client_destroy(k.cli);
     close(lfd);
     rt_loop_finish(&loop);
@@ -1489,10 +1475,7 @@ static void test_rate_messages(void)
     honest_t h = {&k, 0};
     gmud_timer *t = gmud_timer_start(&loop, 0, 150, on_honest, &h);
     atomic_store(&p.go, 1);
-    CHECK(rt_run_until(&loop, rt_flag, &p.done, 5000));
-    pthread_join(th, NULL);
-    check_count += p.checks;
-    check_failures += p.failed;
+    peer_join(&loop, &p, th, 5000);
     gmud_timer_stop(t);
     CHECK(rt_run_until(&loop, honest_caught_up, &h, 2000));
     CHECK(rt_run_until(&loop, rec_closed, r, 2000));

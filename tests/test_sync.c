@@ -428,15 +428,8 @@ static void fake_start(fake *f, void (*script)(fake *, int), const char *framing
     gmud_frame_config_parse(&fc, framing, NULL);
     f->framing = fc.framing;
     f->fixed_size = fc.fixed_size;
-    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    CHECK(bind(f->lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(f->lfd, 4) == 0 &&
-          getsockname(f->lfd, (struct sockaddr *)&a, &len) == 0);
-    f->port = ntohs(a.sin_port);
+    f->lfd = rt_listen(&f->port);
+    CHECK(f->lfd >= 0);
     pthread_create(&f->th, NULL, fake_main, f);
 }
 

@@ -98,8 +98,9 @@ void gmud_session_start_lecture(gmud_session *s, uint64_t id);
  * Returns bytes written, or GMUD_ERR_UNENCODABLE if it does not fit. */
 ptrdiff_t gmud_session_lecture_welcome(uint64_t id, uint8_t *out, size_t cap, gmud_error *err);
 
-/* Writes the client's reply exactly as Python's json.dumps does (ASCII only,
- * non-ASCII as \uXXXX escapes), {"session_id": <id>, "sequence_id": <seq>,
+/* Writes the client's reply exactly as Python's json.dumps does (ASCII only;
+ * a non-ASCII character becomes a \u escape with four lowercase hex digits,
+ * e.g. \u00e9 for an e acute), {"session_id": <id>, "sequence_id": <seq>,
  * "data": <data>}, into out[0..cap). data[0..len) is UTF-8 text, not
  * NUL-terminated; at most 6 * len + 80 bytes are needed. Returns bytes
  * written, or GMUD_ERR_BAD_UTF8 (data is not UTF-8), GMUD_ERR_UNENCODABLE

@@ -923,13 +923,9 @@ static void session_reject(gmud_conn *conn, const gmud_error *e)
  * limit) is the server's refusal, not an attack: reported with its code. */
 static int refused_by_server(gmud_conn *conn, const json_t *json)
 {
-    const char *code = json_string_value(json_object_get(json, "code"));
-    const char *text = json_string_value(json_object_get(json, "error"));
-    if (code == NULL || text == NULL)
-        return 0;
     gmud_error e;
-    gmud_error_set(&e, GMUD_ERR_NOT_WELCOMED, 0, "the server refused the connection: %.40s: %.80s",
-                   code, text);
+    if (gmud_session_refusal(json, &e) == GMUD_OK)
+        return 0;
     gmud_rt_log(conn->rt, GMUD_LOG_WARN, conn->peer, "session", "%s", e.message);
     gmud_conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, &e, conn->rt->limits.linger_ms);
     return 1;

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 const char *gmud_strerror(int code)
 {
@@ -31,6 +32,16 @@ const char *gmud_err_name(int code)
     default:
         return "unknown";
     }
+}
+
+int gmud_err_from_name(const char *name)
+{
+#define GMUD_ERR_FROM_NAME_(c, v, n, text) \
+    if (strcmp(name, n) == 0)              \
+        return c;
+    GMUD_ERRORS(GMUD_ERR_FROM_NAME_)
+#undef GMUD_ERR_FROM_NAME_
+    return GMUD_OK;
 }
 
 int gmud_error_set(gmud_error *err, int code, size_t offset, const char *fmt, ...)

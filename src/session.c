@@ -306,6 +306,17 @@ int gmud_session_welcomed(gmud_session *s, gmud_session_mode mode, const json_t 
     return GMUD_OK;
 }
 
+int gmud_session_refusal(const json_t *msg, gmud_error *err)
+{
+    const char *code = json_string_value(json_object_get(msg, "code"));
+    const char *text = json_string_value(json_object_get(msg, "error"));
+    if (code == NULL || text == NULL)
+        return GMUD_OK;
+    int rc = gmud_err_from_name(code);
+    return gmud_error_set(err, rc != GMUD_OK ? rc : GMUD_ERR_NOT_WELCOMED, 0,
+                          "the server refused the connection: %.40s: %.80s", code, text);
+}
+
 int gmud_session_lecture_welcomed(gmud_session *s, const json_t *msg, gmud_error *err)
 {
     return gmud_session_welcomed(s, GMUD_SESSION_LECTURE, msg, err);

@@ -491,28 +491,6 @@ static int prepare_replies(gmud_sync *s, const char *data, gmud_error *err)
     return GMUD_OK;
 }
 
-/* The negative code named name, or 0. */
-static int code_named(const char *name)
-{
-    for (int code = -1; code > GMUD_ERR_LAST_; code--)
-        if (strcmp(gmud_err_name(code), name) == 0)
-            return code;
-    return 0;
-}
-
-/* An error packet in place of the welcome (server full, address limit) is
- * the server's refusal: its code if gmud knows it, else not_welcomed. */
-static int refused(const json_t *json, gmud_error *err)
-{
-    const char *code = json_string_value(json_object_get(json, "code"));
-    const char *text = json_string_value(json_object_get(json, "error"));
-    if (code == NULL || text == NULL)
-        return GMUD_OK;
-    int rc = code_named(code);
-    return gmud_error_set(err, rc != 0 ? rc : GMUD_ERR_NOT_WELCOMED, 0,
-                          "the server refused the connection: %.40s: %.80s", code, text);
-}
-
 /* Reads the welcome, the first frame, by deadline and starts the session. */
 static int read_welcome(gmud_sync *s, int64_t deadline, gmud_error *err)
 {
@@ -532,7 +510,7 @@ static int read_welcome(gmud_sync *s, int64_t deadline, gmud_error *err)
     if (!json_is_object(json))
         rc = gmud_error_set(err, GMUD_ERR_NOT_WELCOMED, 0,
                             "the first packet is not a welcome: not a JSON object");
-    else if ((rc = refused(json, err)) == GMUD_OK &&
+    else if ((rc = gmud_session_refusal(json, err)) == GMUD_OK &&
              (rc = gmud_session_welcomed(&s->sess, s->mode, json, &e)) != GMUD_OK)
         /* One code for every bad first packet, as PROTOCOL.md 6.2 says and
          * the event client reports; the sentence keeps the reason. */

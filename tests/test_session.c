@@ -340,6 +340,28 @@ static void test_error_names(void)
     CHECK(strcmp(gmud_err_name(GMUD_ERR_REPLAYED), "replayed") == 0);
     CHECK(strcmp(gmud_err_name(GMUD_ERR_RATE_LIMITED), "rate_limited") == 0);
     CHECK(GMUD_ERR_LAST_ < GMUD_ERR_RATE_LIMITED);
+    for (int code = -1; code > GMUD_ERR_LAST_; code--)
+        CHECK_EQ_INT(gmud_err_from_name(gmud_err_name(code)), code);
+    CHECK_EQ_INT(gmud_err_from_name("no_such_code"), GMUD_OK);
+}
+
+/* An error packet where the welcome should be is the server's refusal. */
+static void test_refusal(void)
+{
+    gmud_error err;
+    json_t *v = json_loads("{\"error\": \"full\", \"code\": \"server_full\"}", 0, NULL);
+    CHECK_EQ_INT(gmud_session_refusal(v, &err), GMUD_ERR_SERVER_FULL);
+    CHECK_CONTAINS(err.message, "refused the connection: server_full: full");
+    json_decref(v);
+    v = json_loads("{\"error\": \"go\", \"code\": \"no_such_code\"}", 0, NULL);
+    CHECK_EQ_INT(gmud_session_refusal(v, &err), GMUD_ERR_NOT_WELCOMED);
+    json_decref(v);
+    v = json_loads("{\"session_id\": 4242, \"sequence_id\": 0}", 0, NULL);
+    CHECK_EQ_INT(gmud_session_refusal(v, &err), GMUD_OK);
+    json_decref(v);
+    v = json_loads("{\"error\": 1, \"code\": \"server_full\"}", 0, NULL);
+    CHECK_EQ_INT(gmud_session_refusal(v, &err), GMUD_OK);
+    json_decref(v);
 }
 
 int main(void)
@@ -353,6 +375,7 @@ int main(void)
     test_lecture_welcomed();
     test_lecture_exchange();
     test_header();
+    test_refusal();
     test_error_names();
     return check_report("test_session");
 }

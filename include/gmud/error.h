@@ -82,6 +82,10 @@ const char *gmud_strerror(int code);
 /* The short stable name of code ("too_long", ...); "ok" for 0. */
 const char *gmud_err_name(int code);
 
+/* The code whose short name is name (an error packet's "code"), or 0 if no
+ * code has that name. */
+int gmud_err_from_name(const char *name);
+
 /* Fills err (if not NULL) with code, offset and a printf-style message, and
  * returns code, so that `return gmud_error_set(err, ...)` reads naturally. */
 int gmud_error_set(gmud_error *err, int code, size_t offset, const char *fmt, ...)

@@ -5,6 +5,11 @@
  *   raw    write() of the 70-byte gmud frame, read() until 70 bytes are
  *          back, against a blocking raw echo server (read, write back): the
  *          baseline;
+ *   the floors: the same raw client against the same echo written on bare
+ *          epoll (level-triggered, as libuv registers its sockets) and on
+ *          bare libuv (uv_read_start, uv_try_write), with no gmud code. They
+ *          show what any server that waits in epoll_wait() pays, and what
+ *          libuv's loop turn adds, before gmud does anything;
  *   sync   gmud_sync_send() + gmud_sync_recv() (the blocking client API)
  *          against a gmud_server whose on_message sends the message back;
  *   event  gmud_client (libuv): the next request is sent from on_message
@@ -34,6 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "bench_echo.h"
@@ -74,9 +82,99 @@ static void raw_echo_main(int lfd, int port_fd, uint16_t port)
     _exit(0);
 }
 
-/* Forks a server; returns its pid and sets *port once it listens. */
-static pid_t start_server(int gmud, uint16_t *port)
+/* The floors under any event-loop server: the same echo written straight
+ * on epoll (level-triggered, as libuv registers), and on bare libuv
+ * (uv_read_start, uv_try_write), with no gmud code at all. The difference
+ * raw echo -> epoll echo is what waiting in epoll_wait() costs the kernel;
+ * epoll echo -> libuv echo is libuv's loop turn; libuv echo -> gmud_server
+ * is gmud's own. */
+static void epoll_echo_main(int lfd, int port_fd, uint16_t port)
 {
+    bench_pipe_write(port_fd, &port, sizeof port);
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0)
+        bench_fail("accept: %s", strerror(errno));
+    bench_nodelay(fd);
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
+        bench_fail("fcntl: %s", strerror(errno));
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+        bench_fail("epoll: %s", strerror(errno));
+    uint8_t buf[4096];
+    for (;;) {
+        struct epoll_event got[8];
+        int n = epoll_wait(ep, got, 8, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            bench_fail("epoll_wait: %s", strerror(errno));
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            break;
+        bench_write_all(fd, buf, (size_t)r); /* 70 bytes: never short here */
+    }
+    _exit(0);
+}
+
+typedef struct uv_echo {
+    uv_tcp_t server, conn;
+    uint8_t buf[65536];
+} uv_echo;
+
+static void uv_echo_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    (void)hint;
+    uv_echo *e = h->data;
+    *b = uv_buf_init((char *)e->buf, sizeof e->buf);
+}
+
+static void uv_echo_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    if (n < 0) {
+        uv_close((uv_handle_t *)s, NULL);
+        return;
+    }
+    uv_buf_t out = uv_buf_init(b->base, (unsigned)n);
+    if (n > 0 && uv_try_write(s, &out, 1) != n)
+        bench_fail("libuv echo: short uv_try_write");
+}
+
+static void uv_echo_accept(uv_stream_t *srv, int status)
+{
+    uv_echo *e = srv->data;
+    if (status != 0 || uv_tcp_init(srv->loop, &e->conn) != 0 ||
+        uv_accept(srv, (uv_stream_t *)&e->conn) != 0)
+        bench_fail("libuv echo: accept");
+    e->conn.data = e;
+    uv_tcp_nodelay(&e->conn, 1);
+    uv_read_start((uv_stream_t *)&e->conn, uv_echo_alloc, uv_echo_read);
+    uv_close((uv_handle_t *)srv, NULL); /* one client, as the raw echo */
+}
+
+static void uv_echo_main(int lfd, int port_fd, uint16_t port)
+{
+    static uv_echo e;
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0 || uv_tcp_init(&loop, &e.server) != 0 ||
+        uv_tcp_open(&e.server, lfd) != 0)
+        bench_fail("libuv echo: init");
+    e.server.data = &e;
+    if (uv_listen((uv_stream_t *)&e.server, 16, uv_echo_accept) != 0)
+        bench_fail("libuv echo: listen");
+    bench_pipe_write(port_fd, &port, sizeof port);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    _exit(0);
+}
+
+enum server_kind { SERVER_RAW, SERVER_EPOLL, SERVER_UV, SERVER_GMUD };
+
+/* Forks a server; returns its pid and sets *port once it listens. */
+static pid_t start_server(enum server_kind kind, uint16_t *port)
+{
+    int gmud = kind == SERVER_GMUD;
     int pfd[2];
     if (pipe(pfd) != 0)
         bench_fail("pipe: %s", strerror(errno));
@@ -89,6 +187,10 @@ static pid_t start_server(int gmud, uint16_t *port)
         close(pfd[0]);
         if (gmud)
             bench_echo_main(pfd[1], 3, GMUD_SESSION_OFF); /* sync, event and raw clients */
+        if (kind == SERVER_EPOLL)
+            epoll_echo_main(lfd, pfd[1], raw_port);
+        if (kind == SERVER_UV)
+            uv_echo_main(lfd, pfd[1], raw_port);
         raw_echo_main(lfd, pfd[1], raw_port);
     }
     close(pfd[1]);
@@ -141,13 +243,16 @@ static void sync_block(gmud_sync *s, size_t count, bench_samples *out)
 
 /* ---- Report ------------------------------------------------------------- */
 
-enum { PAIRS = 5 };
+enum { PAIRS = 7 };
 
-/* Who talks to whom; the first pair is the baseline, the last two split
- * gmud's cost between its client and its server. */
+/* Who talks to whom; the first pair is the baseline. raw -> epoll echo and
+ * raw -> libuv echo are the floors under any server on an event loop; the
+ * mixed pairs raw -> gmud_server and gmud_sync -> raw echo split gmud's cost
+ * between its server and its client. */
 static const char *const pair_names[PAIRS] = {
-    "raw -> raw echo (baseline)", "gmud_sync -> gmud_server", "gmud_client -> gmud_server",
-    "raw -> gmud_server", "gmud_sync -> raw echo",
+    "raw -> raw echo (baseline)", "raw -> epoll echo (floor)", "raw -> libuv echo",
+    "raw -> gmud_server",         "gmud_sync -> gmud_server",  "gmud_client -> gmud_server",
+    "gmud_sync -> raw echo",
 };
 
 static void print_row(const char *place, int k, const bench_rtt_stats *x,
@@ -161,20 +266,73 @@ static void print_row(const char *place, int k, const bench_rtt_stats *x,
                pair_names[k], x->p50, x->p99, x->mean, x->p50 / base->p50, x->p99 / base->p99);
 }
 
+/* One client of each pair and the servers behind them. */
+typedef struct rtt_peers {
+    pid_t pids[5];
+    int raw_fd, epoll_fd, uv_fd, gmud_fd; /* raw clients */
+    gmud_sync *sync_gmud, *sync_raw;
+    bench_ev ev;
+} rtt_peers;
+
+static void peers_open(rtt_peers *p, const gmud_frame_config *fcfg, int client_cpu,
+                       int server_cpu)
+{
+    bench_pin(server_cpu);
+    /* One raw, epoll or libuv echo server per connection: each serves one. */
+    uint16_t port[5];
+    static const enum server_kind kinds[5] = {SERVER_RAW, SERVER_RAW, SERVER_EPOLL, SERVER_UV,
+                                              SERVER_GMUD};
+    for (int i = 0; i < 5; i++)
+        p->pids[i] = start_server(kinds[i], &port[i]);
+    bench_pin(client_cpu);
+
+    gmud_error err;
+    p->raw_fd = bench_connect(port[0], 1);
+    p->sync_raw = gmud_sync_connect("127.0.0.1", port[1], fcfg, IO_TIMEOUT_MS, &err);
+    p->epoll_fd = bench_connect(port[2], 1);
+    p->uv_fd = bench_connect(port[3], 1);
+    p->gmud_fd = bench_connect(port[4], 1);
+    p->sync_gmud = gmud_sync_connect("127.0.0.1", port[4], fcfg, IO_TIMEOUT_MS, &err);
+    if (p->sync_gmud == NULL || p->sync_raw == NULL)
+        bench_fail("gmud_sync_connect: %s", err.message);
+    bench_ev_open(&p->ev, GMUD_SESSION_OFF, port[4], g_payload, PAYLOAD);
+}
+
+static void peers_close(rtt_peers *p)
+{
+    close(p->raw_fd);
+    close(p->epoll_fd);
+    close(p->uv_fd);
+    close(p->gmud_fd);
+    gmud_sync_close(p->sync_gmud);
+    gmud_sync_close(p->sync_raw);
+    bench_ev_close(&p->ev);
+    for (int i = 0; i < 5; i++)
+        if (bench_wait(p->pids[i], IO_TIMEOUT_MS) != 0)
+            bench_fail("an echo server failed");
+}
+
+/* n round trips of pair k; out NULL for the warm-up. */
+static void pair_block(rtt_peers *p, int k, const uint8_t *frame, size_t flen, size_t n,
+                       bench_samples *out)
+{
+    switch (k) {
+    case 0: raw_block(p->raw_fd, frame, flen, n, out); break;
+    case 1: raw_block(p->epoll_fd, frame, flen, n, out); break;
+    case 2: raw_block(p->uv_fd, frame, flen, n, out); break;
+    case 3: raw_block(p->gmud_fd, frame, flen, n, out); break;
+    case 4: sync_block(p->sync_gmud, n, out); break;
+    case 5: bench_ev_block(&p->ev, n, out); break;
+    default: sync_block(p->sync_raw, n, out); break;
+    }
+}
+
 /* cpu < 0: any CPU. The servers are forked while this process has the
  * servers' placement (children inherit it), then this process takes the
  * client's. */
 static void run_placement(const char *name, int client_cpu, int server_cpu, size_t total,
                           size_t block)
 {
-    bench_pin(server_cpu);
-    /* One raw echo server per raw-served connection: each serves exactly one. */
-    uint16_t raw_port, raw_port2, gmud_port;
-    pid_t raw_pid = start_server(0, &raw_port);
-    pid_t raw_pid2 = start_server(0, &raw_port2);
-    pid_t gmud_pid = start_server(1, &gmud_port);
-    bench_pin(client_cpu);
-
     gmud_frame_config fcfg;
     gmud_frame_default_config(&fcfg, GMUD_FRAMING_GMUD);
     uint8_t frame[MAX_FRAME];
@@ -182,14 +340,8 @@ static void run_placement(const char *name, int client_cpu, int server_cpu, size
     ptrdiff_t flen = gmud_frame_encode(&fcfg, g_payload, PAYLOAD, frame, sizeof frame, &err);
     if (flen <= 0)
         bench_fail("gmud_frame_encode: %s", err.message);
-    int fd = bench_connect(raw_port, 1);
-    int fd_g = bench_connect(gmud_port, 1);
-    gmud_sync *s = gmud_sync_connect("127.0.0.1", gmud_port, &fcfg, IO_TIMEOUT_MS, &err);
-    gmud_sync *s_r = gmud_sync_connect("127.0.0.1", raw_port2, &fcfg, IO_TIMEOUT_MS, &err);
-    if (s == NULL || s_r == NULL)
-        bench_fail("gmud_sync_connect: %s", err.message);
-    bench_ev ev;
-    bench_ev_open(&ev, GMUD_SESSION_OFF, gmud_port, g_payload, PAYLOAD);
+    rtt_peers p;
+    peers_open(&p, &fcfg, client_cpu, server_cpu);
 
     bench_samples sm[PAIRS];
     for (int k = 0; k < PAIRS; k++) {
@@ -198,28 +350,14 @@ static void run_placement(const char *name, int client_cpu, int server_cpu, size
         sm[k].cap = total;
     }
     /* Warm-up, then take turns. */
-    raw_block(fd, frame, (size_t)flen, WARMUP, NULL);
-    sync_block(s, WARMUP, NULL);
-    bench_ev_block(&ev, WARMUP, NULL);
-    raw_block(fd_g, frame, (size_t)flen, WARMUP, NULL);
-    sync_block(s_r, WARMUP, NULL);
+    for (int k = 0; k < PAIRS; k++)
+        pair_block(&p, k, frame, (size_t)flen, WARMUP, NULL);
     for (size_t done = 0; done < total; done += block) {
         size_t n = total - done < block ? total - done : block;
-        raw_block(fd, frame, (size_t)flen, n, &sm[0]);
-        sync_block(s, n, &sm[1]);
-        bench_ev_block(&ev, n, &sm[2]);
-        raw_block(fd_g, frame, (size_t)flen, n, &sm[3]);
-        sync_block(s_r, n, &sm[4]);
+        for (int k = 0; k < PAIRS; k++)
+            pair_block(&p, k, frame, (size_t)flen, n, &sm[k]);
     }
-
-    close(fd);
-    close(fd_g);
-    gmud_sync_close(s);
-    gmud_sync_close(s_r);
-    bench_ev_close(&ev);
-    if (bench_wait(raw_pid, IO_TIMEOUT_MS) != 0 || bench_wait(raw_pid2, IO_TIMEOUT_MS) != 0 ||
-        bench_wait(gmud_pid, IO_TIMEOUT_MS) != 0)
-        bench_fail("an echo server failed");
+    peers_close(&p);
 
     bench_rtt_stats st[PAIRS];
     for (int k = 0; k < PAIRS; k++)
@@ -250,6 +388,8 @@ int main(void)
            "same gmud_server\n");
     printf("  raw -> gmud_server and gmud_sync -> raw echo: the mixed pairs, splitting gmud's "
            "cost between server and client\n");
+    printf("  raw -> epoll echo and raw -> libuv echo: the floors, the same echo on bare epoll "
+           "and on bare libuv, no gmud code\n");
     printf("  placements (sched_setaffinity, the same for every pair): unpinned; pinned = client "
            "and servers all on CPU 0;\n              split = client on CPU 0, servers on CPU 1. "
            "Ratios to raw, goal in brackets.\n\n");

@@ -58,7 +58,6 @@ typedef struct client_app {
     unsigned long lineno;
 
     gmud_timer *wait_timer;     /* after end of stdin: --wait, then close */
-    uv_check_t resumer;         /* while stdin is paused for backpressure */
     int paused;
     uv_prepare_t flusher;       /* flushes stdout once per loop turn */
 
@@ -257,18 +256,16 @@ static void input_ended(client_app *app)
 }
 
 /* Backpressure: stdin pauses while the connection holds over half of
- * max_queued unsent, and resumes below an eighth. The runtime has no
- * "drained" callback; writes complete in the loop's I/O phase, so a check
- * handle (run right after it) looks again each turn while paused. */
-static void resume_check(uv_check_t *h)
+ * max_queued unsent, and resumes once the runtime has handed it all to the
+ * kernel (on_drain). */
+static void on_drain(gmud_conn *conn, void *user)
 {
-    client_app *app = h->data;
-    if (app->conn != NULL && gmud_conn_queued(app->conn) > app->opt.limits.max_queued / 8)
+    client_app *app = user;
+    (void)conn;
+    if (!app->paused)
         return;
-    uv_check_stop(h);
     app->paused = 0;
-    if (app->conn != NULL)
-        input_start(app);
+    input_start(app);
 }
 
 static void check_backlog(client_app *app)
@@ -278,7 +275,7 @@ static void check_backlog(client_app *app)
         return;
     input_stop(app);
     app->paused = 1;
-    uv_check_start(&app->resumer, resume_check);
+    gmud_conn_want_drain(app->conn);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -413,7 +410,6 @@ static void on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error
     input_close(app);
     gmud_timer_stop(app->wait_timer);
     app->wait_timer = NULL;
-    uv_check_stop(&app->resumer);
     app->paused = 0;
     uv_prepare_stop(&app->flusher);
     fflush(stdout);
@@ -462,6 +458,7 @@ static int run(client_app *app)
     cfg.cb.on_connect = on_connect;
     cfg.cb.on_message = on_message;
     cfg.cb.on_close = on_close;
+    cfg.cb.on_drain = on_drain;
     cfg.cb.user = app;
     cfg.log = prog_log;
     cfg.log_user = &app->opt;
@@ -477,9 +474,6 @@ static int run(client_app *app)
     app->flusher.data = app;
     uv_prepare_start(&app->flusher, flush_stdout);
     uv_unref((uv_handle_t *)&app->flusher); /* it alone must not keep the loop alive */
-    uv_check_init(&app->loop, &app->resumer);
-    app->resumer.data = app;
-    uv_unref((uv_handle_t *)&app->resumer);
     app->client = gmud_client_create(&app->loop, &cfg, &err);
     if (app->client == NULL) {
         fail(app, "cannot connect to %s port %d: %s", o->host, o->port, err.message);
@@ -505,8 +499,6 @@ int main(int argc, char **argv)
     input_close(&app);
     if (app.flusher.data != NULL) /* initialised */
         uv_close((uv_handle_t *)&app.flusher, NULL);
-    if (app.resumer.data != NULL)
-        uv_close((uv_handle_t *)&app.resumer, NULL);
     uv_run(&app.loop, UV_RUN_DEFAULT);
     uv_loop_close(&app.loop);
     fflush(stdout);

@@ -531,6 +531,20 @@ static void io_error(gmud_conn *conn, const char *what, int status)
     gmud_conn_close_now(conn, GMUD_CLOSE_IO, &e);
 }
 
+/* Calls on_drain once the queue is empty, if the application asked
+ * (gmud_conn_want_drain). Only while open: a closing connection owes
+ * on_close instead. The callback may send or close: callers return at once
+ * after this. */
+static void drained(gmud_conn *conn)
+{
+    if (!(conn->flags & CONN_WANT_DRAIN) || queued(conn) != 0 || conn->state != CONN_OPEN)
+        return;
+    conn->flags &= (uint16_t)~CONN_WANT_DRAIN;
+    gmud_rt *rt = conn->rt;
+    if (rt->cb.on_drain != NULL)
+        rt->cb.on_drain(conn, rt->cb.user);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     gmud_conn *conn = req->data;
@@ -550,17 +564,22 @@ static void on_write(uv_write_t *req, int status)
         mark_dirty(conn);
     backpressure(conn);
     finish_closing(conn);
+    drained(conn);
 }
 
 static void flush(gmud_conn *conn)
 {
     gmud_conn_io *io = conn->io;
-    if (io == NULL || io->writing || conn->state == CONN_CONNECTING ||
-        conn->state == CONN_CLOSED)
+    if (io == NULL) {
+        drained(conn);
+        return;
+    }
+    if (io->writing || conn->state == CONN_CONNECTING || conn->state == CONN_CLOSED)
         return;
     gmud_buf *b = &io->out[io->pending];
     if (b->len == 0) {
         finish_closing(conn);
+        drained(conn);
         return;
     }
     gmud_rt *rt = conn->rt;
@@ -590,6 +609,7 @@ static void flush(gmud_conn *conn)
         b->len = 0;
         backpressure(conn);
         finish_closing(conn);
+        drained(conn);
         return;
     }
     /* The kernel is full: the rest goes in flight from this buffer while new
@@ -607,6 +627,16 @@ static void flush(gmud_conn *conn)
         b->len = 0;
         io_error(conn, "write failed", rc);
     }
+}
+
+void gmud_conn_want_drain(gmud_conn *conn)
+{
+    if (conn->state != CONN_OPEN)
+        return;
+    conn->flags |= CONN_WANT_DRAIN;
+    /* Through the check phase even when the queue is empty now: on_drain is
+     * never called from inside this call. */
+    mark_dirty(conn);
 }
 
 static int closing_error(gmud_conn *conn, gmud_error *err)

@@ -121,7 +121,8 @@ enum gmud_conn_flags {
     CONN_RETRY = 1 << 10,    /* closing only to connect again (client) */
     CONN_AWAIT_WELCOME = 1 << 11, /* client: on_connect waits for the welcome */
     CONN_ADDR_COUNTED = 1 << 12, /* counted by rt->addr_limit until closed */
-    CONN_THROTTLED = 1 << 13     /* over its rate: not read until the next sweep */
+    CONN_THROTTLED = 1 << 13,    /* over its rate: not read until the next sweep */
+    CONN_WANT_DRAIN = 1 << 14    /* on_drain is owed once the queue is empty */
 };
 
 /* Copies the settings gmud_server_config and gmud_client_config share

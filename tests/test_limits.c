@@ -1,6 +1,7 @@
 /* Limits against slow and hostile peers, over real loopback sockets: slow
  * consumer, a non-reading echo client, slowloris, oversize frames, a wrong
- * label, bad JSON and the connection limit. Hostile peers run in a second
+ * label, bad JSON, the connection limit, and streaming paced by on_drain
+ * through a small max_queued. Hostile peers run in a second
  * thread (gmud_sync, or raw bytes on its socket); the server's loop runs
  * here. */
 #include "rt_util.h"
@@ -13,6 +14,8 @@ typedef struct srv_t {
     int connects;
     char first_detail[160];
     int echo;
+    void (*then_connect)(gmud_conn *c, void *user); /* a test's own, after */
+    void *user;
 } srv_t;
 
 static void s_connect(gmud_conn *c, void *u)
@@ -20,6 +23,8 @@ static void s_connect(gmud_conn *c, void *u)
     srv_t *s = u;
     if (s->connects++ == 0)
         s->first_id = gmud_conn_id(c);
+    if (s->then_connect != NULL)
+        s->then_connect(c, s->user);
 }
 
 static void s_close(gmud_conn *c, gmud_close_reason r, const gmud_error *d, void *u)
@@ -770,6 +775,205 @@ static void test_idle_timeout(void)
     rt_loop_finish(&loop);
 }
 
+/* ---- Streaming with on_drain ------------------------------------------ */
+
+/* The server streams DRAIN_MSGS numbered messages to a peer that sleeps
+ * before it reads, with max_queued far below the stream: it sends while
+ * under DRAIN_BATCH queued, asks for on_drain, and goes on from there. */
+enum { DRAIN_MSG = 1000, DRAIN_MSGS = 16000, DRAIN_BATCH = 64 * 1024, DRAIN_SLEEP_MS = 300 };
+
+typedef struct stream_t {
+    int queued_msgs;         /* messages queued so far */
+    atomic_int drains;       /* on_drain calls */
+    int drain_not_empty;     /* on_drain saw bytes still queued */
+    int in_want;             /* inside gmud_conn_want_drain */
+    int reentered;           /* on_drain ran from inside it */
+    int send_failed;
+} stream_t;
+
+static void stream_pump(gmud_conn *c, stream_t *st)
+{
+    uint8_t msg[DRAIN_MSG];
+    while (st->queued_msgs < DRAIN_MSGS && gmud_conn_queued(c) < DRAIN_BATCH) {
+        uint32_t n = (uint32_t)st->queued_msgs;
+        memcpy(msg, &n, sizeof n);
+        memset(msg + sizeof n, 'a' + (int)(n % 26), sizeof msg - sizeof n);
+        if (gmud_conn_send(c, msg, sizeof msg, NULL) != 0) {
+            st->send_failed = 1;
+            return;
+        }
+        st->queued_msgs++;
+    }
+    if (st->queued_msgs < DRAIN_MSGS) {
+        st->in_want = 1;
+        gmud_conn_want_drain(c);
+        st->in_want = 0;
+    }
+}
+
+static void stream_connect(gmud_conn *c, void *u)
+{
+    stream_pump(c, u);
+}
+
+static void stream_drain(gmud_conn *c, void *u)
+{
+    stream_t *st = ((srv_t *)u)->user;
+    atomic_fetch_add(&st->drains, 1);
+    if (st->in_want)
+        st->reentered = 1;
+    if (gmud_conn_queued(c) != 0)
+        st->drain_not_empty = 1;
+    stream_pump(c, st);
+}
+
+typedef struct stream_peer_t {
+    peer_t p;
+    stream_t *st;
+    int drains_before_read;  /* on_drain calls while the peer slept */
+    int msgs;                /* whole messages received, in order */
+    int bad;                 /* a message out of order or mangled */
+} stream_peer_t;
+
+static void *peer_slow_reader(void *arg)
+{
+    stream_peer_t *sp = arg;
+    int fd = rt_connect("127.0.0.1", sp->p.port, 4096);
+    rt_sleep_ms(DRAIN_SLEEP_MS);
+    sp->drains_before_read = atomic_load(&sp->st->drains);
+    enum { FRAME = 6 + DRAIN_MSG };
+    static uint8_t buf[FRAME * 64];
+    size_t have = 0;
+    int64_t deadline = rt_now_ms() + 10000;
+    while (fd >= 0 && sp->msgs < DRAIN_MSGS && rt_now_ms() < deadline) {
+        ssize_t r = rt_recv(fd, buf + have, sizeof buf - have, 1000);
+        if (r == 0 || r == -1)
+            break;
+        if (r < 0)
+            continue;
+        have += (size_t)r;
+        size_t at = 0;
+        for (; have - at >= FRAME; at += FRAME) {
+            const uint8_t *f = buf + at;
+            uint32_t n;
+            memcpy(&n, f + 6, sizeof n);
+            if (memcmp(f, "GMUD", 4) != 0 || f[4] != (DRAIN_MSG & 0xff) ||
+                f[5] != (DRAIN_MSG >> 8) || n != (uint32_t)sp->msgs ||
+                f[FRAME - 1] != 'a' + (int)(n % 26))
+                sp->bad = 1;
+            sp->msgs++;
+        }
+        memmove(buf, buf + at, have - at);
+        have -= at;
+    }
+    if (fd >= 0)
+        close(fd);
+    atomic_store(&sp->p.done, 1);
+    return NULL;
+}
+
+static void test_drain_streaming(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
+    cfg.limits.max_queued = 256 * 1024; /* the stream is 16 MB */
+    srv_t s;
+    stream_t st;
+    memset(&st, 0, sizeof st);
+    cfg.cb.on_drain = stream_drain;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    s.then_connect = stream_connect; /* the stream begins at the connect */
+    s.user = &st;
+    stream_peer_t sp;
+    memset(&sp, 0, sizeof sp);
+    peer_init(&sp.p, srv, &cfg);
+    sp.st = &st;
+    run_peer(&loop, peer_slow_reader, &sp.p, 15000);
+    CHECK_EQ_INT(sp.msgs, DRAIN_MSGS);
+    CHECK_EQ_INT(sp.bad, 0);
+    CHECK_EQ_INT(st.send_failed, 0);
+    CHECK_EQ_INT(st.reentered, 0);
+    CHECK_EQ_INT(st.drain_not_empty, 0);
+    /* While the peer slept the stream waited: it had not all gone out. */
+    CHECK(sp.drains_before_read < DRAIN_MSGS * DRAIN_MSG / DRAIN_BATCH);
+    CHECK(atomic_load(&st.drains) > sp.drains_before_read);
+    CHECK(rt_run_until(&loop, first_closed, &s, 2000));
+    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_PEER);
+    printf("drain: %d messages of %d bytes through max_queued %zu, %d on_drain calls (%d while "
+           "the peer slept)\n",
+           sp.msgs, DRAIN_MSG, cfg.limits.max_queued, atomic_load(&st.drains),
+           sp.drains_before_read);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
+/* on_drain on a client connection with nothing queued: asked twice, called
+ * once, from the loop; asked and then closed, not called at all. */
+typedef struct drain_cli_t {
+    int drains, in_call, reentered, closed, phase;
+    gmud_conn *conn;
+} drain_cli_t;
+
+static void dc_connect(gmud_conn *c, void *u)
+{
+    drain_cli_t *d = u;
+    d->conn = c;
+    d->in_call = 1;
+    gmud_conn_want_drain(c);
+    gmud_conn_want_drain(c);
+    d->in_call = 0;
+}
+
+static void dc_drain(gmud_conn *c, void *u)
+{
+    (void)c;
+    drain_cli_t *d = u;
+    d->drains++;
+    d->reentered |= d->in_call;
+}
+
+static void dc_close(gmud_conn *c, gmud_close_reason why, const gmud_error *e, void *u)
+{
+    (void)c;
+    (void)e;
+    ((drain_cli_t *)u)->closed = (int)why + 1;
+}
+
+static void test_drain_idle(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    drain_cli_t d;
+    memset(&d, 0, sizeof d);
+    gmud_client_config ccfg;
+    rt_client_config(&ccfg, &cfg, gmud_server_port(srv));
+    ccfg.cb.on_connect = dc_connect;
+    ccfg.cb.on_drain = dc_drain;
+    ccfg.cb.on_close = dc_close;
+    ccfg.cb.user = &d;
+    gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
+    CHECK(cli != NULL);
+    CHECK(rt_run_until(&loop, rt_int_set, &d.drains, 2000));
+    rt_run_until(&loop, NULL, NULL, 100);
+    CHECK_EQ_INT(d.drains, 1);
+    CHECK_EQ_INT(d.reentered, 0);
+    /* Asked, then closed in the same turn: on_close and no on_drain. */
+    gmud_conn_want_drain(d.conn);
+    gmud_conn_close(d.conn);
+    CHECK(rt_run_until(&loop, rt_int_set, &d.closed, 2000));
+    CHECK_EQ_INT(d.closed, GMUD_CLOSE_LOCAL + 1);
+    CHECK_EQ_INT(d.drains, 1);
+    gmud_client_destroy(cli);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
 int main(void)
 {
     test_slow_consumer();
@@ -781,5 +985,7 @@ int main(void)
     test_addr_limits();
     test_idle_timeout();
     test_truncated_at_eof();
+    test_drain_streaming();
+    test_drain_idle();
     return check_report("test_limits");
 }

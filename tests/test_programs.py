@@ -311,6 +311,27 @@ def test_stdin_kinds():
     check(srv.stop() == 0, 'stdin kinds: server exits 0')
 
 
+def test_stdin_backpressure():
+    """A 4 MB file on stdin with a small --max-queued: reading stdin pauses
+    each time a chunk fills half the queue, and resumes on the runtime's
+    on_drain; every line comes back, in order."""
+    import tempfile
+    srv = Server('--app', 'echo', '--rate-msgs', '0', '--rate-bytes', '0')
+    with tempfile.TemporaryFile('w+') as f:
+        lines = ['{"i":%d,"pad":"%s"}' % (i, 'p' * 80) for i in range(40000)]
+        f.write('\n'.join(lines) + '\n')
+        f.seek(0)
+        r = subprocess.run([CLIENT, '--port', str(srv.port), '--wait', '1',
+                            '--max-queued', '131072'],
+                           stdin=f, capture_output=True, text=True, timeout=STEP * 2)
+    check_clean(r.stderr, 'client with 4 MB on stdin')
+    got = r.stdout.splitlines()
+    check(r.returncode == 0 and got == lines,
+          'stdin backpressure: %s, %d of %d lines back; %s'
+          % (r.returncode, len(got), len(lines), r.stderr[-300:]))
+    check(srv.stop() == 0, 'stdin backpressure: server exits 0')
+
+
 def test_json_not_object():
     srv = Server('--app', 'echo')
     status, out, err = run_client(srv.port, ['--wait', '0.5'],
@@ -389,7 +410,7 @@ def test_protocol_error():
 
 
 TESTS = [test_help, test_bad_options, test_echo, test_clock, test_clock_local_time,
-         test_clock_lecture_client, test_chat, test_chat_text, test_stdin_kinds,
+         test_clock_lecture_client, test_chat, test_chat_text, test_stdin_kinds, test_stdin_backpressure,
          test_json_not_object, test_sigterm, test_logs, test_nothing_listens,
          test_protocol_error]
 

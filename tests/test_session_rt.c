@@ -1062,7 +1062,8 @@ static void test_lecture_client(void)
     ccfg.session.mode = GMUD_SESSION_LECTURE;
     char data[] = "caf\xc3\xa9 \"x\"\n\xf0\x9f\x98\x80";
     ccfg.session.reply_data = data;
-    ccfg.cb = (gmud_callbacks){c_connect, c_message, c_close, c_reject, &u};
+    ccfg.cb = (gmud_callbacks){.on_connect = c_connect, .on_message = c_message,
+                               .on_close = c_close, .on_reject = c_reject, .user = &u};
     u.reason = -1;
     u.cli = gmud_client_create(&loop, &ccfg, NULL);
     CHECK(u.cli != NULL);

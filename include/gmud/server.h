@@ -131,6 +131,10 @@ typedef struct gmud_callbacks {
      * error packet and any close. For printing or counting; the packet
      * never reaches on_message. */
     void (*on_reject)(gmud_conn *conn, const gmud_error *why, void *user);
+    /* Everything queued on conn has been handed to the kernel, after the
+     * application asked with gmud_conn_want_drain(): once per request, from
+     * the loop. Send more from here to stream without tripping max_queued. */
+    void (*on_drain)(gmud_conn *conn, void *user);
     void *user;
 } gmud_callbacks;
 
@@ -196,6 +200,14 @@ const char *gmud_conn_peer(const gmud_conn *conn);
 /* Bytes queued on conn and not yet handed to the kernel. */
 size_t gmud_conn_queued(const gmud_conn *conn);
 
+/* Asks for one on_drain call once nothing is queued on conn (now, or when
+ * the kernel has taken the backlog). The call comes from the loop, never
+ * from inside this function, even if the queue is already empty; asking
+ * again before it comes asks once. A connection that closes first gets
+ * on_close and no on_drain. Does nothing on a closing connection.
+ * The streaming pattern: send while gmud_conn_queued() is under a bound of
+ * your choosing (well under max_queued), then ask, and go on in on_drain. */
+void gmud_conn_want_drain(gmud_conn *conn);
 /* Nonzero while the runtime has stopped reading from conn because its
  * output is backed up (above read_high_water). */
 int gmud_conn_reading_paused(const gmud_conn *conn);

@@ -58,7 +58,10 @@ typedef struct client_app {
     unsigned long lineno;
 
     gmud_timer *wait_timer;     /* after end of stdin: --wait, then close */
-    int paused;
+    int paused;                 /* stdin waits for on_drain */
+    const char *rest;           /* while paused: the unread part of chunk */
+    size_t rest_len;
+    int send_closed;            /* a send found the connection closing */
     uv_prepare_t flusher;       /* flushes stdout once per loop turn */
 
     int status;                 /* exit status so far */
@@ -158,8 +161,13 @@ static void send_line(client_app *app, const char *line, size_t len)
         }
     }
     /* The line goes as typed: its bytes, not a re-serialisation. */
-    if (gmud_conn_send(app->conn, line, len, &err) != GMUD_OK)
-        fail(app, "line %lu not sent: %s", app->lineno, err.message);
+    int rc = gmud_conn_send(app->conn, line, len, &err);
+    if (rc == GMUD_OK)
+        return;
+    fail(app, "line %lu not sent: %s", app->lineno, err.message);
+    /* The connection is going: say so once, not once a line. */
+    if (rc == GMUD_ERR_CLOSED || rc == GMUD_ERR_SLOW_CONSUMER)
+        app->send_closed = 1;
 }
 
 /* A line ends with "\n" or "\r\n"; neither is part of the message. */
@@ -179,19 +187,41 @@ static void end_line(client_app *app, const char *line, size_t len)
     send_line(app, line, len);
 }
 
+static void input_start(client_app *app);
+static void input_stop(client_app *app);
+
+/* Backpressure, line by line: once half of max_queued is unsent, stdin
+ * pauses until the runtime has handed it all to the kernel (on_drain).
+ * Nonzero when paused. */
+static int backlog_full(client_app *app)
+{
+    if (app->paused)
+        return 1;
+    if (app->conn == NULL || gmud_conn_queued(app->conn) < app->opt.limits.max_queued / 2)
+        return 0;
+    input_stop(app);
+    app->paused = 1;
+    gmud_conn_want_drain(app->conn);
+    return 1;
+}
+
 /* Splits data into lines; a line over max_message is refused whole. Lines
  * lying whole in data go straight from it; only a line cut by the end of a
- * read is copied. */
-static void take_input(client_app *app, const char *data, size_t len)
+ * read is copied. Returns the bytes taken: fewer than len when the backlog
+ * paused input after a line, and the rest waits for on_drain. */
+static size_t take_input(client_app *app, const char *data, size_t len)
 {
     size_t max = app->opt.frame.max_message;
-    while (len > 0 && app->conn != NULL) {
+    const char *start = data;
+    while (len > 0 && app->conn != NULL && !app->send_closed) {
         const char *nl = memchr(data, '\n', len);
         size_t part = nl != NULL ? (size_t)(nl - data) : len;
         if (nl != NULL && app->line_len == 0 && !app->line_too_long && part <= max + 1) {
             end_line(app, data, part);
             data += part + 1;
             len -= part + 1;
+            if (backlog_full(app))
+                break;
             continue;
         }
         if (!app->line_too_long && app->line_len + part > max + 1) {
@@ -205,18 +235,43 @@ static void take_input(client_app *app, const char *data, size_t len)
             app->line_len += part;
         }
         if (nl == NULL)
-            return;
+            return (size_t)(data - start) + len;
         if (!app->line_too_long)
             end_line(app, app->line, app->line_len);
         app->line_len = 0;
         app->line_too_long = 0;
         data += part + 1;
         len -= part + 1;
+        if (backlog_full(app))
+            break;
     }
+    return (size_t)(data - start);
 }
 
-static void input_start(client_app *app);
-static void input_stop(client_app *app);
+/* A chunk read from stdin; what the backlog leaves is kept for on_drain. */
+static void consume(client_app *app, const char *data, size_t len)
+{
+    size_t used = take_input(app, data, len);
+    app->rest = data + used;
+    app->rest_len = app->paused ? len - used : 0;
+    if (app->send_closed)
+        input_stop(app);
+}
+
+/* The backlog is in the kernel's hands: the rest of the chunk, then stdin. */
+static void on_drain(gmud_conn *conn, void *user)
+{
+    client_app *app = user;
+    (void)conn;
+    if (!app->paused)
+        return;
+    app->paused = 0;
+    if (app->rest_len > 0)
+        consume(app, app->rest, app->rest_len);
+    if (!app->paused && !app->send_closed)
+        input_start(app);
+}
+
 
 static void wait_over(gmud_timer *timer, void *user)
 {
@@ -255,29 +310,6 @@ static void input_ended(client_app *app)
         gmud_client_close(app->client);
 }
 
-/* Backpressure: stdin pauses while the connection holds over half of
- * max_queued unsent, and resumes once the runtime has handed it all to the
- * kernel (on_drain). */
-static void on_drain(gmud_conn *conn, void *user)
-{
-    client_app *app = user;
-    (void)conn;
-    if (!app->paused)
-        return;
-    app->paused = 0;
-    input_start(app);
-}
-
-static void check_backlog(client_app *app)
-{
-    if (app->conn == NULL || app->paused ||
-        gmud_conn_queued(app->conn) < app->opt.limits.max_queued / 2)
-        return;
-    input_stop(app);
-    app->paused = 1;
-    gmud_conn_want_drain(app->conn);
-}
-
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     client_app *app = h->data;
@@ -290,8 +322,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     client_app *app = s->data;
     if (nread > 0) {
-        take_input(app, buf->base, (size_t)nread);
-        check_backlog(app);
+        consume(app, buf->base, (size_t)nread);
     } else if (nread == UV_EOF) {
         input_ended(app);
     } else if (nread < 0) {
@@ -309,8 +340,7 @@ static void file_read_cb(uv_idle_t *h)
     if (n < 0 && errno == EINTR)
         return;
     if (n > 0) {
-        take_input(app, app->chunk, (size_t)n);
-        check_backlog(app);
+        consume(app, app->chunk, (size_t)n);
         return;
     }
     if (n < 0)

@@ -312,23 +312,41 @@ def test_stdin_kinds():
 
 
 def test_stdin_backpressure():
-    """A 4 MB file on stdin with a small --max-queued: reading stdin pauses
-    each time a chunk fills half the queue, and resumes on the runtime's
-    on_drain; every line comes back, in order."""
+    """A 4 MB file on stdin with --max-queued below one 64 KiB read of it:
+    stdin pauses line by line once half the queue is unsent, keeps the rest
+    of the read, and resumes on the runtime's on_drain; every line comes
+    back, in order. A queue too small for even one line: one error, once."""
     import tempfile
     srv = Server('--app', 'echo', '--rate-msgs', '0', '--rate-bytes', '0')
+    lines = ['{"i":%d,"pad":"%s"}' % (i, 'p' * 80) for i in range(40000)]
+    for kind in ('file', 'pipe'):
+        with tempfile.TemporaryFile('w+') as f:
+            f.write('\n'.join(lines) + '\n')
+            f.seek(0)
+            args = [CLIENT, '--port', str(srv.port), '--wait', '1', '--max-queued', '16384']
+            if kind == 'file':
+                r = subprocess.run(args, stdin=f, capture_output=True, text=True,
+                                   timeout=STEP * 2)
+            else:
+                cat = subprocess.Popen(['cat'], stdin=f, stdout=subprocess.PIPE)
+                r = subprocess.run(args, stdin=cat.stdout, capture_output=True, text=True,
+                                   timeout=STEP * 2)
+                cat.stdout.close()
+                cat.wait()
+        check_clean(r.stderr, 'client with 4 MB on stdin (%s)' % kind)
+        got = r.stdout.splitlines()
+        check(r.returncode == 0 and got == lines,
+              'stdin backpressure (%s): %s, %d of %d lines back; %s'
+              % (kind, r.returncode, len(got), len(lines), r.stderr[-300:]))
     with tempfile.TemporaryFile('w+') as f:
-        lines = ['{"i":%d,"pad":"%s"}' % (i, 'p' * 80) for i in range(40000)]
-        f.write('\n'.join(lines) + '\n')
+        f.write('\n'.join(lines[:1000]) + '\n')
         f.seek(0)
-        r = subprocess.run([CLIENT, '--port', str(srv.port), '--wait', '1',
-                            '--max-queued', '131072'],
-                           stdin=f, capture_output=True, text=True, timeout=STEP * 2)
-    check_clean(r.stderr, 'client with 4 MB on stdin')
-    got = r.stdout.splitlines()
-    check(r.returncode == 0 and got == lines,
-          'stdin backpressure: %s, %d of %d lines back; %s'
-          % (r.returncode, len(got), len(lines), r.stderr[-300:]))
+        r = subprocess.run([CLIENT, '--port', str(srv.port), '--max-queued', '100'], stdin=f,
+                           capture_output=True, text=True, timeout=STEP)
+    refusals = [l for l in r.stderr.splitlines() if 'not sent' in l]
+    check(r.returncode == 1 and len(refusals) == 1 and 'slow consumer' in r.stderr,
+          'a queue smaller than a line: exit 1 and one refusal (%s, %d refusals)'
+          % (r.returncode, len(refusals)))
     check(srv.stop() == 0, 'stdin backpressure: server exits 0')
 
 

@@ -86,13 +86,6 @@ static void fail(client_app *app, const char *fmt, ...)
 
 /* ---- Receiving ---------------------------------------------------------- */
 
-/* An error packet as the runtime sends it: {"error": ..., "code": ...}. */
-static int is_error_packet(const json_t *v)
-{
-    return json_is_string(json_object_get(v, "error")) &&
-           json_is_string(json_object_get(v, "code")) && json_object_get(v, "from") == NULL;
-}
-
 /* A session welcome, {"session_id": <n>, "sequence_id": 0}, and nothing
  * else: what a server running sessions sends first. */
 static int is_welcome(const json_t *v)
@@ -119,10 +112,9 @@ static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t 
     } else {
         /* Straight to stdout: no buffer to size for re-serialised numbers. */
         json_dumpf(json, stdout, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (is_error_packet(json))
-            fail(app, "error from the server: %s (%s)",
-                 json_string_value(json_object_get(json, "error")),
-                 json_string_value(json_object_get(json, "code")));
+        gmud_error e;
+        if (gmud_json_error_packet(json, &e))
+            fail(app, "error from the server: %s", e.message);
     }
     fputc('\n', stdout);
 }

@@ -133,3 +133,16 @@ ptrdiff_t gmud_json_dump(const json_t *v, uint8_t *out, size_t cap, gmud_error *
                               "JSON text needs %zu bytes, %zu available", need, cap);
     return (ptrdiff_t)need;
 }
+
+int gmud_json_error_packet(const json_t *msg, gmud_error *err)
+{
+    if (json_object_size(msg) != 2)
+        return 0;
+    const char *code = json_string_value(json_object_get(msg, "code"));
+    const char *text = json_string_value(json_object_get(msg, "error"));
+    if (code == NULL || text == NULL)
+        return 0;
+    if (err != NULL)
+        gmud_error_set(err, gmud_err_from_name(code), 0, "%.40s: %s", code, text);
+    return 1;
+}

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "gmud/json.h"
+
 /* ---- Ids -------------------------------------------------------------- */
 
 static int read_random(void *buf, size_t n, gmud_error *err)
@@ -308,13 +310,11 @@ int gmud_session_welcomed(gmud_session *s, gmud_session_mode mode, const json_t 
 
 int gmud_session_refusal(const json_t *msg, gmud_error *err)
 {
-    const char *code = json_string_value(json_object_get(msg, "code"));
-    const char *text = json_string_value(json_object_get(msg, "error"));
-    if (code == NULL || text == NULL)
+    gmud_error e;
+    if (!gmud_json_error_packet(msg, &e))
         return GMUD_OK;
-    int rc = gmud_err_from_name(code);
-    return gmud_error_set(err, rc != GMUD_OK ? rc : GMUD_ERR_NOT_WELCOMED, 0,
-                          "the server refused the connection: %.40s: %.80s", code, text);
+    return gmud_error_set(err, e.code != GMUD_OK ? e.code : GMUD_ERR_NOT_WELCOMED, 0,
+                          "the server refused the connection: %.120s", e.message);
 }
 
 int gmud_session_lecture_welcomed(gmud_session *s, const json_t *msg, gmud_error *err)

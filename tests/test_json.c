@@ -146,6 +146,48 @@ static void test_duplicates(void)
     CHECK_EQ_INT(PARSE("{\"a\": {\"a\": 1}}", &err), 0);
 }
 
+/* Error packets (PROTOCOL.md section 5) told apart from messages by shape. */
+static void test_error_packet(void)
+{
+    static const struct {
+        const char *text;
+        int is_error;
+        int code;
+    } cases[] = {
+        {"{\"error\": \"slow down\", \"code\": \"rate_limited\"}", 1, GMUD_ERR_RATE_LIMITED},
+        {"{\"code\": \"bad_json\", \"error\": \"at byte 3\"}", 1, GMUD_ERR_BAD_JSON},
+        {"{\"error\": \"new\", \"code\": \"from_the_future\"}", 1, GMUD_OK},
+        /* A chat relay adds "from": an application message, not an error. */
+        {"{\"error\": \"x\", \"code\": \"bad_json\", \"from\": 2}", 0, 0},
+        {"{\"error\": \"x\"}", 0, 0},
+        {"{\"error\": 1, \"code\": \"bad_json\"}", 0, 0},
+        {"{\"error\": \"x\", \"code\": null}", 0, 0},
+        {"{\"error\": \"x\", \"kind\": \"bad_json\"}", 0, 0},
+        {"[\"error\", \"code\"]", 0, 0},
+        {"\"error\"", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *v = json_loads(cases[i].text, JSON_DECODE_ANY, NULL);
+        CHECK(v != NULL);
+        gmud_error err;
+        memset(&err, 0, sizeof err);
+        err.code = 99;
+        CHECK_EQ_INT(gmud_json_error_packet(v, &err), cases[i].is_error);
+        if (cases[i].is_error)
+            CHECK_EQ_INT(err.code, cases[i].code);
+        else
+            CHECK_EQ_INT(err.code, 99); /* untouched */
+        json_decref(v);
+    }
+    json_t *v = json_loads("{\"error\": \"slow down\", \"code\": \"rate_limited\"}", 0, NULL);
+    gmud_error err;
+    CHECK_EQ_INT(gmud_json_error_packet(v, &err), 1);
+    CHECK(strcmp(err.message, "rate_limited: slow down") == 0);
+    CHECK_EQ_INT(gmud_json_error_packet(v, NULL), 1);
+    json_decref(v);
+    CHECK_EQ_INT(gmud_json_error_packet(NULL, NULL), 0);
+}
+
 int main(void)
 {
     test_lecture_object();
@@ -155,5 +197,6 @@ int main(void)
     test_depth();
     test_keys_and_strings();
     test_duplicates();
+    test_error_packet();
     return check_report("test_json");
 }

@@ -51,4 +51,13 @@ int gmud_json_check_bounds(const uint8_t *p, size_t n, const gmud_json_limits *l
  * does not fit or v cannot be encoded. */
 ptrdiff_t gmud_json_dump(const json_t *v, uint8_t *out, size_t cap, gmud_error *err);
 
+/* Is msg (borrowed; may be NULL) an error packet as docs/PROTOCOL.md
+ * section 5 defines it: an object with exactly two members, the strings
+ * "error" and "code"? Returns 1 and fills err (if not NULL) with the code
+ * the name maps to, or 0 for a name this gmud does not know (a newer peer),
+ * and the message "<code>: <sentence>" (cut to fit); returns 0 for anything
+ * else. Error packets travel in the same stream as messages: an
+ * application that sends objects of this very shape makes them ambiguous. */
+int gmud_json_error_packet(const json_t *msg, gmud_error *err);
+
 #endif

@@ -206,9 +206,10 @@ void gmud_session_start_on_server(gmud_session *s, uint64_t id);
 
 /* Client: is msg (borrowed), the packet where the welcome should be, the
  * server's error packet {"error": <text>, "code": <name>} (server full, an
- * address limit)? If so fills err ("the server refused the connection:
- * <name>: <text>") and returns the code named, or GMUD_ERR_NOT_WELCOMED for
- * a name gmud does not know; else returns 0. */
+ * address limit; gmud_json_error_packet() says)? If so fills err ("the
+ * server refused the connection: <name>: <text>") and returns the code
+ * named, or GMUD_ERR_NOT_WELCOMED for a name gmud does not know; else
+ * returns 0. */
 int gmud_session_refusal(const json_t *msg, gmud_error *err);
 
 /* Client: takes the welcome (msg, borrowed) for mode (GMUD_SESSION_ON or

@@ -196,6 +196,13 @@ static inline int fuzz_json_check(const uint8_t *p, size_t n, const gmud_json_li
     FUZZ_CHECK(brc == GMUD_OK, "parse accepted what the bounds pass refuses: %s", berr.message);
     FUZZ_CHECK(!lim->require_object || json_is_object(v), "an object was required");
     fuzz_json_dump_round_trip(v, lim);
+    /* Any accepted value may arrive where an error packet could: reading
+     * it as one is safe, and says yes only for the documented shape. */
+    gmud_error pe;
+    if (gmud_json_error_packet(v, &pe))
+        FUZZ_CHECK(json_object_size(v) == 2 && pe.message[0] != '\0' &&
+                       (pe.code == GMUD_OK || gmud_err_name(pe.code)[0] != '\0'),
+                   "error packet read from a value of another shape");
     if (keep != NULL)
         *keep = v;
     else

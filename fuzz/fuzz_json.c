@@ -8,7 +8,8 @@
  * gmud_json_check_bounds; a success never holds a raw control byte other
  * than JSON whitespace (a NUL, say: tests/test_fuzz_regress.c), dumps, the dump
  * parses again under the same limits to an equal value, and dumping that
- * gives the same bytes. Across the two parses: the tiny limits are all
+ * gives the same bytes, and reading it as an error packet
+ * (gmud_json_error_packet) is safe. Across the two parses: the tiny limits are all
  * within the defaults, so what they accept (as an object) the defaults
  * accept too, as the same value.
  */

@@ -104,6 +104,7 @@ SEEDS["fuzz_json"] = {
     "deep_object": b"\xff" + DEEP_OBJ,
     "deep_array": b"\x7f" + DEEP_ARR,
     "duplicate_key": b"\xff" + b'{"value": 1, "value": 2}',
+    "error_packet": b"\xff" + b'{"error":"bad packet label at stream byte 0","code":"bad_label"}',
     "bad_utf8": b"\xff" + b'{"message": "\xff\xfe"}',
     "overlong_utf8": b"\xff" + b'{"m": "\xc0\xaf"}',
     "surrogate_utf8": b"\xff" + b'{"m": "\xed\xa0\x80"}',

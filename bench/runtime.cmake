@@ -7,7 +7,8 @@
 # figures beside a baseline measured in the same run, and stops by itself
 # within a minute or so. They use loopback only and fork their peers.
 
-set(GMUD_RUNTIME_BENCHES bench_stream bench_rtt bench_conns bench_fanout bench_session)
+set(GMUD_RUNTIME_BENCHES bench_stream bench_rtt bench_conns bench_clients bench_fanout
+    bench_session)
 set(GMUD_RUNTIME_BENCH_COMMANDS)
 foreach(b IN LISTS GMUD_RUNTIME_BENCHES)
   add_executable(${b} ${CMAKE_CURRENT_LIST_DIR}/${b}.c)

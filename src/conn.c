@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "frame_head.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -445,6 +446,59 @@ void gmud_conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_
 void gmud_conn_close(gmud_conn *conn)
 {
     gmud_conn_close_soft(conn, GMUD_CLOSE_LOCAL, NULL, conn->rt->limits.linger_ms);
+}
+
+/* ---- Read buffers: one per loop --------------------------------------- */
+
+/* Every server and client on one loop reads into the same 64 KiB: libuv
+ * reads one stream at a time, and a read's bytes are decoded (a partial
+ * frame copied out) before the read callback returns. Without sharing, a
+ * thousand clients on one loop held 64 MB of buffers, and RSS grew to it
+ * as bursts touched their pages. Buffers are found by loop under a lock,
+ * taken only when an rt is created or freed, never per read. */
+struct gmud_readbuf {
+    struct gmud_readbuf *next;
+    const uv_loop_t *loop;
+    size_t users;           /* rts on this loop */
+    int busy;               /* handed to libuv, its read callback not yet run */
+    uint8_t data[GMUD_READ_BUFFER_SIZE];
+};
+
+static pthread_mutex_t readbufs_lock = PTHREAD_MUTEX_INITIALIZER;
+static gmud_readbuf *readbufs;
+
+/* The loop's buffer, created for its first rt; NULL on no memory. */
+static gmud_readbuf *readbuf_take(const uv_loop_t *loop)
+{
+    pthread_mutex_lock(&readbufs_lock);
+    gmud_readbuf *rb = readbufs;
+    while (rb != NULL && rb->loop != loop)
+        rb = rb->next;
+    if (rb == NULL && (rb = malloc(sizeof *rb)) != NULL) {
+        rb->loop = loop;
+        rb->users = 0;
+        rb->busy = 0;
+        rb->next = readbufs;
+        readbufs = rb;
+    }
+    if (rb != NULL)
+        rb->users++;
+    pthread_mutex_unlock(&readbufs_lock);
+    return rb;
+}
+
+/* Gives back one rt's use; the last one frees the buffer. */
+static void readbuf_give(gmud_readbuf *rb)
+{
+    pthread_mutex_lock(&readbufs_lock);
+    if (--rb->users == 0) {
+        gmud_readbuf **at = &readbufs;
+        while (*at != rb)
+            at = &(*at)->next;
+        *at = rb->next;
+        free(rb);
+    }
+    pthread_mutex_unlock(&readbufs_lock);
 }
 
 /* ---- Writing ---------------------------------------------------------- */
@@ -894,13 +948,13 @@ static void on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
     gmud_conn *conn = handle->data;
-    gmud_rt *rt = conn->rt;
-    if (rt->read_busy) { /* not on Unix; libuv then reports UV_ENOBUFS */
+    gmud_readbuf *rb = conn->rt->readbuf;
+    if (rb->busy) { /* not on Unix; libuv then reports UV_ENOBUFS */
         *buf = uv_buf_init(NULL, 0);
         return;
     }
-    rt->read_busy = 1;
-    *buf = uv_buf_init((char *)rt->readbuf, GMUD_READ_BUFFER_SIZE);
+    rb->busy = 1;
+    *buf = uv_buf_init((char *)rb->data, GMUD_READ_BUFFER_SIZE);
 }
 
 static void count_reject(gmud_rt *rt, int code)
@@ -1202,8 +1256,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     gmud_conn *conn = stream->data;
     gmud_rt *rt = conn->rt;
-    if (buf->base == (char *)rt->readbuf)
-        rt->read_busy = 0;
+    if (buf->base == (char *)rt->readbuf->data)
+        rt->readbuf->busy = 0;
     if (nread == 0 || conn->state == CONN_CLOSED)
         return;
     if (nread == UV_EOF) {
@@ -1341,7 +1395,7 @@ int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
                    (unsigned)lim->msg_rate, (unsigned)lim->msg_burst, (unsigned)lim->byte_rate,
                    (unsigned)lim->byte_burst);
     ignore_sigpipe();
-    rt->readbuf = malloc(GMUD_READ_BUFFER_SIZE);
+    rt->readbuf = readbuf_take(loop);
     if (rt->readbuf == NULL) {
         free(rt->reply_text);
         gmud_buf_free(&rt->reply);
@@ -1448,7 +1502,7 @@ static void rt_maybe_free(gmud_rt *rt)
 {
     if (!rt->closing || rt->handles_open > 0 || rt->conns != NULL)
         return;
-    free(rt->readbuf);
+    readbuf_give(rt->readbuf);
     free(rt->reply_text);
     gmud_buf_free(&rt->reply);
     gmud_buf_free(&rt->scratch);

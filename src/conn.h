@@ -16,6 +16,7 @@
 #include "gmud/server.h"
 
 typedef struct gmud_rt gmud_rt;
+typedef struct gmud_readbuf gmud_readbuf; /* conn.c: one per loop */
 
 struct gmud_rt {
     uv_loop_t *loop;
@@ -47,8 +48,7 @@ struct gmud_rt {
     int closing;            /* gmud_rt_close called */
     int flushing_armed;
 
-    uint8_t *readbuf;       /* GMUD_READ_BUFFER_SIZE, shared by all connections */
-    int read_busy;
+    gmud_readbuf *readbuf;  /* shared by every rt on this loop */
     gmud_buf scratch;       /* JSON text being serialised */
     gmud_buf frames;        /* a frame encoded once for a broadcast */
     char *reply_text;       /* client, lecture mode: the replies' data (owned) */

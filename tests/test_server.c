@@ -1,7 +1,8 @@
 /* Runtime end to end over real loopback sockets: echo in every framing,
  * coalescing, shutdown flushing, IPv6, the event client's failures and a
- * peer's half-close. The server's loop runs in this thread; raw peers run
- * in a second thread with blocking sockets. */
+ * peer's half-close, and the read buffer each loop's servers and clients
+ * share (two loops in two threads). The server's loop runs in this thread;
+ * raw peers run in a second thread with blocking sockets. */
 #include "rt_util.h"
 
 #include "conn.h" /* to see that idle connections give their buffers back */
@@ -856,8 +857,163 @@ static void test_reentrancy(void)
     rt_loop_finish(&loop);
 }
 
+/* ---- One read buffer per loop ----------------------------------------- */
+
+/* Every server and client on a loop reads into the loop's one buffer. Two
+ * loops in two threads at once, each a server and SHARE_CLIENTS clients
+ * echoing messages of up to 60 KB (reads that fill much of the buffer):
+ * every byte must come back right, and half the clients are destroyed
+ * midway while the rest go on reading through the same buffer (ASan sees a
+ * buffer freed too early). No CHECK in the threads: they count, and the
+ * main thread checks. */
+enum { SHARE_CLIENTS = 12, SHARE_ROUND = 8 };
+
+typedef struct share_cli {
+    struct share_loop *sl;
+    gmud_client *cli;
+    int idx, sent, got, bad;
+} share_cli;
+
+typedef struct share_loop {
+    uv_loop_t loop;
+    gmud_server *srv;
+    share_cli c[SHARE_CLIENTS];
+    int connected, failures;
+    uint8_t msg[60000];
+} share_loop;
+
+/* Message k of client i: its length and every byte depend on (i, k). */
+static size_t share_msg(share_loop *sl, int i, int k)
+{
+    size_t len = 100 + ((size_t)(i * 7919 + k * 104729) % 59000);
+    for (size_t b = 0; b < len; b++)
+        sl->msg[b] = (uint8_t)(i * 31 + k * 17 + b);
+    return len;
+}
+
+static void share_srv_message(gmud_conn *c, const uint8_t *d, size_t n, json_t *j, void *u)
+{
+    (void)j;
+    if (gmud_conn_send(c, d, n, NULL) != 0)
+        ((share_loop *)u)->failures++;
+}
+
+static void share_send_round(share_cli *sc)
+{
+    gmud_conn *conn = gmud_client_conn(sc->cli);
+    for (int r = 0; r < SHARE_ROUND; r++, sc->sent++) {
+        size_t len = share_msg(sc->sl, sc->idx, sc->sent);
+        if (conn == NULL || gmud_conn_send(conn, sc->sl->msg, len, NULL) != 0)
+            sc->sl->failures++;
+    }
+}
+
+static void share_cli_connect(gmud_conn *c, void *u)
+{
+    (void)c;
+    ((share_cli *)u)->sl->connected++;
+}
+
+static void share_cli_message(gmud_conn *c, const uint8_t *d, size_t n, json_t *j, void *u)
+{
+    (void)c;
+    (void)j;
+    share_cli *sc = u;
+    size_t len = share_msg(sc->sl, sc->idx, sc->got++);
+    if (n != len || memcmp(d, sc->sl->msg, n) != 0)
+        sc->bad++;
+}
+
+static int share_all_connected(void *p)
+{
+    return ((share_loop *)p)->connected == SHARE_CLIENTS;
+}
+
+static int share_caught_up(void *p)
+{
+    share_loop *sl = p;
+    for (int i = 0; i < SHARE_CLIENTS; i++)
+        if (sl->c[i].cli != NULL && sl->c[i].got < sl->c[i].sent)
+            return 0;
+    return 1;
+}
+
+static void *share_run(void *arg)
+{
+    share_loop *sl = arg;
+    uv_loop_init(&sl->loop);
+    gmud_server_config scfg;
+    rt_server_config(&scfg, "length", GMUD_PAYLOAD_TEXT);
+    rt_no_rate_limits(&scfg);
+    scfg.log = NULL; /* the log capture is the main thread's */
+    scfg.cb.on_message = share_srv_message;
+    scfg.cb.user = sl;
+    sl->srv = gmud_server_create(&sl->loop, &scfg, NULL);
+    if (sl->srv == NULL) {
+        sl->failures++;
+        return NULL;
+    }
+    gmud_client_config ccfg;
+    rt_client_config(&ccfg, &scfg, gmud_server_port(sl->srv));
+    ccfg.log = NULL;
+    ccfg.cb.on_connect = share_cli_connect;
+    ccfg.cb.on_message = share_cli_message;
+    for (int i = 0; i < SHARE_CLIENTS; i++) {
+        sl->c[i].sl = sl;
+        sl->c[i].idx = i;
+        ccfg.cb.user = &sl->c[i];
+        sl->c[i].cli = gmud_client_create(&sl->loop, &ccfg, NULL);
+        sl->failures += sl->c[i].cli == NULL;
+    }
+    if (!rt_run_until(&sl->loop, share_all_connected, sl, 5000))
+        sl->failures++;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < SHARE_CLIENTS; i++)
+            if (sl->c[i].cli != NULL)
+                share_send_round(&sl->c[i]);
+        if (!rt_run_until(&sl->loop, share_caught_up, sl, 10000))
+            sl->failures++;
+        if (round == 0) /* the even half goes; the odd half reads on */
+            for (int i = 0; i < SHARE_CLIENTS; i += 2) {
+                gmud_client_destroy(sl->c[i].cli);
+                sl->c[i].cli = NULL;
+            }
+    }
+    for (int i = 1; i < SHARE_CLIENTS; i += 2)
+        gmud_client_destroy(sl->c[i].cli);
+    int done = 0;
+    gmud_server_shutdown(sl->srv, 1000, rt_shutdown_done, &done);
+    if (!rt_run_until(&sl->loop, rt_int_set, &done, 4000))
+        sl->failures++;
+    gmud_server_destroy(sl->srv);
+    rt_run_until(&sl->loop, NULL, NULL, 50);
+    sl->failures += uv_loop_close(&sl->loop) != 0;
+    return NULL;
+}
+
+static void test_shared_read_buffer(void)
+{
+    static share_loop sl[2];
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) {
+        memset(&sl[k], 0, sizeof sl[k]);
+        CHECK_EQ_INT(pthread_create(&th[k], NULL, share_run, &sl[k]), 0);
+    }
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    for (int k = 0; k < 2; k++) {
+        CHECK_EQ_INT(sl[k].failures, 0);
+        for (int i = 0; i < SHARE_CLIENTS; i++) {
+            /* Even clients took one round, odd ones all three. */
+            CHECK_EQ_INT(sl[k].c[i].got, SHARE_ROUND * (i % 2 ? 3 : 1));
+            CHECK_EQ_INT(sl[k].c[i].bad, 0);
+        }
+    }
+}
+
 int main(void)
 {
+    test_shared_read_buffer();
     test_echo_framings();
     test_ipv6();
     test_coalescing();

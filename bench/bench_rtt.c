@@ -62,14 +62,22 @@ enum {
 
 /* ---- Servers (children) ------------------------------------------------- */
 
-/* Blocking echo: whatever arrives goes straight back, until end of stream. */
-static void raw_echo_main(int lfd, int port_fd, uint16_t port)
+/* Tells the parent the port, then takes the one connection a blocking or
+ * epoll echo serves. */
+static int accept_one(int lfd, int port_fd, uint16_t port)
 {
     bench_pipe_write(port_fd, &port, sizeof port);
     int fd = accept(lfd, NULL, NULL);
     if (fd < 0)
         bench_fail("accept: %s", strerror(errno));
     bench_nodelay(fd);
+    return fd;
+}
+
+/* Blocking echo: whatever arrives goes straight back, until end of stream. */
+static void raw_echo_main(int lfd, int port_fd, uint16_t port)
+{
+    int fd = accept_one(lfd, port_fd, port);
     uint8_t buf[4096];
     for (;;) {
         ssize_t r = read(fd, buf, sizeof buf);
@@ -90,11 +98,7 @@ static void raw_echo_main(int lfd, int port_fd, uint16_t port)
  * is gmud's own. */
 static void epoll_echo_main(int lfd, int port_fd, uint16_t port)
 {
-    bench_pipe_write(port_fd, &port, sizeof port);
-    int fd = accept(lfd, NULL, NULL);
-    if (fd < 0)
-        bench_fail("accept: %s", strerror(errno));
-    bench_nodelay(fd);
+    int fd = accept_one(lfd, port_fd, port);
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
         bench_fail("fcntl: %s", strerror(errno));
     int ep = epoll_create1(EPOLL_CLOEXEC);

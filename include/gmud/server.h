@@ -204,7 +204,8 @@ size_t gmud_conn_queued(const gmud_conn *conn);
  * the kernel has taken the backlog). The call comes from the loop, never
  * from inside this function, even if the queue is already empty; asking
  * again before it comes asks once. A connection that closes first gets
- * on_close and no on_drain. Does nothing on a closing connection.
+ * on_close and no on_drain. Does nothing unless conn is open (from
+ * on_connect until it starts to close).
  * The streaming pattern: send while gmud_conn_queued() is under a bound of
  * your choosing (well under max_queued), then ask, and go on in on_drain. */
 void gmud_conn_want_drain(gmud_conn *conn);

@@ -1,8 +1,10 @@
 /* A complete gmud echo server in one page: every JSON object a client sends
  * in a GMUD packet comes back to it, with an "echo" count added.
  * Build: cc echo_server.c $(pkg-config --cflags --libs gmud)  (or see
- * examples/CMakeLists.txt). Try it with: gmud-client --port 8222 */
+ * examples/CMakeLists.txt). Run: echo_server [PORT]; try it with
+ * gmud-client --port 8222 (sessions on, as gmud-client has them by default). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "gmud/server.h"
 
@@ -27,11 +29,14 @@ static void on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error
             detail ? ": " : "", detail ? detail->message : "");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     unsigned long count = 0;
     gmud_server_config cfg;
     gmud_server_default_config(&cfg); /* 127.0.0.1:8222, gmud framing, JSON */
+    if (argc > 1)
+        cfg.port = (uint16_t)atoi(argv[1]); /* 0: any free port */
+    cfg.session.mode = GMUD_SESSION_ON; /* as gmud-client expects by default */
     cfg.cb.on_message = on_message;
     cfg.cb.on_close = on_close;
     cfg.cb.user = &count;

@@ -1,8 +1,10 @@
 """Shared by the Python tests that drive gmud-server and gmud-client
-(test_programs.py, test_sigstop.py): results, sanitizer checks, a
-line reader with timeouts, and the lecture's exact read. Standard library
-only."""
+(test_programs.py, test_sigstop.py, test_session_programs.py,
+test_examples.py): results, sanitizer checks, a line reader with timeouts,
+the lecture's exact read, and the loop that runs a file's tests. Standard
+library only."""
 
+import os
 import queue
 import re
 import threading
@@ -86,3 +88,29 @@ def read_exact(sock, n):
             raise EOFError(len(data), n)
         data += chunk
     return data
+
+
+def run_tests(tests, cleanup=None, width=28):
+    """Runs each test (GMUD_TEST_ONLY=part runs those whose name holds it),
+    timing it; an exception is one failure, not the end. cleanup() runs
+    after each test, however it ended. Returns the exit status."""
+    only = os.environ.get('GMUD_TEST_ONLY')
+    started = time.monotonic()
+    for t in tests:
+        if only and only not in t.__name__:
+            continue
+        t0 = time.monotonic()
+        try:
+            t()
+        except Exception as e:  # a crash in one test is a failure, not the end
+            check(False, '%s raised %r' % (t.__name__, e))
+        finally:
+            if cleanup is not None:
+                cleanup()
+        print('%-*s %.2fs' % (width, t.__name__, time.monotonic() - t0), flush=True)
+    print('total %.2fs' % (time.monotonic() - started))
+    if FAILURES:
+        print('%d failure(s)' % len(FAILURES))
+        return 1
+    print('all passed')
+    return 0

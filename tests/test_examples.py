@@ -8,14 +8,13 @@ Each example is started on port 0 and the test reads the port from its
 "listening on" line. Every step is bounded. Exit 0 on success.
 """
 
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 
-from progtest import FAILURES, STEP, Lines, check, check_clean
+from progtest import STEP, Lines, check, check_clean, run_tests
 
 ECHO, STREAM, CLIENT = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -102,19 +101,7 @@ TESTS = [test_echo, test_stream_slow_reader]
 
 
 def main():
-    for t in TESTS:
-        t0 = time.monotonic()
-        try:
-            t()
-        except Exception as e:  # a crash in one test is a failure, not the end
-            check(False, '%s raised %r' % (t.__name__, e))
-        print('%-28s %.2fs' % (t.__name__, time.monotonic() - t0), flush=True)
-    if FAILURES:
-        print('%d failure(s)' % len(FAILURES))
-        return 1
-    print('all passed')
-    return 0
-
+    return run_tests(TESTS)
 
 if __name__ == '__main__':
     sys.exit(main())

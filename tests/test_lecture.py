@@ -533,12 +533,6 @@ class Gmud(Base):
             else:
                 self.check_text_messages(client.out)
 
-    def test_lecture_server_to_gmud_client(self):
-        self.each(APPROACHES, lambda a: self.lecture_server_to_gmud_client(a, False))
-
-    def test_lecture_server_to_gmud_client_through_proxy(self):
-        self.each(FRAMED, lambda a: self.lecture_server_to_gmud_client(a, True))
-
     def test_gmud_clock_json_bytes_as_python(self):
         """The lecture's object, byte for byte as json.dumps makes it:
         key order time, message, value; separators ", " and ": "."""

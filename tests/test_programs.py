@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from progtest import CTIME_RE, FAILURES, STEP, Lines, check, check_clean, read_exact
+from progtest import CTIME_RE, STEP, Lines, check, check_clean, read_exact, run_tests
 
 SERVER, CLIENT = sys.argv[1], sys.argv[2]
 
@@ -434,22 +434,7 @@ TESTS = [test_help, test_bad_options, test_echo, test_clock, test_clock_local_ti
 
 
 def main():
-    only = os.environ.get('GMUD_TEST_ONLY')
-    for t in TESTS:
-        if only and only not in t.__name__:
-            continue
-        t0 = time.monotonic()
-        try:
-            t()
-        except Exception as e:  # a crash in one test is a failure, not the end
-            check(False, '%s raised %r' % (t.__name__, e))
-        print('%-28s %.2fs' % (t.__name__, time.monotonic() - t0), flush=True)
-    if FAILURES:
-        print('%d failure(s)' % len(FAILURES))
-        return 1
-    print('all passed')
-    return 0
-
+    return run_tests(TESTS)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 
-from progtest import CTIME_RE, FAILURES, STEP, check, check_clean, read_exact
+from progtest import CTIME_RE, STEP, check, check_clean, read_exact, run_tests
 
 import session_attack as sa
 
@@ -799,26 +799,7 @@ TESTS = [test_lecture_server_to_gmud_client, test_gmud_server_to_lecture_client,
 
 
 def main():
-    only = os.environ.get('GMUD_TEST_ONLY')
-    started = time.monotonic()
-    for t in TESTS:
-        if only and only not in t.__name__:
-            continue
-        t0 = time.monotonic()
-        try:
-            t()
-        except Exception as e:  # a crash in one test is a failure, not the end
-            check(False, '%s raised %r' % (t.__name__, e))
-        finally:
-            kill_all()
-        print('%-38s %.2fs' % (t.__name__, time.monotonic() - t0), flush=True)
-    print('total %.2fs' % (time.monotonic() - started))
-    if FAILURES:
-        print('%d failure(s)' % len(FAILURES))
-        return 1
-    print('all passed')
-    return 0
-
+    return run_tests(TESTS, cleanup=kill_all, width=38)
 
 if __name__ == '__main__':
     sys.exit(main())

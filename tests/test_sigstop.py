@@ -37,7 +37,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from progtest import CTIME_RE, FAILURES, STEP, Lines, check, check_clean, read_exact
+from progtest import CTIME_RE, STEP, Lines, check, check_clean, read_exact, run_tests
 
 SERVER, CLIENT = sys.argv[1], sys.argv[2]
 CHILDREN = []        # every process started, killed in finally blocks
@@ -468,24 +468,7 @@ def on_sigterm(signum, frame):
 
 def main():
     signal.signal(signal.SIGTERM, on_sigterm)
-    only = os.environ.get('GMUD_TEST_ONLY')
-    for t in TESTS:
-        if only and only not in t.__name__:
-            continue
-        t0 = time.monotonic()
-        try:
-            t()
-        except Exception as e:  # one test's crash is a failure, not the end
-            check(False, '%s raised %r' % (t.__name__, e))
-        finally:
-            kill_all()   # also on SystemExit from SIGTERM
-        print('%-28s %.2fs' % (t.__name__, time.monotonic() - t0), flush=True)
-    if FAILURES:
-        print('%d failure(s)' % len(FAILURES))
-        return 1
-    print('all passed')
-    return 0
-
+    return run_tests(TESTS, cleanup=kill_all)  # kill_all also on SystemExit from SIGTERM
 
 if __name__ == '__main__':
     sys.exit(main())

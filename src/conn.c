@@ -501,6 +501,16 @@ static void readbuf_give(gmud_readbuf *rb)
     pthread_mutex_unlock(&readbufs_lock);
 }
 
+size_t gmud_rt_readbufs_live(void)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&readbufs_lock);
+    for (const gmud_readbuf *rb = readbufs; rb != NULL; rb = rb->next)
+        n++;
+    pthread_mutex_unlock(&readbufs_lock);
+    return n;
+}
+
 /* ---- Writing ---------------------------------------------------------- */
 
 static void on_check(uv_check_t *handle);

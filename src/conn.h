@@ -149,6 +149,10 @@ int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err);
  * handle is closed rt->free_owner(rt) runs. */
 void gmud_rt_close(gmud_rt *rt);
 
+/* Read buffers (one per loop) not yet given back: 0 once every server and
+ * client has been destroyed and its loop run to the end. For tests. */
+size_t gmud_rt_readbufs_live(void);
+
 /* Close callback for the rt's (and the owner's) handles: counts down
  * handles_open; handle->data must be the rt. */
 void gmud_rt_handle_closed(uv_handle_t *handle);

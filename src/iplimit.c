@@ -11,14 +11,13 @@
 #include "gmud/iplimit.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "gmud/ratelimit.h"
+#include "rand.h"
 
 #define NONE UINT32_MAX /* no entry; an entry not in the heap */
 
@@ -101,23 +100,6 @@ static uint64_t siphash13_16(const uint64_t key[2], const uint8_t m[16])
     for (int i = 0; i < 3; i++)
         sipround(v);
     return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
-
-static int read_random(void *buf, size_t n, gmud_error *err)
-{
-    ssize_t got;
-    do
-        got = getrandom(buf, n, 0);
-    while (got < 0 && errno == EINTR);
-    if (got < 0) {
-        int e = errno;
-        char why[96] = "";
-        strerror_r(e, why, sizeof why); /* strerror() is not reentrant */
-        return gmud_error_set(err, GMUD_ERR_IO, 0, "getrandom failed: %s (errno %d)", why, e);
-    }
-    if ((size_t)got != n)
-        return gmud_error_set(err, GMUD_ERR_IO, 0, "getrandom read %zd of %zu bytes", got, n);
-    return GMUD_OK;
 }
 
 /* ---- Addresses ---------------------------------------------------------- */
@@ -377,7 +359,7 @@ gmud_iplimit *gmud_iplimit_create(const gmud_iplimit_config *cfg, gmud_error *er
         l->entries[i].link = i + 1 < cfg->max_tracked ? i + 1 : NONE;
     l->free_head = 0;
     uint8_t seed[16];
-    if (read_random(seed, sizeof seed, err) != GMUD_OK)
+    if (gmud_random_bytes(seed, sizeof seed, err) != GMUD_OK)
         goto fail;
     l->key[0] = load_le64(seed);
     l->key[1] = load_le64(seed + 8);

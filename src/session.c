@@ -1,39 +1,21 @@
 /* Session ids and sequence numbers. See include/gmud/session.h. */
 #include "gmud/session.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "gmud/json.h"
+#include "rand.h"
 
 /* ---- Ids -------------------------------------------------------------- */
-
-static int read_random(void *buf, size_t n, gmud_error *err)
-{
-    ssize_t got;
-    do
-        got = getrandom(buf, n, 0);
-    while (got < 0 && errno == EINTR);
-    if (got < 0) {
-        int e = errno;
-        char why[96] = "";
-        strerror_r(e, why, sizeof why); /* strerror() is not reentrant */
-        return gmud_error_set(err, GMUD_ERR_IO, 0, "getrandom failed: %s (errno %d)", why, e);
-    }
-    if ((size_t)got != n)
-        return gmud_error_set(err, GMUD_ERR_IO, 0, "getrandom read %zd of %zu bytes", got, n);
-    return GMUD_OK;
-}
 
 int gmud_session_new_id(uint64_t *out, gmud_error *err)
 {
     uint64_t id;
     do {
         uint8_t b[8];
-        int rc = read_random(b, sizeof b, err);
+        int rc = gmud_random_bytes(b, sizeof b, err);
         if (rc != GMUD_OK)
             return rc;
         id = 0;

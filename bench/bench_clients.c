@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "bench_net.h"
+#include "bench_server.h"
 #include "bench_util.h"
 #include "gmud/client.h"
 #include "gmud/server.h"
@@ -38,9 +39,8 @@ static size_t g_clients, g_msg;
 /* ---- The server (child) ------------------------------------------------- */
 
 typedef struct srv_state {
-    uv_loop_t loop;
-    gmud_server *srv;
-    size_t connected, closed;
+    bench_server srv; /* first: the callbacks' user */
+    size_t connected;
 } srv_state;
 
 static void srv_connect(gmud_conn *c, void *user)
@@ -52,7 +52,7 @@ static void srv_connect(gmud_conn *c, void *user)
     uint8_t *msg = bench_xmalloc(g_msg);
     memset(msg, 'm', g_msg);
     gmud_error err;
-    if (gmud_server_broadcast(s->srv, msg, g_msg, NULL, &err) != (int)g_clients)
+    if (gmud_server_broadcast(s->srv.server, msg, g_msg, NULL, &err) != (int)g_clients)
         bench_fail("broadcast: %s", err.message);
     free(msg);
 }
@@ -60,37 +60,21 @@ static void srv_connect(gmud_conn *c, void *user)
 static void srv_close(gmud_conn *c, gmud_close_reason r, const gmud_error *d, void *user)
 {
     (void)c;
-    (void)r;
-    (void)d;
-    srv_state *s = user;
-    if (++s->closed == g_clients)
-        uv_stop(&s->loop);
+    bench_server_closed(&((srv_state *)user)->srv, r, d);
 }
 
 static void server_main(int port_fd)
 {
     static srv_state s;
-    uv_loop_init(&s.loop);
     gmud_server_config cfg;
-    gmud_server_default_config(&cfg);
-    cfg.port = 0;
-    cfg.backlog = 4096;
+    bench_server_config(&cfg, g_clients);
     cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.limits.max_connections = g_clients + 16;
-    cfg.limits.msg_rate = 0;
-    cfg.limits.byte_rate = 0;
-    cfg.addr.max_per_addr = 0; /* every client comes from 127.0.0.1 */
-    cfg.addr.new_per_sec = 0;
     cfg.cb.on_connect = srv_connect;
     cfg.cb.on_close = srv_close;
     cfg.cb.user = &s;
-    gmud_error err;
-    s.srv = gmud_server_create(&s.loop, &cfg, &err);
-    if (s.srv == NULL)
-        bench_fail("gmud_server_create: %s", err.message);
-    uint16_t port = gmud_server_port(s.srv);
-    bench_pipe_write(port_fd, &port, sizeof port);
-    uv_run(&s.loop, UV_RUN_DEFAULT);
+    bench_server_start(&s.srv, "server", g_clients, &cfg, port_fd);
+    uv_run(&s.srv.loop, UV_RUN_DEFAULT);
+    bench_server_finish(&s.srv);
     _exit(0);
 }
 

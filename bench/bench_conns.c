@@ -42,6 +42,7 @@
 #include <uv.h>
 
 #include "bench_net.h"
+#include "bench_server.h"
 #include "bench_util.h"
 #include "gmud/frame.h"
 #include "gmud/server.h"
@@ -291,16 +292,7 @@ static void gmud_main(child *c, int port_fd)
     if (uv_loop_init(loop) != 0)
         bench_fail("uv_loop_init");
     gmud_server_config cfg;
-    gmud_server_default_config(&cfg);
-    /* Throughput is the measure: no spam limits. */
-    cfg.limits.msg_rate = 0;
-    cfg.limits.byte_rate = 0;
-    /* Thousands of connections from 127.0.0.1: no per-address limits. */
-    cfg.addr.max_per_addr = 0;
-    cfg.addr.new_per_sec = 0;
-    cfg.port = 0;
-    cfg.backlog = BACKLOG;
-    cfg.limits.max_connections = c->n + 16;
+    bench_server_config(&cfg, c->n);
     cfg.cb.on_connect = gmud_on_connect;
     cfg.cb.on_message = gmud_on_message;
     cfg.cb.on_close = gmud_on_close;

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "bench_net.h"
+#include "bench_server.h"
 #include "bench_util.h"
 #include "gmud/client.h"
 #include "gmud/server.h"
@@ -63,12 +64,6 @@ static inline bench_rtt_stats bench_rtt_summarise(bench_samples *s)
 
 /* ---- The echo server ---------------------------------------------------- */
 
-typedef struct bench_echo {
-    uv_loop_t loop;
-    gmud_server *server;
-    int clients, closed, done;
-} bench_echo;
-
 static inline void bench_echo_on_message(gmud_conn *conn, const uint8_t *data, size_t len,
                                          json_t *json, void *user)
 {
@@ -79,57 +74,28 @@ static inline void bench_echo_on_message(gmud_conn *conn, const uint8_t *data, s
         bench_fail("echo: gmud_conn_send: %s", err.message);
 }
 
-static inline void bench_echo_shutdown_done(gmud_server *server, void *user)
-{
-    (void)server;
-    bench_echo *e = user;
-    e->done = 1;
-    uv_stop(&e->loop);
-}
-
 static inline void bench_echo_on_close(gmud_conn *conn, gmud_close_reason reason,
                                        const gmud_error *detail, void *user)
 {
     (void)conn;
-    bench_echo *e = user;
-    if (reason != GMUD_CLOSE_PEER && reason != GMUD_CLOSE_SHUTDOWN)
-        bench_fail("echo: connection closed: %s%s%s", gmud_close_reason_name(reason),
-                   detail ? ": " : "", detail ? detail->message : "");
-    if (++e->closed == e->clients)
-        gmud_server_shutdown(e->server, 1000, bench_echo_shutdown_done, e);
+    bench_server_closed(user, reason, detail);
 }
 
 /* Listens on a free port, writes it to port_fd, echoes to `clients`
  * connections in turn or at once, exits when they have all closed. */
 static inline void bench_echo_main(int port_fd, int clients, gmud_session_mode mode)
 {
-    bench_echo e;
-    memset(&e, 0, sizeof e);
-    e.clients = clients;
-    if (uv_loop_init(&e.loop) != 0)
-        bench_fail("uv_loop_init");
+    static bench_server e;
     gmud_server_config cfg;
-    gmud_server_default_config(&cfg);
-    /* Round trips as fast as they go: no spam limits. */
-    cfg.limits.msg_rate = 0;
-    cfg.limits.byte_rate = 0;
-    cfg.port = 0;
+    bench_server_config(&cfg, (size_t)clients);
     cfg.payload = GMUD_PAYLOAD_TEXT;
     cfg.session.mode = mode;
     cfg.cb.on_message = bench_echo_on_message;
     cfg.cb.on_close = bench_echo_on_close;
     cfg.cb.user = &e;
-    gmud_error err;
-    e.server = gmud_server_create(&e.loop, &cfg, &err);
-    if (e.server == NULL)
-        bench_fail("gmud_server_create: %s", err.message);
-    uint16_t port = gmud_server_port(e.server);
-    bench_pipe_write(port_fd, &port, sizeof port);
+    bench_server_start(&e, "echo", (size_t)clients, &cfg, port_fd);
     uv_run(&e.loop, UV_RUN_DEFAULT);
-    if (!e.done)
-        bench_fail("echo: loop ended before shutdown");
-    gmud_server_destroy(e.server);
-    uv_run(&e.loop, UV_RUN_DEFAULT);
+    bench_server_finish(&e);
     _exit(0);
 }
 

@@ -40,6 +40,7 @@
 #include <uv.h>
 
 #include "bench_net.h"
+#include "bench_server.h"
 #include "bench_util.h"
 #include "gmud/client.h"
 #include "gmud/frame.h"
@@ -358,17 +359,8 @@ static figures gmud_round(const params *p, int per_turn)
     uv_check_init(&s.loop, &s.pump);
     s.pump.data = &s;
     gmud_server_config cfg;
-    gmud_server_default_config(&cfg);
-    /* Throughput is the measure: no spam limits. */
-    cfg.limits.msg_rate = 0;
-    cfg.limits.byte_rate = 0;
-    /* Thousands of connections from 127.0.0.1: no per-address limits. */
-    cfg.addr.max_per_addr = 0;
-    cfg.addr.new_per_sec = 0;
-    cfg.port = 0;
-    cfg.backlog = BACKLOG;
+    bench_server_config(&cfg, p->clients);
     cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.limits.max_connections = p->clients + 16;
     cfg.cb.on_connect = snd_on_connect;
     cfg.cb.on_message = snd_on_message;
     cfg.cb.on_close = snd_on_close;

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "bench_net.h"
+#include "bench_server.h"
 #include "bench_util.h"
 #include "gmud/client.h"
 #include "gmud/server.h"
@@ -44,11 +45,9 @@ typedef struct bench_pump {
 /* ---- The sink ----------------------------------------------------------- */
 
 typedef struct bench_sink {
-    uv_loop_t loop;
-    gmud_server *server;
+    bench_server srv; /* first: the callbacks' user */
     const bench_pump *p;
     size_t count, bad;
-    int done;
 } bench_sink;
 
 static inline void bench_sink_on_message(gmud_conn *conn, const uint8_t *data, size_t len,
@@ -67,62 +66,36 @@ static inline void bench_sink_on_message(gmud_conn *conn, const uint8_t *data, s
     }
 }
 
-static inline void bench_sink_shutdown_done(gmud_server *server, void *user)
-{
-    (void)server;
-    bench_sink *k = user;
-    k->done = 1;
-    uv_stop(&k->loop);
-}
-
 static inline void bench_sink_on_close(gmud_conn *conn, gmud_close_reason reason,
                                        const gmud_error *detail, void *user)
 {
     (void)conn;
-    bench_sink *k = user;
-    if (reason != GMUD_CLOSE_PEER && reason != GMUD_CLOSE_SHUTDOWN)
-        bench_fail("sink: connection closed: %s%s%s", gmud_close_reason_name(reason),
-                   detail ? ": " : "", detail ? detail->message : "");
-    gmud_server_shutdown(k->server, 1000, bench_sink_shutdown_done, k);
+    bench_server_closed(&((bench_sink *)user)->srv, reason, detail);
 }
 
 /* Listens on a free port, writes it to port_fd, serves one writer, exits. */
 static inline void bench_pump_sink_main(const bench_pump *p, int port_fd)
 {
-    bench_sink k;
-    memset(&k, 0, sizeof k);
+    static bench_sink k;
     k.p = p;
-    if (uv_loop_init(&k.loop) != 0)
-        bench_fail("uv_loop_init");
     gmud_server_config cfg;
-    gmud_server_default_config(&cfg);
-    cfg.limits.msg_rate = 0;
-    cfg.limits.byte_rate = 0;
-    cfg.port = 0;
+    bench_server_config(&cfg, 1);
     cfg.frame = p->frame;
     cfg.payload = p->payload;
     cfg.session.mode = p->mode;
     cfg.cb.on_message = bench_sink_on_message;
     cfg.cb.on_close = bench_sink_on_close;
     cfg.cb.user = &k;
-    gmud_error err;
-    k.server = gmud_server_create(&k.loop, &cfg, &err);
-    if (k.server == NULL)
-        bench_fail("gmud_server_create: %s", err.message);
-    uint16_t port = gmud_server_port(k.server);
-    bench_pipe_write(port_fd, &port, sizeof port);
-    uv_run(&k.loop, UV_RUN_DEFAULT);
-    if (!k.done)
-        bench_fail("sink: loop ended before shutdown");
+    bench_server_start(&k.srv, "sink", 1, &cfg, port_fd);
+    uv_run(&k.srv.loop, UV_RUN_DEFAULT);
     if (k.count != p->messages || k.bad != 0)
         bench_fail("sink: %zu of %zu messages, %zu of them wrong", k.count, p->messages, k.bad);
     gmud_stats st;
-    gmud_server_stats(k.server, &st);
+    gmud_server_stats(k.srv.server, &st);
     if (st.security != 0)
         bench_fail("sink: %llu packets refused by the session check",
                    (unsigned long long)st.security);
-    gmud_server_destroy(k.server);
-    uv_run(&k.loop, UV_RUN_DEFAULT);
+    bench_server_finish(&k.srv);
     _exit(0);
 }
 

@@ -273,6 +273,19 @@ static inline void rt_client_config(gmud_client_config *cfg, const gmud_server_c
     cfg->log_level = GMUD_LOG_DEBUG;
 }
 
+/* A fresh log capture, then the server; on failure says why and fails
+ * the CHECK (the caller gets NULL). */
+static inline gmud_server *rt_server_create(uv_loop_t *loop, const gmud_server_config *cfg)
+{
+    rt_log_clear();
+    gmud_error err;
+    gmud_server *srv = gmud_server_create(loop, cfg, &err);
+    if (srv == NULL)
+        fprintf(stderr, "server: %s\n", err.message);
+    CHECK(srv != NULL);
+    return srv;
+}
+
 static inline void rt_shutdown_done(gmud_server *server, void *user)
 {
     (void)server;

@@ -57,12 +57,7 @@ static gmud_server *start(uv_loop_t *loop, gmud_server_config *cfg, srv_t *s)
     cfg->cb.on_close = s_close;
     cfg->cb.on_message = s_message;
     cfg->cb.user = s;
-    rt_log_clear();
-    gmud_error err;
-    s->srv = gmud_server_create(loop, cfg, &err);
-    if (s->srv == NULL)
-        fprintf(stderr, "server: %s\n", err.message);
-    CHECK(s->srv != NULL);
+    s->srv = rt_server_create(loop, cfg);
     return s->srv;
 }
 

@@ -13,6 +13,7 @@
 
 #include "gmud/frame.h"
 #include "gmud/json.h"
+#include "options.h"
 
 static void usage(FILE *out)
 {
@@ -34,27 +35,17 @@ typedef struct options {
     int json;
 } options;
 
-static int parse_size(const char *text, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || end == text || text[0] == '-')
-        return -1;
-    *out = (size_t)v;
-    return 0;
-}
-
-/* Returns 0, or 2 after printing why (exit status 2 for bad usage). */
+/* Returns 0, or 2 after printing why (exit status 2 for bad usage). The
+ * framing options are the other programs' (options.c): gathered, then
+ * applied together, so --label X --framing gmud keeps the label. */
 static int parse_options(int argc, char **argv, options *opt)
 {
-    gmud_error err = {0};
+    prog_framing_args fa = {0};
     gmud_frame_default_config(&opt->frame, GMUD_FRAMING_GMUD);
     opt->json = 0;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = GMUD_OK;
         if (strcmp(arg, "--json") == 0) {
             opt->json = 1;
             continue;
@@ -64,27 +55,20 @@ static int parse_options(int argc, char **argv, options *opt)
             return 2;
         }
         if (strcmp(arg, "--framing") == 0) {
-            rc = gmud_frame_config_parse(&opt->frame, val, &err);
+            fa.framing = val;
         } else if (strcmp(arg, "--label") == 0) {
-            rc = gmud_frame_config_set_label(&opt->frame, val, &err);
+            fa.label = val;
         } else if (strcmp(arg, "--delim") == 0) {
-            rc = gmud_frame_config_set_delim(&opt->frame, val, &err);
+            fa.delim = val;
         } else if (strcmp(arg, "--max-message") == 0) {
-            if (parse_size(val, &opt->frame.max_message) != 0)
-                rc = gmud_error_set(&err, GMUD_ERR_INVALID, 0, "--max-message '%s' is not a number", val);
+            fa.max_message = val;
         } else {
             fprintf(stderr, "gmud-codec: unknown option %s; see --help\n", arg);
             return 2;
         }
-        if (rc == GMUD_OK)
-            rc = gmud_frame_config_check(&opt->frame, &err);
-        if (rc != GMUD_OK) {
-            fprintf(stderr, "gmud-codec: %s: %s\n", arg, err.message);
-            return 2;
-        }
         i++;
     }
-    return 0;
+    return prog_framing_apply("gmud-codec", &opt->frame, &fa) == 0 ? 0 : 2;
 }
 
 static int check_json(const options *opt, const uint8_t *p, size_t n, gmud_error *err)

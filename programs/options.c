@@ -115,11 +115,9 @@ static const opt_spec specs[] = {
 
 #define N_SPECS (sizeof specs / sizeof specs[0])
 
-/* Framing settings are applied together at the end, whatever their order on
- * the command line: --framing resets the label and delimiter to defaults. */
-typedef struct pending {
-    const char *framing, *label, *delim, *max_message;
-} pending;
+/* Framing settings are gathered and applied together at the end
+ * (prog_framing_apply), whatever their order on the command line. */
+typedef prog_framing_args pending;
 
 static const char *prog_name(prog_kind kind)
 {
@@ -310,21 +308,20 @@ static int apply(prog_options *o, pending *p, const opt_spec *s, const char *val
     return -1;
 }
 
-/* The framing settings, in a fixed order; 0 or -1 after printing why. */
-static int apply_framing(prog_options *o, const pending *p)
+int prog_framing_apply(const char *prog, gmud_frame_config *frame, const prog_framing_args *p)
 {
     gmud_error err = {0};
     const char *opt = "--framing";
     int rc = GMUD_OK;
     if (p->framing != NULL)
-        rc = gmud_frame_config_parse(&o->frame, p->framing, &err);
+        rc = gmud_frame_config_parse(frame, p->framing, &err);
     if (rc == GMUD_OK && p->label != NULL) {
         opt = "--label";
-        rc = gmud_frame_config_set_label(&o->frame, p->label, &err);
+        rc = gmud_frame_config_set_label(frame, p->label, &err);
     }
     if (rc == GMUD_OK && p->delim != NULL) {
         opt = "--delim";
-        rc = gmud_frame_config_set_delim(&o->frame, p->delim, &err);
+        rc = gmud_frame_config_set_delim(frame, p->delim, &err);
     }
     if (rc == GMUD_OK && p->max_message != NULL) {
         unsigned long long u;
@@ -334,15 +331,15 @@ static int apply_framing(prog_options *o, const pending *p)
                                 "'%s' is not a size from 1 to %d bytes", p->max_message,
                                 (int)GMUD_MAX_MESSAGE_CEILING);
         else
-            o->frame.max_message = (size_t)u;
+            frame->max_message = (size_t)u;
     }
     if (rc == GMUD_OK) {
         opt = "framing";
-        rc = gmud_frame_config_check(&o->frame, &err);
+        rc = gmud_frame_config_check(frame, &err);
     }
     if (rc == GMUD_OK)
         return 0;
-    fprintf(stderr, "%s: %s: %s\n", o->prog, opt, err.message);
+    fprintf(stderr, "%s: %s: %s\n", prog, opt, err.message);
     return -1;
 }
 
@@ -412,7 +409,7 @@ int prog_options_parse(prog_options *o, prog_kind kind, int argc, char **argv)
             return PROG_EXIT_USAGE;
         }
     }
-    if (apply_framing(o, &p) != 0 || check_session(o) != 0)
+    if (prog_framing_apply(o->prog, &o->frame, &p) != 0 || check_session(o) != 0)
         return PROG_EXIT_USAGE;
     /* Reading pauses at the high-water mark of queued output, well before
      * the close at max_queued; keep that order when max_queued is lowered. */

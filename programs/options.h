@@ -59,6 +59,17 @@ enum { PROG_RUN = 0, PROG_EXIT_OK = 1, PROG_EXIT_USAGE = 2 };
  * point into argv or static storage. */
 int prog_options_parse(prog_options *o, prog_kind kind, int argc, char **argv);
 
+/* The framing options every program takes (--framing, --label, --delim,
+ * --max-message), gathered in any order and applied together: --framing
+ * resets the label and delimiter to its defaults, so it goes first. */
+typedef struct prog_framing_args {
+    const char *framing, *label, *delim, *max_message;
+} prog_framing_args;
+
+/* Applies p to frame in that fixed order and checks the result; 0, or -1
+ * after printing "<prog>: <option>: <why>" on stderr. */
+int prog_framing_apply(const char *prog, gmud_frame_config *frame, const prog_framing_args *p);
+
 /* Prints the usage and every option the program takes, with defaults. */
 void prog_options_help(prog_kind kind, FILE *out);
 

@@ -15,7 +15,7 @@ deps:
 	@scripts/install-deps.sh
 
 build: deps
-	cmake -S . -B build -DCMAKE_C_COMPILER=gcc -DGMUD_BENCH=OFF >/dev/null
+	cmake -S . -B build -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DGMUD_BENCH=OFF >/dev/null
 	cmake --build build -j$(JOBS) --target gmud-server gmud-client gmud-codec
 
 ARGS ?=
@@ -24,12 +24,12 @@ run: build
 	./build/programs/gmud-server $(ARGS)
 
 test-gcc: deps
-	cmake -S . -B build-test-gcc -DCMAKE_C_COMPILER=gcc >/dev/null
+	cmake -S . -B build-test-gcc -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ >/dev/null
 	cmake --build build-test-gcc -j$(JOBS)
 	cd build-test-gcc && $(CTEST)
 
 test-clang: deps
-	cmake -S . -B build-test-clang -DCMAKE_C_COMPILER=clang -DGMUD_SANITIZE=ON -DGMUD_FUZZ=ON -DGMUD_FUZZ_SECONDS=5 >/dev/null
+	cmake -S . -B build-test-clang -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DGMUD_SANITIZE=ON -DGMUD_FUZZ=ON -DGMUD_FUZZ_SECONDS=5 >/dev/null
 	cmake --build build-test-clang -j$(JOBS)
 	cd build-test-clang && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
@@ -38,11 +38,11 @@ test: test-gcc test-clang
 
 bench:
 	@scripts/install-deps.sh bench
-	cmake -S . -B build-bench -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake -S . -B build-bench -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build-bench -j$(JOBS) --target bench
 
 fuzz: deps
-	cmake -S . -B build-test-clang -DCMAKE_C_COMPILER=clang -DGMUD_SANITIZE=ON -DGMUD_FUZZ=ON \
+	cmake -S . -B build-test-clang -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DGMUD_SANITIZE=ON -DGMUD_FUZZ=ON \
 	  -DGMUD_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	cmake --build build-test-clang -j$(JOBS)
 	cd build-test-clang && $(CTEST) -R '^fuzz_'

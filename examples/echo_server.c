@@ -3,6 +3,7 @@
  * Build: cc echo_server.c $(pkg-config --cflags --libs gmud)  (or see
  * examples/CMakeLists.txt). Run: echo_server [PORT]; try it with
  * gmud-client --port 8222 (sessions on, as gmud-client has them by default). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,6 +32,7 @@ static void on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error
 
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN); /* see gmud/server.h: the application decides */
     unsigned long count = 0;
     gmud_server_config cfg;
     gmud_server_default_config(&cfg); /* 127.0.0.1:8222, gmud framing, JSON */

@@ -7,6 +7,7 @@
  * Build: cc stream_server.c $(pkg-config --cflags --libs gmud)  (or see
  * examples/CMakeLists.txt). Run: stream_server [PORT]; try it with
  * gmud-client --port 8222 --wait 5 < /dev/null | wc -l */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -66,6 +67,7 @@ static void on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error
 
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN); /* see gmud/server.h: the application decides */
     gmud_server_config cfg;
     gmud_server_default_config(&cfg); /* 127.0.0.1:8222, gmud framing, JSON */
     if (argc > 1)

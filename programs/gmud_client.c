@@ -167,9 +167,9 @@ static void end_line(client_app *app, const char *line, size_t len)
 {
     if (len > 0 && line[len - 1] == '\r')
         len--;
-    size_t max = app->opt.frame.max_message;
-    if (app->opt.session == GMUD_SESSION_ON)
-        max -= GMUD_SESSION_HEADER_SIZE; /* the library's header shares the frame */
+    if (app->conn == NULL)
+        return;
+    size_t max = gmud_conn_max_payload(app->conn);
     if (len > max) {
         app->lineno++;
         fail(app, "line %lu not sent: longer than the maximum message of %zu bytes",

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(
-  cmake make gcc pkg-config python3   # build and test tools
+  cmake make gcc g++ pkg-config python3   # build and test tools (g++: the C++ header test)
   clang libclang-rt-14-dev            # second compiler, sanitizers, libFuzzer runtime
   libuv1-dev                          # event loop
   libjansson-dev                      # JSON (docs/DESIGN.md says why)

@@ -16,7 +16,6 @@
 #include "frame_head.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +135,19 @@ static inline size_t queued(const gmud_conn *conn)
 size_t gmud_conn_queued(const gmud_conn *conn)
 {
     return queued(conn);
+}
+
+size_t gmud_conn_max_payload(const gmud_conn *conn)
+{
+    const gmud_frame_config *f = &conn->rt->frame;
+    size_t max = f->max_message;
+    if (f->framing == GMUD_FRAMING_FIXED && f->fixed_size < max)
+        max = f->fixed_size;
+    /* Mode on: the session header shares the frame. Sessions need at least
+     * 50 bytes of room (checked with the config), so this leaves 34 or more. */
+    if (conn->rt->session.mode == GMUD_SESSION_ON)
+        max -= GMUD_SESSION_HEADER_SIZE;
+    return max;
 }
 
 int gmud_conn_reading_paused(const gmud_conn *conn)
@@ -907,6 +919,18 @@ static void printable(char *out, size_t cap, const char *in)
     out[i] = '\0';
 }
 
+/* An error packet goes out as the connection's next frame; but before a
+ * session exists (a server refusing a connection in place of the welcome, a
+ * client refusing a bad first packet) there is no header to give it, and it
+ * goes out bare, as PROTOCOL.md 6.5 and 7.2 show it. Without this the
+ * session layer refused to send it and the peer saw only the close. */
+static int send_error_frame(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
+{
+    if (conn->rt->session.mode != GMUD_SESSION_OFF && conn->sess.id == 0)
+        return send_payload(conn, NULL, 0, data, len, err);
+    return send_frame(conn, data, len, err);
+}
+
 static void send_error_json(gmud_conn *conn, const char *code, const char *text, size_t max)
 {
     /* Cut the sentence until the whole object fits: escapes may lengthen
@@ -918,7 +942,8 @@ static void send_error_json(gmud_conn *conn, const char *code, const char *text,
         json_t *v = json_pack("{s:s, s:s}", "error", cut, "code", code);
         size_t size = v ? json_dumpb(v, NULL, 0, JSON_COMPACT) : 0;
         gmud_error e;
-        if (size > 0 && size <= max && gmud_conn_send_json(conn, v, &e) != GMUD_OK)
+        ptrdiff_t n = size > 0 && size <= max ? gmud_rt_dump_json(conn->rt, v, &e) : -1;
+        if (n >= 0 && send_error_frame(conn, conn->rt->scratch.data, (size_t)n, &e) != GMUD_OK)
             gmud_rt_log(conn->rt, GMUD_LOG_DEBUG, conn->peer, "error",
                         "error packet %s not sent: %s", code, e.message);
         json_decref(v);
@@ -933,13 +958,7 @@ void gmud_conn_send_error(gmud_conn *conn, const char *code, const char *message
     gmud_rt *rt = conn->rt;
     /* A small maximum message (or fixed packet) may not hold the whole
      * sentence: the message is cut to what fits. */
-    size_t max = rt->frame.max_message;
-    if (rt->frame.framing == GMUD_FRAMING_FIXED && rt->frame.fixed_size < max)
-        max = rt->frame.fixed_size;
-    /* Mode on: the session header shares the frame (sessions need at least
-     * 50 bytes of room, so this leaves 34 or more). */
-    if (rt->session.mode == GMUD_SESSION_ON && max >= GMUD_SESSION_HEADER_SIZE)
-        max -= GMUD_SESSION_HEADER_SIZE;
+    size_t max = gmud_conn_max_payload(conn);
     char clean[200];
     printable(clean, sizeof clean, message);
     if (rt->payload == GMUD_PAYLOAD_JSON) {
@@ -949,7 +968,7 @@ void gmud_conn_send_error(gmud_conn *conn, const char *code, const char *message
     char text[256];
     int n = snprintf(text, sizeof text, "error %s: %s", code, clean);
     size_t len = n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
-    send_frame(conn, text, len < max ? len : max, NULL);
+    send_error_frame(conn, text, len < max ? len : max, NULL);
 }
 
 /* ---- Reading ---------------------------------------------------------- */
@@ -1374,18 +1393,6 @@ static void on_sweep(uv_timer_t *timer)
 
 /* ---- The rt ----------------------------------------------------------- */
 
-/* See gmud/server.h: a write to a vanished peer must be an error, not a
- * signal that ends the process. */
-static void ignore_sigpipe(void)
-{
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
-        sa.sa_handler == SIG_DFL) {
-        sa.sa_handler = SIG_IGN;
-        sigaction(SIGPIPE, &sa, NULL);
-    }
-}
-
 int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
 {
     int rc = gmud_frame_config_check(&rt->frame, err);
@@ -1404,7 +1411,6 @@ int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
                    "messages are dropped",
                    (unsigned)lim->msg_rate, (unsigned)lim->msg_burst, (unsigned)lim->byte_rate,
                    (unsigned)lim->byte_burst);
-    ignore_sigpipe();
     rt->readbuf = readbuf_take(loop);
     if (rt->readbuf == NULL) {
         free(rt->reply_text);

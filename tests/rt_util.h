@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,14 @@
 
 #include "check.h"
 #include "gmud/gmud.h"
+
+/* What gmud/server.h asks of every application using the runtime: a write
+ * to a peer that has gone must be EPIPE, not the end of the test. Each
+ * runtime test calls this first. */
+static inline void rt_ignore_sigpipe(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+}
 
 /* ---- Log capture ------------------------------------------------------ */
 

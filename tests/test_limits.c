@@ -620,6 +620,53 @@ static void test_connection_limit(void)
     rt_loop_finish(&loop);
 }
 
+/* With sessions on (gmud-server's default), the refusal still reaches the
+ * peer: an error packet in place of the welcome, which the blocking client
+ * reports as the server's code. It used to be held back by the session
+ * layer (no session, so no header), and the peer saw only the close. */
+static void *peer_second_session(void *arg)
+{
+    peer_t *p = arg;
+    gmud_error err;
+    gmud_sync_config sc;
+    gmud_sync_default_config(&sc);
+    sc.frame = p->cfg;
+    sc.session = GMUD_SESSION_ON;
+    gmud_sync *first = gmud_sync_open("127.0.0.1", (unsigned)p->port, &sc, 2000, &err);
+    gmud_sync *second = gmud_sync_open("127.0.0.1", (unsigned)p->port, &sc, 2000, &err);
+    p->ok = first != NULL && second == NULL && err.code == GMUD_ERR_SERVER_FULL;
+    if (second == NULL)
+        snprintf(p->note, sizeof p->note, "%s", err.message);
+    gmud_sync_close(first);
+    gmud_sync_close(second);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void test_connection_limit_sessions(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gmud_server_config cfg;
+    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
+    cfg.session.mode = GMUD_SESSION_ON;
+    cfg.limits.max_connections = 1;
+    srv_t s;
+    gmud_server *srv = start(&loop, &cfg, &s);
+    peer_t p;
+    peer_init(&p, srv, &cfg);
+    run_peer(&loop, peer_second_session, &p, 8000);
+    if (!p.ok)
+        fprintf(stderr, "connection limit, sessions on: %s\n", p.note);
+    CHECK(p.ok);
+    CHECK_CONTAINS(p.note, "server full");
+    gmud_stats st;
+    gmud_server_stats(srv, &st);
+    CHECK_EQ_INT(st.rejected_full, 1);
+    rt_server_end(&loop, srv);
+    rt_loop_finish(&loop);
+}
+
 /* ---- Per-address limits ---------------------------------------------- */
 
 /* One echo round trip on s: 1 if served. */
@@ -971,12 +1018,14 @@ static void test_drain_idle(void)
 
 int main(void)
 {
+    rt_ignore_sigpipe();
     test_slow_consumer();
     test_echo_nonreader();
     test_slowloris();
     test_framing_errors();
     test_bad_json();
     test_connection_limit();
+    test_connection_limit_sessions();
     test_addr_limits();
     test_idle_timeout();
     test_truncated_at_eof();

@@ -228,6 +228,7 @@ static void run_proxy(const char *framing, gmud_payload payload, size_t max_len,
 
 int main(void)
 {
+    rt_ignore_sigpipe();
     run_proxy("line", GMUD_PAYLOAD_TEXT, 600, 1);
     run_proxy("fixed:300", GMUD_PAYLOAD_TEXT, 300, 2);
     run_proxy("length", GMUD_PAYLOAD_TEXT, 3000, 3);

@@ -83,6 +83,7 @@ static int got_early(void *p)
 
 int main(void)
 {
+    rt_ignore_sigpipe();
     /* A bound socket that never listens: its port refuses. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;

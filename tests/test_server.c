@@ -555,6 +555,46 @@ static void test_api_edges(void)
     rt_loop_finish(&loop);
 }
 
+/* gmud_conn_max_payload: what gmud_conn_send takes, for each framing and
+ * session mode; one byte more is refused. A client's connection exists
+ * from create, so no peer is needed. */
+static void check_max_payload(uv_loop_t *loop, const char *framing, gmud_session_mode mode,
+                              size_t want)
+{
+    gmud_server_config scfg;
+    rt_server_config(&scfg, framing, GMUD_PAYLOAD_TEXT);
+    gmud_client_config ccfg;
+    rt_client_config(&ccfg, &scfg, 1);
+    ccfg.session.mode = mode;
+    ccfg.limits.max_queued = 1 << 20;
+    gmud_error err;
+    gmud_client *cli = gmud_client_create(loop, &ccfg, &err);
+    CHECK(cli != NULL);
+    if (cli == NULL)
+        return;
+    gmud_conn *conn = gmud_client_conn(cli);
+    CHECK_EQ_INT(gmud_conn_max_payload(conn), want);
+    if (mode == GMUD_SESSION_OFF) { /* with sessions, sends wait for the welcome */
+        static uint8_t big[70000];
+        CHECK_EQ_INT(gmud_conn_send(conn, big, want, &err), 0);
+        CHECK_EQ_INT(gmud_conn_send(conn, big, want + 1, &err), GMUD_ERR_UNENCODABLE);
+    }
+    gmud_client_destroy(cli);
+}
+
+static void test_max_payload(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    check_max_payload(&loop, "gmud", GMUD_SESSION_OFF, 65535);
+    check_max_payload(&loop, "length", GMUD_SESSION_OFF, 65535);
+    check_max_payload(&loop, "fixed:100", GMUD_SESSION_OFF, 100);
+    check_max_payload(&loop, "gmud", GMUD_SESSION_ON, 65535 - 16);
+    check_max_payload(&loop, "fixed:100", GMUD_SESSION_ON, 100 - 16);
+    check_max_payload(&loop, "line", GMUD_SESSION_OFF, 65535);
+    rt_loop_finish(&loop);
+}
+
 /* ---- Timers ----------------------------------------------------------- */
 
 static void on_tick(gmud_timer *t, void *u)
@@ -1013,6 +1053,7 @@ static void test_shared_read_buffer(void)
 
 int main(void)
 {
+    rt_ignore_sigpipe();
     test_shared_read_buffer();
     test_echo_framings();
     test_ipv6();
@@ -1022,6 +1063,7 @@ int main(void)
     test_connect_failed();
     test_send_before_connect();
     test_api_edges();
+    test_max_payload();
     test_timer();
     test_broadcast();
     test_raw_cut();

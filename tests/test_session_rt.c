@@ -881,13 +881,22 @@ static void *fake_not_welcome(void *arg)
                        ? put_frame(out, 0, NOT_WELCOMES[i].text, strlen(NOT_WELCOMES[i].text))
                        : put_on(out, 0, 7, 0, "{}");
         PCHECK(p, rt_send_all(fd, out, n) == 0);
-        /* Without a session the client has no header for an error packet:
-         * it sends nothing and closes. */
-        uint8_t buf[256];
+        /* A refused first packet is answered with an error packet, bare
+         * (there is no session to give it a header: PROTOCOL.md 6.5), then
+         * the close. The server's own refusal gets nothing back. */
+        uint8_t buf[512];
         int eof = 0;
-        size_t got = rt_recv_to_eof(fd, buf, sizeof buf, 3000, &eof);
+        size_t got = rt_recv_to_eof(fd, buf, sizeof buf - 1, 3000, &eof);
         PCHECK(p, eof);
-        PCHECK(p, got == 0);
+        if (NOT_WELCOMES[i].rejects) {
+            size_t len = got >= 6 ? (size_t)(buf[4] | buf[5] << 8) : 0;
+            buf[got] = '\0';
+            PCHECK(p, got >= 6 && memcmp(buf, "GMUD", 4) == 0 && len == got - 6);
+            PCHECK(p, strstr((const char *)buf + 6, "\"code\":\"not_welcomed\"") != NULL);
+            PCHECK(p, buf[6] == '{'); /* JSON at once: no session header before it */
+        } else {
+            PCHECK(p, got == 0);
+        }
         close(fd);
     }
     atomic_store(&p->done, 1);
@@ -1686,6 +1695,7 @@ static void test_fixed_on(void)
 
 int main(void)
 {
+    rt_ignore_sigpipe();
     int64_t t0 = rt_now_ms();
     test_on_client_echo();
     test_on_violations();

@@ -556,6 +556,7 @@ static void test_spam(void)
 
 int main(void)
 {
+    rt_ignore_sigpipe();
     test_spam();
     return check_report("test_spam");
 }

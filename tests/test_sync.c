@@ -1113,6 +1113,7 @@ static void test_waits(void)
 
 int main(void)
 {
+    rt_ignore_sigpipe();
     run_sync("line");
     run_sync("fixed:100");
     run_sync("length");

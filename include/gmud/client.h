@@ -10,6 +10,11 @@
 #define GMUD_CLIENT_H
 
 #include "gmud/server.h"
+#include "gmud/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct gmud_client gmud_client;
 
@@ -34,7 +39,7 @@ typedef struct gmud_client_config {
 } gmud_client_config;
 
 /* Fills cfg with the defaults listed above. */
-void gmud_client_default_config(gmud_client_config *cfg);
+GMUD_API void gmud_client_default_config(gmud_client_config *cfg);
 
 /* Resolves host (synchronously) and starts connecting on loop; the config
  * is copied. Each address the host resolves to is tried in turn (the same
@@ -43,22 +48,27 @@ void gmud_client_default_config(gmud_client_config *cfg);
  * or NULL with err filled (GMUD_ERR_INVALID: bad config; GMUD_ERR_IO:
  * unresolvable host, or the socket refused at once; GMUD_ERR_NOMEM). After a failure that
  * left handles on the loop, their memory is released as the loop runs. */
-gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, gmud_error *err);
+GMUD_API gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg,
+                                         gmud_error *err);
 
 /* The client's connection, owned by the client: usable from create (sends
  * made before the connect completes are queued and go out on connect)
  * until on_close returns; NULL afterwards. */
-gmud_conn *gmud_client_conn(const gmud_client *client);
+GMUD_API gmud_conn *gmud_client_conn(const gmud_client *client);
 
 /* Closes gracefully: what is queued is sent (within linger_ms), then the
  * connection closes and on_close follows with GMUD_CLOSE_LOCAL. Does nothing
  * once the connection is closing or closed. */
-void gmud_client_close(gmud_client *client);
+GMUD_API void gmud_client_close(gmud_client *client);
 
 /* Frees the client. Call at any time (NULL is a no-op); if the connection is
  * still open it is closed at once, queued data dropped and on_close NOT
  * called. Memory is released as the loop runs on: run the loop until it
  * returns before uv_loop_close. */
-void gmud_client_destroy(gmud_client *client);
+GMUD_API void gmud_client_destroy(gmud_client *client);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,6 +11,11 @@
 #define GMUD_ERROR_H
 
 #include <stddef.h>
+#include "gmud/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* X-macro: code, short name, description. Keep the names stable: they are
  * part of the wire protocol (the "code" field of error packets). */
@@ -77,21 +82,25 @@ typedef struct gmud_error {
 } gmud_error;
 
 /* A sentence describing code; never NULL (unknown codes get a generic one). */
-const char *gmud_strerror(int code);
+GMUD_API const char *gmud_strerror(int code);
 
 /* The short stable name of code ("too_long", ...); "ok" for 0. */
-const char *gmud_err_name(int code);
+GMUD_API const char *gmud_err_name(int code);
 
 /* The code whose short name is name (an error packet's "code"), or 0 if no
  * code has that name. */
-int gmud_err_from_name(const char *name);
+GMUD_API int gmud_err_from_name(const char *name);
 
 /* Fills err (if not NULL) with code, offset and a printf-style message, and
  * returns code, so that `return gmud_error_set(err, ...)` reads naturally. */
-int gmud_error_set(gmud_error *err, int code, size_t offset, const char *fmt, ...)
+GMUD_API int gmud_error_set(gmud_error *err, int code, size_t offset, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,5 +11,6 @@
 #include "gmud/log.h"
 #include "gmud/server.h"
 #include "gmud/sync.h"
+#include "gmud/version.h"
 
 #endif

@@ -36,6 +36,11 @@
 #include <sys/socket.h>
 
 #include "gmud/error.h"
+#include "gmud/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 enum {
     /* Concurrent connections from one address. Generous on purpose: players
@@ -72,17 +77,17 @@ typedef struct gmud_iplimit_config {
 typedef struct gmud_iplimit gmud_iplimit;
 
 /* Fills cfg with the defaults listed above. */
-void gmud_iplimit_default_config(gmud_iplimit_config *cfg);
+GMUD_API void gmud_iplimit_default_config(gmud_iplimit_config *cfg);
 
 /* A limiter for cfg (copied), with its whole table allocated. Returns it, or
  * NULL with err filled: GMUD_ERR_INVALID (max_tracked 0 or over the
  * ceiling, or a rate without a burst), GMUD_ERR_NOMEM, or GMUD_ERR_IO if
  * getrandom(2) fails (there is no weaker fallback). A zeroed config is
  * invalid (max_tracked 0), so it cannot switch the limits off by accident. */
-gmud_iplimit *gmud_iplimit_create(const gmud_iplimit_config *cfg, gmud_error *err);
+GMUD_API gmud_iplimit *gmud_iplimit_create(const gmud_iplimit_config *cfg, gmud_error *err);
 
 /* Frees l; NULL is a no-op. */
-void gmud_iplimit_destroy(gmud_iplimit *l);
+GMUD_API void gmud_iplimit_destroy(gmud_iplimit *l);
 
 /* May a new connection from addr proceed at now_ms? Returns 0, and the
  * connection then counts as one of addr's concurrent connections until
@@ -92,17 +97,21 @@ void gmud_iplimit_destroy(gmud_iplimit *l);
  *                           is new and the table is full (fail closed);
  *   GMUD_ERR_INVALID        addr is NULL.
  * A refused connection takes nothing: it uses up no new-connection token. */
-int gmud_iplimit_admit(gmud_iplimit *l, const struct sockaddr *addr, uint64_t now_ms,
+GMUD_API int gmud_iplimit_admit(gmud_iplimit *l, const struct sockaddr *addr, uint64_t now_ms,
                        gmud_error *err);
 
 /* A connection admitted from addr has closed. Releasing an address that has
  * no counted connection (never admitted, other family, released already)
  * does nothing. */
-void gmud_iplimit_release(gmud_iplimit *l, const struct sockaddr *addr);
+GMUD_API void gmud_iplimit_release(gmud_iplimit *l, const struct sockaddr *addr);
 
 /* Addresses remembered now (at most max_tracked): for tests and stats.
  * Forgetting is lazy (during admit), so this may count addresses that could
  * be forgotten already. */
-size_t gmud_iplimit_tracked(const gmud_iplimit *l);
+GMUD_API size_t gmud_iplimit_tracked(const gmud_iplimit *l);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,6 +7,12 @@
 #ifndef GMUD_LIMITS_H
 #define GMUD_LIMITS_H
 
+#include "gmud/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum {
     /* Largest payload any framing carries (bytes). length/gmud frames hold a
      * 16-bit unsigned length, so 65535 is also their hard ceiling. */
@@ -119,5 +125,9 @@ enum {
      * under its limit; its next refusal starts a new over-limit stretch. */
     GMUD_RATE_QUIET_MS = 1000
 };
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,6 +7,12 @@
 #ifndef GMUD_LOG_H
 #define GMUD_LOG_H
 
+#include "gmud/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum gmud_log_level {
     GMUD_LOG_ERROR = 0,
     GMUD_LOG_WARN = 1,
@@ -27,9 +33,13 @@ typedef struct gmud_log_event {
 typedef void (*gmud_log_fn)(void *user, const gmud_log_event *ev);
 
 /* "error", "warn", "info", "debug". */
-const char *gmud_log_level_name(gmud_log_level level);
+GMUD_API const char *gmud_log_level_name(gmud_log_level level);
 
 /* Parses a level name; 0 or GMUD_ERR_INVALID (see gmud/error.h). */
-int gmud_log_level_parse(const char *name, gmud_log_level *out);
+GMUD_API int gmud_log_level_parse(const char *name, gmud_log_level *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

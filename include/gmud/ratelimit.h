@@ -15,6 +15,11 @@
 
 #include "gmud/error.h"
 #include "gmud/limits.h"
+#include "gmud/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Largest rate (tokens/s) and burst (tokens) a bucket takes: burst * 1000
  * milli-tokens must fit in 64 bits. */
@@ -30,21 +35,21 @@ typedef struct gmud_bucket {
 /* A full bucket: rate tokens per second, at most burst at once, as of now_ms.
  * Returns 0, or GMUD_ERR_INVALID (b unchanged) if rate or burst is 0 or over
  * GMUD_BUCKET_MAX. */
-int gmud_bucket_init(gmud_bucket *b, uint64_t rate, uint64_t burst, uint64_t now_ms);
+GMUD_API int gmud_bucket_init(gmud_bucket *b, uint64_t rate, uint64_t burst, uint64_t now_ms);
 
 /* Refills b for the time up to now_ms, then takes cost tokens if it holds
  * them. Returns 1 (taken) or 0 (refused, nothing taken). A cost over the
  * burst is always refused. Time that goes backwards adds nothing, and the
  * lost interval is not counted twice when the clock catches up. */
-int gmud_bucket_take(gmud_bucket *b, uint64_t cost, uint64_t now_ms);
+GMUD_API int gmud_bucket_take(gmud_bucket *b, uint64_t cost, uint64_t now_ms);
 
 /* Both or neither: takes cost_a from a and cost_b from b only if both hold
  * them (a message that costs one message token and its bytes). 1 or 0. */
-int gmud_bucket_take_both(gmud_bucket *a, uint64_t cost_a, gmud_bucket *b, uint64_t cost_b,
+GMUD_API int gmud_bucket_take_both(gmud_bucket *a, uint64_t cost_a, gmud_bucket *b, uint64_t cost_b,
                           uint64_t now_ms);
 
 /* Whole tokens b holds as of its last refill. */
-uint64_t gmud_bucket_tokens(const gmud_bucket *b);
+GMUD_API uint64_t gmud_bucket_tokens(const gmud_bucket *b);
 
 /* ---- Over the limit: warnings and closing ----------------------------- */
 
@@ -69,15 +74,19 @@ enum {
 /* No refusals yet; close after close_after_ms (ms) over the limit (the
  * default is GMUD_RATE_CLOSE_AFTER_MS_DEFAULT). Returns 0, or
  * GMUD_ERR_INVALID if close_after_ms is 0. */
-int gmud_overlimit_init(gmud_overlimit *o, uint64_t close_after_ms);
+GMUD_API int gmud_overlimit_init(gmud_overlimit *o, uint64_t close_after_ms);
 
 /* Notes a refused message at now_ms. Returns a mask: GMUD_OVERLIMIT_WARN at
  * most once per GMUD_RATE_WARN_MS, GMUD_OVERLIMIT_CLOSE once the stretch has
  * lasted close_after_ms. */
-int gmud_overlimit_refused(gmud_overlimit *o, uint64_t now_ms);
+GMUD_API int gmud_overlimit_refused(gmud_overlimit *o, uint64_t now_ms);
 
 /* Milliseconds the connection has been over its limit as of now_ms: 0 if it
  * is not (no refusal within GMUD_RATE_QUIET_MS). */
-uint64_t gmud_overlimit_duration(const gmud_overlimit *o, uint64_t now_ms);
+GMUD_API uint64_t gmud_overlimit_duration(const gmud_overlimit *o, uint64_t now_ms);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

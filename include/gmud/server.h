@@ -16,10 +16,15 @@
  * gmud_server_shutdown() included; on_close is never called from inside
  * another call (closing is completed later in the loop).
  *
- * SIGPIPE: libuv writes with write(2), so a peer that vanished would kill
- * the process with SIGPIPE. Creating a server or client sets SIGPIPE to
- * SIG_IGN if it is still SIG_DFL (a handler the application installed is
- * left alone).
+ * SIGPIPE: the application's to set. libuv writes with write(2), and on
+ * Linux no socket option stops a write to a peer that has vanished from
+ * raising SIGPIPE, whose default action ends the process. The library never
+ * changes a process-wide signal disposition, so before the first server or
+ * client writes, ignore the signal:
+ *     signal(SIGPIPE, SIG_IGN);   (or a sigaction with SIG_IGN)
+ * A failed write is then an error (EPIPE), and the connection closes as
+ * GMUD_CLOSE_IO. gmud's programs do this at start. (gmud_sync sends with
+ * MSG_NOSIGNAL and needs nothing.)
  */
 #ifndef GMUD_SERVER_H
 #define GMUD_SERVER_H
@@ -37,6 +42,11 @@
 #include "gmud/log.h"
 #include "gmud/ratelimit.h"
 #include "gmud/session.h"
+#include "gmud/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct gmud_conn gmud_conn;
 typedef struct gmud_server gmud_server;
@@ -73,7 +83,7 @@ typedef enum gmud_close_reason {
 } gmud_close_reason;
 
 /* The stable phrase for reason; "unknown" for values out of range. */
-const char *gmud_close_reason_name(gmud_close_reason reason);
+GMUD_API const char *gmud_close_reason_name(gmud_close_reason reason);
 
 /* Per-connection limits; gmud_limits_default() fills the defaults of
  * gmud/limits.h. Zero is refused where noted ("0 = off" only where said). */
@@ -105,10 +115,10 @@ typedef struct gmud_limits {
     uint32_t rate_close_ms;     /* refused this long closes; > 0 */
 } gmud_limits;
 
-void gmud_limits_default(gmud_limits *lim);
+GMUD_API void gmud_limits_default(gmud_limits *lim);
 
 /* 0 if usable, else GMUD_ERR_INVALID naming the bad field. */
-int gmud_limits_check(const gmud_limits *lim, gmud_error *err);
+GMUD_API int gmud_limits_check(const gmud_limits *lim, gmud_error *err);
 
 /* Application callbacks; any may be NULL. `user` is passed to each.
  *   on_connect  a connection is ready (server: accepted; client: connected).
@@ -176,29 +186,35 @@ typedef struct gmud_session_config {
  * If the queue would exceed max_queued, nothing is queued, the connection is
  * closed as "slow consumer" (on_close comes later) and
  * GMUD_ERR_SLOW_CONSUMER is returned. */
-int gmud_conn_send(gmud_conn *conn, const void *data, size_t len, gmud_error *err);
+GMUD_API int gmud_conn_send(gmud_conn *conn, const void *data, size_t len, gmud_error *err);
 
 /* Serialises v compactly (gmud_json_dump) and sends it as one message.
  * v stays the caller's. Returns as gmud_conn_send. */
-int gmud_conn_send_json(gmud_conn *conn, const json_t *v, gmud_error *err);
+GMUD_API int gmud_conn_send_json(gmud_conn *conn, const json_t *v, gmud_error *err);
 
 /* Closes conn gracefully: stops delivering its messages, sends what is
  * queued (bounded by linger_ms), then closes; on_close follows later with
  * GMUD_CLOSE_LOCAL. Further calls, and calls on a closing conn, do nothing. */
-void gmud_conn_close(gmud_conn *conn);
+GMUD_API void gmud_conn_close(gmud_conn *conn);
 
 /* The application's pointer for conn (NULL until set). */
-void gmud_conn_set_data(gmud_conn *conn, void *data);
-void *gmud_conn_data(const gmud_conn *conn);
+GMUD_API void gmud_conn_set_data(gmud_conn *conn, void *data);
+GMUD_API void *gmud_conn_data(const gmud_conn *conn);
 
 /* A number unique among one server's connections (from 1, never reused). */
-uint64_t gmud_conn_id(const gmud_conn *conn);
+GMUD_API uint64_t gmud_conn_id(const gmud_conn *conn);
 
 /* The peer's address: "127.0.0.1:5555" or "[::1]:5555"; owned by conn. */
-const char *gmud_conn_peer(const gmud_conn *conn);
+GMUD_API const char *gmud_conn_peer(const gmud_conn *conn);
+
+/* The longest message gmud_conn_send() takes on conn: the framing's
+ * maximum (for fixed:N, N), less the 16-byte session header in mode on. A
+ * longer one is GMUD_ERR_UNENCODABLE. For line framing the payload must
+ * also hold no delimiter. */
+GMUD_API size_t gmud_conn_max_payload(const gmud_conn *conn);
 
 /* Bytes queued on conn and not yet handed to the kernel. */
-size_t gmud_conn_queued(const gmud_conn *conn);
+GMUD_API size_t gmud_conn_queued(const gmud_conn *conn);
 
 /* Asks for one on_drain call once nothing is queued on conn (now, or when
  * the kernel has taken the backlog). The call comes from the loop, never
@@ -208,13 +224,13 @@ size_t gmud_conn_queued(const gmud_conn *conn);
  * on_connect until it starts to close).
  * The streaming pattern: send while gmud_conn_queued() is under a bound of
  * your choosing (well under max_queued), then ask, and go on in on_drain. */
-void gmud_conn_want_drain(gmud_conn *conn);
+GMUD_API void gmud_conn_want_drain(gmud_conn *conn);
 /* Nonzero while the runtime has stopped reading from conn because its
  * output is backed up (above read_high_water). */
-int gmud_conn_reading_paused(const gmud_conn *conn);
+GMUD_API int gmud_conn_reading_paused(const gmud_conn *conn);
 
 /* The server conn belongs to; NULL for a client's connection. */
-gmud_server *gmud_conn_server(const gmud_conn *conn);
+GMUD_API gmud_server *gmud_conn_server(const gmud_conn *conn);
 
 /* ---- Server ----------------------------------------------------------- */
 
@@ -261,7 +277,7 @@ typedef struct gmud_stats {
 } gmud_stats;
 
 /* Fills cfg with the defaults listed above. */
-void gmud_server_default_config(gmud_server_config *cfg);
+GMUD_API void gmud_server_default_config(gmud_server_config *cfg);
 
 /* Binds host:port (a name is resolved synchronously here) and listens on
  * loop. The config is copied. Returns the server, or NULL with err filled
@@ -269,46 +285,48 @@ void gmud_server_default_config(gmud_server_config *cfg);
  * or a bind/listen failure, with the system's reason; GMUD_ERR_NOMEM). Failures are
  * synchronous and leave nothing behind, except a failing listen(), whose
  * handles are released as the loop runs. */
-gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, gmud_error *err);
+GMUD_API gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg,
+                                         gmud_error *err);
 
 /* The bound port (useful after port 0). */
-uint16_t gmud_server_port(const gmud_server *server);
+GMUD_API uint16_t gmud_server_port(const gmud_server *server);
 
 /* Connections handed to the application whose on_close has not yet run
  * (closing ones included): what max_connections counts. */
-size_t gmud_server_connections(const gmud_server *server);
+GMUD_API size_t gmud_server_connections(const gmud_server *server);
 
 /* Encodes data once and queues it on every open connection except `except`
  * (may be NULL). Returns the number of connections it was queued on, or a
  * negative code (GMUD_ERR_UNENCODABLE, GMUD_ERR_NOMEM) with err filled.
  * A connection it would push over max_queued is closed as "slow consumer";
  * the others are not delayed. */
-int gmud_server_broadcast(gmud_server *server, const void *data, size_t len,
+GMUD_API int gmud_server_broadcast(gmud_server *server, const void *data, size_t len,
                           const gmud_conn *except, gmud_error *err);
 
 /* As gmud_server_broadcast, serialising v once. */
-int gmud_server_broadcast_json(gmud_server *server, const json_t *v, const gmud_conn *except,
+GMUD_API int gmud_server_broadcast_json(gmud_server *server, const json_t *v,
+                                        const gmud_conn *except,
                                gmud_error *err);
 
 /* Calls fn for each open connection (closing ones are skipped). fn may send
  * and may close the connection it is given. */
-void gmud_server_foreach(gmud_server *server, void (*fn)(gmud_conn *conn, void *user),
+GMUD_API void gmud_server_foreach(gmud_server *server, void (*fn)(gmud_conn *conn, void *user),
                          void *user);
 
 /* Copies the counters into *out. */
-void gmud_server_stats(const gmud_server *server, gmud_stats *out);
+GMUD_API void gmud_server_stats(const gmud_server *server, gmud_stats *out);
 
 /* Stops accepting, lets every connection send what is queued for at most
  * flush_timeout_ms (0 means GMUD_SHUTDOWN_FLUSH_MS_DEFAULT), closes them all
  * (on_close with GMUD_CLOSE_SHUTDOWN), then calls done(server, user) from
  * the loop. Call once; later calls do nothing. */
-void gmud_server_shutdown(gmud_server *server, uint32_t flush_timeout_ms,
+GMUD_API void gmud_server_shutdown(gmud_server *server, uint32_t flush_timeout_ms,
                           void (*done)(gmud_server *server, void *user), void *user);
 
 /* Frees the server. Only after shutdown's done callback has run (memory of
  * the last handles is released when the loop runs on, so run the loop until
  * it returns before uv_loop_close). NULL is a no-op. */
-void gmud_server_destroy(gmud_server *server);
+GMUD_API void gmud_server_destroy(gmud_server *server);
 
 /* ---- Timers ----------------------------------------------------------- */
 
@@ -318,11 +336,15 @@ typedef struct gmud_timer gmud_timer;
  * The timer owns its memory: stop every timer exactly once with
  * gmud_timer_stop, one-shot timers too, also from inside cb. A timer keeps
  * the loop alive until stopped. NULL on no memory. */
-gmud_timer *gmud_timer_start(uv_loop_t *loop, uint64_t first_ms, uint64_t repeat_ms,
+GMUD_API gmud_timer *gmud_timer_start(uv_loop_t *loop, uint64_t first_ms, uint64_t repeat_ms,
                              void (*cb)(gmud_timer *timer, void *user), void *user);
 
 /* Stops and frees the timer (the memory goes when the loop runs on). NULL
  * is a no-op. */
-void gmud_timer_stop(gmud_timer *timer);
+GMUD_API void gmud_timer_stop(gmud_timer *timer);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -21,6 +21,11 @@
 #include <string.h>
 
 #include "gmud/error.h"
+#include "gmud/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Session ids are 1..2^53-1: exact as JSON numbers (IEEE doubles). 0 means
  * "no session yet". */
@@ -44,13 +49,14 @@ typedef struct gmud_session {
 /* Draws a fresh session id into *out: 53 bits from getrandom(2), uniform in
  * 1..GMUD_SESSION_ID_MAX. Returns 0, or GMUD_ERR_IO if getrandom fails or
  * reads short (never a weaker fallback). */
-int gmud_session_new_id(uint64_t *out, gmud_error *err);
+GMUD_API int gmud_session_new_id(uint64_t *out, gmud_error *err);
 
 /* No session yet: id 0, both sequences 0. Checks say GMUD_ERR_NOT_WELCOMED. */
-void gmud_session_init(gmud_session *s);
+GMUD_API void gmud_session_init(gmud_session *s);
 
 /* Starts session id with the given next sequences to send and to accept. */
-void gmud_session_start(gmud_session *s, uint64_t id, uint64_t next_send, uint64_t next_recv);
+GMUD_API void gmud_session_start(gmud_session *s, uint64_t id, uint64_t next_send,
+                                 uint64_t next_recv);
 
 /* ---- Receiving: decide cheaply first, commit late --------------------- */
 
@@ -63,7 +69,7 @@ void gmud_session_start(gmud_session *s, uint64_t id, uint64_t next_send, uint64
  *   GMUD_ERR_REPLAYED       got_seq below the expected one: repeated or old;
  *   GMUD_ERR_SKIPPED        got_seq above it: packets skipped or injected.
  * Call it before any expensive work on the packet. */
-int gmud_session_check_seq(const gmud_session *s, uint64_t got_session, uint64_t got_seq,
+GMUD_API int gmud_session_check_seq(const gmud_session *s, uint64_t got_session, uint64_t got_seq,
                            gmud_error *err);
 
 /* Accepts seq: advances the expected sequence past it. Call only once the
@@ -71,13 +77,13 @@ int gmud_session_check_seq(const gmud_session *s, uint64_t got_session, uint64_t
  * authentication), just before it is delivered, so a forged or malformed
  * packet never moves the window. Returns 0, or GMUD_ERR_INVALID (s unchanged)
  * if seq is not the expected one or the counter is exhausted. */
-int gmud_session_commit_seq(gmud_session *s, uint64_t seq, gmud_error *err);
+GMUD_API int gmud_session_commit_seq(gmud_session *s, uint64_t seq, gmud_error *err);
 
 /* ---- Sending ---------------------------------------------------------- */
 
 /* Takes the sequence for the next packet we send into *seq and advances the
  * counter. Returns 0, or GMUD_ERR_SEQ_EXHAUSTED (s unchanged). */
-int gmud_session_next_send(gmud_session *s, uint64_t *seq, gmud_error *err);
+GMUD_API int gmud_session_next_send(gmud_session *s, uint64_t *seq, gmud_error *err);
 
 /* ---- The lecture's approach 6 ----------------------------------------- */
 /*
@@ -91,12 +97,13 @@ int gmud_session_next_send(gmud_session *s, uint64_t *seq, gmud_error *err);
 
 /* The lecture's counters once the welcome (its sequence 0) is out: the
  * replies count data packets, so both sides' next sequence is 1. */
-void gmud_session_start_lecture(gmud_session *s, uint64_t id);
+GMUD_API void gmud_session_start_lecture(gmud_session *s, uint64_t id);
 
 /* Writes the welcome exactly as Python's json.dumps does,
  * {"session_id": <id>, "sequence_id": 0}, into out[0..cap) (no NUL).
  * Returns bytes written, or GMUD_ERR_UNENCODABLE if it does not fit. */
-ptrdiff_t gmud_session_lecture_welcome(uint64_t id, uint8_t *out, size_t cap, gmud_error *err);
+GMUD_API ptrdiff_t gmud_session_lecture_welcome(uint64_t id, uint8_t *out, size_t cap,
+                                                gmud_error *err);
 
 /* Writes the client's reply exactly as Python's json.dumps does (ASCII only;
  * a non-ASCII character becomes a \u escape with four lowercase hex digits,
@@ -105,7 +112,8 @@ ptrdiff_t gmud_session_lecture_welcome(uint64_t id, uint8_t *out, size_t cap, gm
  * NUL-terminated; at most 6 * len + 80 bytes are needed. Returns bytes
  * written, or GMUD_ERR_BAD_UTF8 (data is not UTF-8), GMUD_ERR_UNENCODABLE
  * (data holds a NUL, which gmud's JSON reader refuses, or out is too small). */
-ptrdiff_t gmud_session_lecture_reply(uint64_t id, uint64_t seq, const char *data, size_t len,
+GMUD_API ptrdiff_t gmud_session_lecture_reply(uint64_t id, uint64_t seq, const char *data,
+                                              size_t len,
                                      uint8_t *out, size_t cap, gmud_error *err);
 
 /* Checks a parsed reply (msg, borrowed) against s without changing s: the
@@ -115,7 +123,7 @@ ptrdiff_t gmud_session_lecture_reply(uint64_t id, uint64_t seq, const char *data
  * GMUD_ERR_MISSING_FIELD,
  * GMUD_ERR_BAD_FIELD (not an integer, or negative), or a
  * gmud_session_check_seq() error. Commit with gmud_session_commit_seq(). */
-int gmud_session_lecture_check(const gmud_session *s, const json_t *msg, gmud_error *err);
+GMUD_API int gmud_session_lecture_check(const gmud_session *s, const json_t *msg, gmud_error *err);
 
 /* Client: takes a parsed welcome (msg, borrowed): an integer session_id in
  * 1..GMUD_SESSION_ID_MAX and sequence_id 0. On success starts s with
@@ -123,7 +131,7 @@ int gmud_session_lecture_check(const gmud_session *s, const json_t *msg, gmud_er
  * return is GMUD_ERR_NOT_OBJECT, GMUD_ERR_MISSING_FIELD, GMUD_ERR_BAD_FIELD,
  * or GMUD_ERR_SKIPPED
  * (sequence_id not 0). */
-int gmud_session_lecture_welcomed(gmud_session *s, const json_t *msg, gmud_error *err);
+GMUD_API int gmud_session_lecture_welcomed(gmud_session *s, const json_t *msg, gmud_error *err);
 
 /* ---- Modes ------------------------------------------------------------ */
 
@@ -138,10 +146,10 @@ typedef enum gmud_session_mode {
 } gmud_session_mode;
 
 /* "off", "lecture", "on"; "unknown" out of range. */
-const char *gmud_session_mode_name(gmud_session_mode mode);
+GMUD_API const char *gmud_session_mode_name(gmud_session_mode mode);
 
 /* Parses one of the names above into *out. 0, or GMUD_ERR_INVALID. */
-int gmud_session_mode_parse(const char *name, gmud_session_mode *out, gmud_error *err);
+GMUD_API int gmud_session_mode_parse(const char *name, gmud_session_mode *out, gmud_error *err);
 
 /* ---- gmud's own mode: the session header ------------------------------ */
 /*
@@ -190,19 +198,19 @@ static inline int gmud_session_header_accept(gmud_session *s, const uint8_t *p, 
 }
 
 /* Writes the header for (id, seq) into out[0..16). */
-void gmud_session_header_put(uint8_t *out, uint64_t id, uint64_t seq);
+GMUD_API void gmud_session_header_put(uint8_t *out, uint64_t id, uint64_t seq);
 
 /* Checks the header at the start of a received payload p[0..len) against s
  * WITHOUT changing s; on success *seq is its sequence (commit it with
  * gmud_session_commit_seq() just before delivering p + 16). Returns 0, or
  * GMUD_ERR_MISSING_FIELD (shorter than a header), or a
  * gmud_session_check_seq() error. */
-int gmud_session_header_check(const gmud_session *s, const uint8_t *p, size_t len,
+GMUD_API int gmud_session_header_check(const gmud_session *s, const uint8_t *p, size_t len,
                               uint64_t *seq, gmud_error *err);
 
 /* Server, mode on, once the welcome (its sequence 0) is queued: sends from
  * 1, accepts from 0. */
-void gmud_session_start_on_server(gmud_session *s, uint64_t id);
+GMUD_API void gmud_session_start_on_server(gmud_session *s, uint64_t id);
 
 /* Client: is msg (borrowed), the packet where the welcome should be, the
  * server's error packet {"error": <text>, "code": <name>} (server full, an
@@ -210,12 +218,16 @@ void gmud_session_start_on_server(gmud_session *s, uint64_t id);
  * server refused the connection: <name>: <text>") and returns the code
  * named, or GMUD_ERR_NOT_WELCOMED for a name gmud does not know; else
  * returns 0. */
-int gmud_session_refusal(const json_t *msg, gmud_error *err);
+GMUD_API int gmud_session_refusal(const json_t *msg, gmud_error *err);
 
 /* Client: takes the welcome (msg, borrowed) for mode (GMUD_SESSION_ON or
  * GMUD_SESSION_LECTURE): the checks of gmud_session_lecture_welcomed(), then
  * starts s with that mode's counters (on: sends from 0, accepts from 1). */
-int gmud_session_welcomed(gmud_session *s, gmud_session_mode mode, const json_t *msg,
+GMUD_API int gmud_session_welcomed(gmud_session *s, gmud_session_mode mode, const json_t *msg,
                           gmud_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -76,6 +76,11 @@
 #include "gmud/frame.h"
 #include "gmud/json.h"
 #include "gmud/session.h"
+#include "gmud/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct gmud_sync gmud_sync;
 
@@ -89,7 +94,7 @@ typedef struct gmud_sync_config {
 
 /* Fills cfg: gmud framing with its defaults, sessions off, the lecture's
  * reply data, the default JSON limits. */
-void gmud_sync_default_config(gmud_sync_config *cfg);
+GMUD_API void gmud_sync_default_config(gmud_sync_config *cfg);
 
 /* Connects to host:port (literal or name) and, in a session mode, reads the
  * welcome, all within timeout_ms (< 0: no timeout beyond the kernel's, and
@@ -101,11 +106,11 @@ void gmud_sync_default_config(gmud_sync_config *cfg);
  * refused), GMUD_ERR_TIMEOUT (connect or welcome), GMUD_ERR_NOMEM,
  * GMUD_ERR_CLOSED or GMUD_ERR_TRUNCATED (closed before the welcome), or a
  * welcome error (above). */
-gmud_sync *gmud_sync_open(const char *host, unsigned port, const gmud_sync_config *cfg,
+GMUD_API gmud_sync *gmud_sync_open(const char *host, unsigned port, const gmud_sync_config *cfg,
                           int timeout_ms, gmud_error *err);
 
 /* gmud_sync_open() with sessions off and the framing cfg (copied). */
-gmud_sync *gmud_sync_connect(const char *host, unsigned port, const gmud_frame_config *cfg,
+GMUD_API gmud_sync *gmud_sync_connect(const char *host, unsigned port, const gmud_frame_config *cfg,
                              int timeout_ms, gmud_error *err);
 
 /* Encodes data[0..len) (in mode on: behind the session header, with the next
@@ -113,7 +118,7 @@ gmud_sync *gmud_sync_connect(const char *host, unsigned port, const gmud_frame_c
  * taken every byte. 0, GMUD_ERR_UNENCODABLE (nothing sent; in mode on the
  * limit is 16 bytes less than the framing's), GMUD_ERR_INVALID in mode
  * lecture, GMUD_ERR_IO on a socket error, or the sticky session error. */
-int gmud_sync_send(gmud_sync *s, const void *data, size_t len, gmud_error *err);
+GMUD_API int gmud_sync_send(gmud_sync *s, const void *data, size_t len, gmud_error *err);
 
 /* Waits up to timeout_ms (< 0: forever; 0: only what has arrived) for one
  * whole message; a wait never ends before timeout_ms. Returns 1 with *msg
@@ -124,16 +129,20 @@ int gmud_sync_send(gmud_sync *s, const void *data, size_t len, gmud_error *err);
  * frames, GMUD_ERR_TRUNCATED inside one, GMUD_ERR_IO on a socket error, or a
  * sticky session error (above). In mode lecture the reply has been sent when
  * it returns 1. */
-int gmud_sync_recv(gmud_sync *s, int timeout_ms, gmud_slice *msg, gmud_error *err);
+GMUD_API int gmud_sync_recv(gmud_sync *s, int timeout_ms, gmud_slice *msg, gmud_error *err);
 
 /* The session id the server gave in its welcome; 0 in mode off. */
-uint64_t gmud_sync_session_id(const gmud_sync *s);
+GMUD_API uint64_t gmud_sync_session_id(const gmud_sync *s);
 
 /* The socket, for callers that poll() several things; do not read it, and
  * leave it in blocking mode. */
-int gmud_sync_fd(const gmud_sync *s);
+GMUD_API int gmud_sync_fd(const gmud_sync *s);
 
 /* Closes and frees; NULL is a no-op. */
-void gmud_sync_close(gmud_sync *s);
+GMUD_API void gmud_sync_close(gmud_sync *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

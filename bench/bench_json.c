@@ -414,7 +414,7 @@ int main(void)
 {
     int rounds = (int)bench_env_long("GMUD_BENCH_ROUNDS", 25, 1, 64);
     long ms = bench_env_long("GMUD_BENCH_MS", 5, 1, 10000);
-    gmud_json_default_limits(&g_limits);
+    gmud_json_default_config(&g_limits);
     bench_jsonc_init();
     printf("libraries: jansson %s, json-c %s, cJSON %s\n", jansson_version_str(),
            bench_jsonc_version(), bench_cjson_version());

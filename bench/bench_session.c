@@ -421,7 +421,7 @@ static const char *const json_names[J_COUNT] = {
 
 static void case_json(int rounds, size_t messages, size_t backlog)
 {
-    gmud_json_default_limits(&g_limits);
+    gmud_json_default_config(&g_limits);
     stream_spec spec[MODES];
     for (int m = 0; m < MODES; m++)
         stream_spec_init(&spec[m], modes[m], GMUD_PAYLOAD_JSON, LECTURE, LECTURE_LEN, messages,

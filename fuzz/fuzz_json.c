@@ -133,7 +133,7 @@ static void tiny_limits(uint8_t b, gmud_json_limits *lim)
 static void check_payload(const uint8_t *data, size_t n, const gmud_json_limits *tiny)
 {
     gmud_json_limits deflt;
-    gmud_json_default_limits(&deflt);
+    gmud_json_default_config(&deflt);
 
     /* The payload in a block of its own size: an over-read is caught. */
     uint8_t *p = fuzz_dup(data, n);

@@ -76,7 +76,7 @@ static void check_header(const gmud_session *s, const uint8_t *p, size_t n)
 static void check_json_forms(const gmud_session *s, const uint8_t *p, size_t n)
 {
     gmud_json_limits lim;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     lim.require_object = 0; /* the session functions must refuse non-objects themselves */
     json_t *v = NULL;
     gmud_error err;
@@ -130,7 +130,7 @@ static void check_reply_text(const gmud_session *s, const uint8_t *p, size_t n)
         return;
     }
     gmud_json_limits lim;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     lim.max_string = (size_t)len;
     json_t *v = NULL;
     int rc = gmud_json_parse(out, (size_t)len, &lim, &v, &err);

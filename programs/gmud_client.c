@@ -144,7 +144,7 @@ static void send_line(client_app *app, const char *line, size_t len)
             return;
         gmud_json_limits lim;
         json_t *v = NULL;
-        gmud_json_default_limits(&lim);
+        gmud_json_default_config(&lim);
         int rc = gmud_json_parse((const uint8_t *)line, len, &lim, &v, &err);
         json_decref(v);
         if (rc != GMUD_OK) {

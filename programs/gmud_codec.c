@@ -76,7 +76,7 @@ static int check_json(const options *opt, const uint8_t *p, size_t n, gmud_error
     if (!opt->json)
         return GMUD_OK;
     gmud_json_limits lim;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     json_t *v;
     int rc = gmud_json_parse(p, n, &lim, &v, err);
     json_decref(v);

@@ -134,7 +134,7 @@ static void set_defaults(prog_options *o, prog_kind kind)
     gmud_frame_default_config(&o->frame, GMUD_FRAMING_GMUD);
     o->json = 1;
     o->log_level = GMUD_LOG_INFO;
-    gmud_limits_default(&o->limits);
+    gmud_limits_default_config(&o->limits);
     gmud_iplimit_default_config(&o->addr);
     o->shutdown_ms = GMUD_SHUTDOWN_FLUSH_MS_DEFAULT;
     o->app = APP_CHAT;

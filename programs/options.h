@@ -18,7 +18,7 @@
 typedef enum prog_kind { PROG_SERVER = 1, PROG_CLIENT = 2 } prog_kind;
 
 /* Defaults the library does not define; the limits' come from
- * gmud_limits_default() (gmud/limits.h). */
+ * gmud_limits_default_config() (gmud/limits.h). */
 #define PROG_DEFAULT_HOST "127.0.0.1"
 enum {
     PROG_DEFAULT_PORT = 8222,          /* the lecture's port */

@@ -28,8 +28,8 @@ void gmud_client_default_config(gmud_client_config *cfg)
     cfg->connect_timeout_ms = 10000;
     gmud_frame_default_config(&cfg->frame, GMUD_FRAMING_GMUD);
     cfg->payload = GMUD_PAYLOAD_JSON;
-    gmud_json_default_limits(&cfg->json);
-    gmud_limits_default(&cfg->limits);
+    gmud_json_default_config(&cfg->json);
+    gmud_limits_default_config(&cfg->limits);
     /* A client does not stop reading while its output is backed up: if the
      * server did the same, each would wait for the other to read. Its
      * memory stays bounded by max_queued. */

@@ -36,7 +36,7 @@ const char *gmud_close_reason_name(gmud_close_reason reason)
 
 /* ---- Limits ----------------------------------------------------------- */
 
-void gmud_limits_default(gmud_limits *lim)
+void gmud_limits_default_config(gmud_limits *lim)
 {
     lim->max_queued = GMUD_MAX_QUEUED_DEFAULT;
     lim->read_high_water = GMUD_READ_HIGH_WATER_DEFAULT;

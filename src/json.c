@@ -1,7 +1,7 @@
 /* Untrusted JSON: a bounds pass, then jansson. See include/gmud/json.h. */
 #include "gmud/json.h"
 
-void gmud_json_default_limits(gmud_json_limits *lim)
+void gmud_json_default_config(gmud_json_limits *lim)
 {
     lim->max_depth = GMUD_JSON_MAX_DEPTH_DEFAULT;
     lim->max_keys = GMUD_JSON_MAX_KEYS_DEFAULT;

@@ -33,8 +33,8 @@ void gmud_server_default_config(gmud_server_config *cfg)
     cfg->backlog = 511;
     gmud_frame_default_config(&cfg->frame, GMUD_FRAMING_GMUD);
     cfg->payload = GMUD_PAYLOAD_JSON;
-    gmud_json_default_limits(&cfg->json);
-    gmud_limits_default(&cfg->limits);
+    gmud_json_default_config(&cfg->json);
+    gmud_limits_default_config(&cfg->limits);
     gmud_iplimit_default_config(&cfg->addr);
     cfg->log_level = GMUD_LOG_INFO;
 }

@@ -422,7 +422,7 @@ void gmud_sync_default_config(gmud_sync_config *cfg)
     gmud_frame_default_config(&cfg->frame, GMUD_FRAMING_GMUD);
     cfg->session = GMUD_SESSION_OFF;
     cfg->reply_data = NULL;
-    gmud_json_default_limits(&cfg->json);
+    gmud_json_default_config(&cfg->json);
 }
 
 /* The longest welcome, {"session_id": 9007199254740991, "sequence_id": 0}:

@@ -51,7 +51,7 @@ int main()
 
     // json.h
     gmud_json_limits jl;
-    gmud_json_default_limits(&jl);
+    gmud_json_default_config(&jl);
     json_t *v = nullptr;
     expect(gmud_json_parse(reinterpret_cast<const uint8_t *>("{\"a\":1}"), 7, &jl, &v, &err) ==
                GMUD_OK,

@@ -21,7 +21,7 @@
 static void refused_at_nul(const char *text, size_t n, int require_object)
 {
     gmud_json_limits lim;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     lim.require_object = require_object;
     const char *nul = memchr(text, 0, n);
     json_t *v = NULL;

@@ -388,7 +388,7 @@ static void check_json_message(const gmud_slice *msg, int n, const char *text)
     gmud_json_limits lim;
     gmud_error err;
     json_t *v = NULL;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     int rc = gmud_json_parse(msg->data, msg->len, &lim, &v, &err);
     CHECK_EQ_INT(rc, 0);
     if (rc != 0) {

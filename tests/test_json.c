@@ -8,7 +8,7 @@
 static int parse(const char *text, size_t n, gmud_error *err)
 {
     gmud_json_limits lim;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     json_t *v = (json_t *)1;
     int rc = gmud_json_parse((const uint8_t *)text, n, &lim, &v, err);
     CHECK(rc == 0 ? v != NULL : v == NULL);
@@ -23,7 +23,7 @@ static void test_lecture_object(void)
     const char *text = "{\"time\": \"Sat Mar 30 11:40:50 2019\", \"message\": "
                        "\"2:Sat Mar 30 11:40:50 2019\", \"value\": 2}";
     gmud_json_limits lim;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     json_t *v;
     gmud_error err;
     CHECK_EQ_INT(gmud_json_parse((const uint8_t *)text, strlen(text), &lim, &v, &err), 0);
@@ -78,7 +78,7 @@ static void test_not_object(void)
     CHECK_EQ_INT(PARSE("5", &err), GMUD_ERR_NOT_OBJECT);
     CHECK_CONTAINS(err.message, "not an object");
     gmud_json_limits lim;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     lim.require_object = 0;
     json_t *v;
     CHECK_EQ_INT(gmud_json_parse((const uint8_t *)"[1]", 3, &lim, &v, &err), 0);
@@ -115,7 +115,7 @@ static void test_depth(void)
 static void test_keys_and_strings(void)
 {
     gmud_json_limits lim;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     lim.max_keys = 3;
     lim.max_string = 8;
     gmud_error err;

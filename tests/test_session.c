@@ -152,7 +152,7 @@ static void test_lecture_texts(void)
         /* gmud's own reader gets the data back. */
         json_t *v = NULL;
         gmud_json_limits lim;
-        gmud_json_default_limits(&lim);
+        gmud_json_default_config(&lim);
         CHECK_EQ_INT(gmud_json_parse((const uint8_t *)want, strlen(want), &lim, &v, &err), 0);
         CHECK(v && strcmp(json_string_value(json_object_get(v, "data")), d) == 0);
         json_decref(v);
@@ -188,7 +188,7 @@ static void test_reply_refusals(void)
 static int check_text(gmud_session *s, const char *text, int welcome, gmud_error *err)
 {
     gmud_json_limits lim;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     lim.require_object = 0;
     json_t *v = NULL;
     int rc = gmud_json_parse((const uint8_t *)text, strlen(text), &lim, &v, err);

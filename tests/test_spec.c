@@ -415,7 +415,7 @@ static const char *session_verdict(const session_example *ex, gmud_session_mode 
     uint64_t want_id = ex->has_expect_session ? ex->expect_session : ex->session;
     uint64_t want_seq = ex->has_expect_sequence ? ex->expect_sequence : ex->sequence;
     gmud_json_limits lim;
-    gmud_json_default_limits(&lim);
+    gmud_json_default_config(&lim);
     gmud_slice app = trimmed(ex, (gmud_slice){p, n});
     gmud_session s;
     json_t *j = NULL;

@@ -24,8 +24,8 @@ typedef struct gmud_client_config {
     uint32_t connect_timeout_ms;  /* 0 = no timeout (the kernel's). 10000 */
     gmud_frame_config frame;      /* gmud framing, defaults */
     gmud_payload payload;         /* GMUD_PAYLOAD_JSON */
-    gmud_json_limits json;        /* gmud_json_default_limits */
-    gmud_limits limits;           /* gmud_limits_default (max_connections unused),
+    gmud_json_limits json;        /* gmud_json_default_config */
+    gmud_limits limits;           /* gmud_limits_default_config (max_connections unused),
                                      but read_high_water SIZE_MAX: a client never
                                      stops reading (two peers that both stop
                                      reading while backed up would deadlock);

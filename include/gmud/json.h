@@ -32,7 +32,7 @@ typedef struct gmud_json_limits {
 } gmud_json_limits;
 
 /* depth 32, 1024 keys, 65535-byte strings, object required. */
-GMUD_API void gmud_json_default_limits(gmud_json_limits *lim);
+GMUD_API void gmud_json_default_config(gmud_json_limits *lim);
 
 /* Parses p[0..n) into a new jansson value (*out, owned by the caller:
  * json_decref() it). Returns 0, or a negative code with err->offset at the

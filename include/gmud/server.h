@@ -85,7 +85,7 @@ typedef enum gmud_close_reason {
 /* The stable phrase for reason; "unknown" for values out of range. */
 GMUD_API const char *gmud_close_reason_name(gmud_close_reason reason);
 
-/* Per-connection limits; gmud_limits_default() fills the defaults of
+/* Per-connection limits; gmud_limits_default_config() fills the defaults of
  * gmud/limits.h. Zero is refused where noted ("0 = off" only where said). */
 typedef struct gmud_limits {
     size_t max_queued;          /* outgoing bytes queued per connection; over it:
@@ -115,7 +115,7 @@ typedef struct gmud_limits {
     uint32_t rate_close_ms;     /* refused this long closes; > 0 */
 } gmud_limits;
 
-GMUD_API void gmud_limits_default(gmud_limits *lim);
+GMUD_API void gmud_limits_default_config(gmud_limits *lim);
 
 /* 0 if usable, else GMUD_ERR_INVALID naming the bad field. */
 GMUD_API int gmud_limits_check(const gmud_limits *lim, gmud_error *err);
@@ -240,8 +240,8 @@ typedef struct gmud_server_config {
     int backlog;               /* listen() backlog. 511 */
     gmud_frame_config frame;   /* gmud framing, defaults */
     gmud_payload payload;      /* GMUD_PAYLOAD_JSON */
-    gmud_json_limits json;     /* gmud_json_default_limits */
-    gmud_limits limits;        /* gmud_limits_default */
+    gmud_json_limits json;     /* gmud_json_default_config */
+    gmud_limits limits;        /* gmud_limits_default_config */
     gmud_session_config session; /* mode off */
     gmud_iplimit_config addr;  /* per-address limits: gmud_iplimit_default_config.
                                   A connection over them gets an error packet

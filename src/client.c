@@ -1,23 +1,20 @@
 /* The event-driven client: one connection, connected asynchronously. */
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "resolve.h"
 #include "gmud/client.h"
-
-enum { MAX_ADDRS = 8 };
 
 struct gmud_client {
     gmud_rt rt; /* first: the rt's handles point here */
     gmud_conn *conn;
     uv_connect_t req;
     int destroyed;
-    int naddrs;    /* what the host resolved to, tried in order */
     int next_addr;
-    struct sockaddr_storage addrs[MAX_ADDRS];
+    net_addrs addrs; /* what the host resolved to, tried in order */
 };
 
 void gmud_client_default_config(gmud_client_config *cfg)
@@ -52,37 +49,13 @@ static void client_free(gmud_rt *rt)
     free(rt->owner);
 }
 
-/* Every address of host (up to MAX_ADDRS): a name like "localhost" may
- * give ::1 first while the server listens on 127.0.0.1 only. */
-static int resolve(const char *host, uint16_t port, gmud_client *client, gmud_error *err)
-{
-    char service[8];
-    snprintf(service, sizeof service, "%u", (unsigned)port);
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, service, &hints, &res);
-    if (rc != 0)
-        return gmud_error_set(err, GMUD_ERR_IO, 0, "cannot resolve host '%s': %s", host,
-                              gai_strerror(rc));
-    for (struct addrinfo *ai = res; ai != NULL && client->naddrs < MAX_ADDRS; ai = ai->ai_next) {
-        if (ai->ai_addrlen <= sizeof client->addrs[0])
-            memcpy(&client->addrs[client->naddrs++], ai->ai_addr, ai->ai_addrlen);
-    }
-    freeaddrinfo(res);
-    if (client->naddrs == 0)
-        return gmud_error_set(err, GMUD_ERR_IO, 0, "host '%s' has no usable address", host);
-    return GMUD_OK;
-}
-
 static void on_connect(uv_connect_t *req, int status);
 
 /* Connects conn to the next address; 0 or a libuv error. */
 static int connect_next(gmud_client *client)
 {
     gmud_conn *conn = client->conn;
-    const struct sockaddr *addr = (const struct sockaddr *)&client->addrs[client->next_addr++];
+    const struct sockaddr *addr = net_addr(&client->addrs, client->next_addr++);
     gmud_conn_set_peer(conn, addr);
     client->req.data = client;
     return uv_tcp_connect(&client->req, &conn->tcp, addr, on_connect);
@@ -107,7 +80,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (status == UV_ECANCELED || conn == NULL || conn->state != CONN_CONNECTING)
         return;
     gmud_rt *rt = &client->rt;
-    if (status < 0 && client->next_addr < client->naddrs) {
+    if (status < 0 && client->next_addr < client->addrs.n) {
         gmud_rt_log(rt, GMUD_LOG_DEBUG, conn->peer, "connect", "%s; trying the next address",
                     uv_strerror(status));
         gmud_conn_retry(conn);
@@ -136,7 +109,7 @@ gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, 
         gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory creating a client");
         return NULL;
     }
-    if (resolve(host, cfg->port, client, err) != GMUD_OK) {
+    if (net_resolve(host, cfg->port, 0, &client->addrs, err) != GMUD_OK) {
         free(client);
         return NULL;
     }

@@ -1,7 +1,6 @@
 /* The event-driven server: listen, accept, broadcast, shut down; and the
  * application timers. Connections themselves live in conn.c. */
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "resolve.h"
 
 struct gmud_server {
     gmud_rt rt; /* first: listener.data and the rt's handles point here */
@@ -67,35 +67,25 @@ static void server_free(gmud_rt *rt)
  * plain socket keeps every failure here synchronous and leak-free. */
 static int bind_socket(const char *host, uint16_t port, gmud_error *err)
 {
-    char service[8];
-    snprintf(service, sizeof service, "%u", (unsigned)port);
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    int rc = getaddrinfo(host, service, &hints, &res);
-    if (rc != 0) {
-        gmud_error_set(err, GMUD_ERR_IO, 0, "cannot resolve host '%s': %s", host,
-                       gai_strerror(rc));
+    net_addrs addrs;
+    if (net_resolve(host, port, 1, &addrs, err) != GMUD_OK)
         return -1;
-    }
     int fd = -1, last = 0;
-    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    for (int i = 0; i < addrs.n && fd < 0; i++) {
+        const struct sockaddr *sa = net_addr(&addrs, i);
+        fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             last = errno;
             continue;
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (bind(fd, sa, addrs.len[i]) != 0) {
             last = errno;
             close(fd);
             fd = -1;
         }
     }
-    freeaddrinfo(res);
     if (fd < 0)
         gmud_error_set(err, GMUD_ERR_IO, 0, "cannot bind %s:%u: %s", host, (unsigned)port,
                        strerror(last));

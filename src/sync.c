@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "resolve.h"
 #include "gmud/limits.h"
 
 /* Deadlines are nanoseconds on CLOCK_MONOTONIC (the time since boot, so
@@ -78,9 +78,9 @@ static int sys_error(gmud_error *err, const char *what, int code)
 /* ---- Connecting --------------------------------------------------------- */
 
 /* Connects fd to addr within deadline. 0 or an errno value. */
-static int connect_within(int fd, const struct addrinfo *ai, int64_t deadline)
+static int connect_within(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
 {
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+    if (connect(fd, addr, len) == 0)
         return 0;
     if (errno != EINPROGRESS)
         return errno;
@@ -93,41 +93,31 @@ static int connect_within(int fd, const struct addrinfo *ai, int64_t deadline)
     if (n == 0)
         return ETIMEDOUT;
     int soerr = 0;
-    socklen_t len = sizeof soerr;
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+    socklen_t sl = sizeof soerr;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
     return soerr;
 }
 
 /* A connected socket in blocking mode, TCP_NODELAY on; -1 with err filled. */
 static int open_socket(const char *host, unsigned port, int64_t deadline, gmud_error *err)
 {
-    char service[16];
-    snprintf(service, sizeof service, "%u", port);
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, service, &hints, &res);
-    if (rc != 0) {
-        gmud_error_set(err, GMUD_ERR_IO, 0, "cannot resolve host '%s': %s", host,
-                       gai_strerror(rc));
+    net_addrs addrs;
+    if (net_resolve(host, port, 0, &addrs, err) != GMUD_OK)
         return -1;
-    }
     int fd = -1, last = 0;
-    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+    for (int i = 0; i < addrs.n && fd < 0; i++) {
+        const struct sockaddr *sa = net_addr(&addrs, i);
         /* Non-blocking while connecting, so the connect has a deadline. */
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
+        fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {
             last = errno;
             continue;
         }
-        if ((last = connect_within(fd, ai, deadline)) != 0) {
+        if ((last = connect_within(fd, sa, addrs.len[i], deadline)) != 0) {
             close(fd);
             fd = -1;
         }
     }
-    freeaddrinfo(res);
     if (fd < 0) {
         char what[300];
         snprintf(what, sizeof what, "cannot connect to %s port %u", host, port);

@@ -3,7 +3,9 @@
  * address first is common: "localhost" may give ::1 before 127.0.0.1 while
  * a server listens on 127.0.0.1 only. This test defines its own
  * getaddrinfo(), which the statically linked library then calls:
- * "two.test" resolves to a refusing port first, then the real one. */
+ * "two.test" resolves to a refusing port first, then the real one. The
+ * server, the event client and the blocking client all resolve through
+ * src/resolve.c. */
 #include <netdb.h>
 
 #include "rt_util.h"
@@ -133,6 +135,23 @@ int main(void)
     CHECK_EQ_INT(st.reason, GMUD_CLOSE_CONNECT_FAILED);
     CHECK_CONTAINS(st.detail, "refused");
     gmud_client_destroy(cli);
+
+    /* The blocking client resolves through the same helper: it too tries
+     * the refusing address, then the next (connect() on loopback completes
+     * in the kernel, so the server need not run for it), and says which
+     * host and port it could not reach when all refuse. */
+    gmud_frame_config fc;
+    gmud_frame_default_config(&fc, GMUD_FRAMING_GMUD);
+    gmud_error err;
+    gmud_sync *s = gmud_sync_connect("two.test", gmud_server_port(srv), &fc, 2000, &err);
+    CHECK(s != NULL);
+    gmud_sync_close(s);
+    s = gmud_sync_connect("two.test", (unsigned)refusing_port, &fc, 2000, &err);
+    CHECK(s == NULL);
+    if (s == NULL) {
+        CHECK_EQ_INT(err.code, GMUD_ERR_IO);
+        CHECK_CONTAINS(err.message, "cannot connect to two.test port");
+    }
 
     rt_server_end(&loop, srv);
     rt_loop_finish(&loop);

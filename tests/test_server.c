@@ -1070,6 +1070,6 @@ int main(void)
     test_reentrancy();
     /* Every server and client above gave its loop's read buffer back (the
      * list keeps one alive, so LeakSanitizer would not see a lost one). */
-    CHECK_EQ_INT(gmud_rt_readbufs_live(), 0);
+    CHECK_EQ_INT(rt_readbufs_live(), 0);
     return check_report("test_server");
 }

@@ -1,6 +1,6 @@
 /* Internal: the runtime shared by the server and the client.
  *
- * A gmud_rt is what one server (or one client) owns on a loop: the config,
+ * A rt_ctx is what one server (or one client) owns on a loop: the config,
  * the shared read buffer, the list of connections, the dirty list flushed by
  * one uv_check handle, and the one sweep timer checking every timeout.
  * conn.c moves bytes between the framing core and libuv; server.c and
@@ -15,10 +15,10 @@
 #include "buf.h"
 #include "gmud/server.h"
 
-typedef struct gmud_rt gmud_rt;
-typedef struct gmud_readbuf gmud_readbuf; /* conn.c: one per loop */
+typedef struct rt_ctx rt_ctx;
+typedef struct rt_readbuf rt_readbuf; /* conn.c: one per loop */
 
-struct gmud_rt {
+struct rt_ctx {
     uv_loop_t *loop;
     gmud_frame_config frame;
     gmud_payload payload;
@@ -35,24 +35,24 @@ struct gmud_rt {
     gmud_iplimit *addr_limit; /* server: per-address limits; NULL if off */
     void *owner;            /* the server or client embedding this rt */
     /* Called after a connection has been freed (its on_close done). */
-    void (*conn_gone)(gmud_rt *rt);
+    void (*conn_gone)(rt_ctx *rt);
     /* Client: connect conn's fresh handle to the next address. */
     void (*reopen)(gmud_conn *conn);
     /* Called once every handle of the rt is closed, to free the owner. */
-    void (*free_owner)(gmud_rt *rt);
+    void (*free_owner)(rt_ctx *rt);
 
     uv_check_t check;       /* flushes the dirty list after each turn's I/O */
     uv_idle_t idle;         /* keeps poll from blocking while dirty */
     uv_timer_t sweep;       /* timeouts, lingering closes, shrinking */
     int handles_open;       /* of check, idle, sweep (and the owner's) */
-    int closing;            /* gmud_rt_close called */
+    int closing;            /* rt_close called */
     int flushing_armed;
 
-    gmud_readbuf *readbuf;  /* shared by every rt on this loop */
-    gmud_buf scratch;       /* JSON text being serialised */
-    gmud_buf frames;        /* a frame encoded once for a broadcast */
+    rt_readbuf *readbuf;  /* shared by every rt on this loop */
+    byte_buf scratch;       /* JSON text being serialised */
+    byte_buf frames;        /* a frame encoded once for a broadcast */
     char *reply_text;       /* client, lecture mode: the replies' data (owned) */
-    gmud_buf reply;         /* client, lecture mode: one reply being written */
+    byte_buf reply;         /* client, lecture mode: one reply being written */
     gmud_error rate_error;  /* what a packet over the rate limits is told */
 
     gmud_conn *conns;       /* all connections, newest first */
@@ -72,22 +72,22 @@ enum gmud_conn_state {
 /* Output: two buffers, sends append to out[pending] while out[!pending] is
  * in flight; taken only while a connection is busy and given back when it
  * has been idle for a sweep period. */
-typedef struct gmud_conn_io {
+typedef struct conn_io {
     uv_write_t req;
     uv_shutdown_t shut;
-    gmud_buf out[2];
+    byte_buf out[2];
     size_t inflight;        /* bytes of out[!pending] handed to uv_write */
     uint8_t pending;
     uint8_t writing;
-} gmud_conn_io;
+} conn_io;
 
 struct gmud_conn {
     uv_tcp_t tcp;           /* tcp.data == this */
-    gmud_rt *rt;
+    rt_ctx *rt;
     gmud_conn *prev, *next; /* rt->conns */
     gmud_conn *dirty_next;
     gmud_frame_decoder *dec;
-    gmud_conn_io *io;
+    conn_io *io;
     gmud_error *detail;     /* why it closed, when there is a detail */
     gmud_session sess;      /* modes on and lecture */
     struct sockaddr_in6 addr; /* server: the peer, for the per-address count
@@ -128,7 +128,7 @@ enum gmud_conn_flags {
 /* Copies the settings gmud_server_config and gmud_client_config share
  * (same names in both) into rt. A macro because the two config types
  * differ: one place to add a shared setting, so neither side forgets it. */
-#define GMUD_RT_TAKE_CONFIG(rt, cfg)          \
+#define RT_TAKE_CONFIG(rt, cfg)          \
     do {                                      \
         (rt)->frame = (cfg)->frame;           \
         (rt)->payload = (cfg)->payload;       \
@@ -143,22 +143,22 @@ enum gmud_conn_flags {
 
 /* Initialises rt's handles on loop (cfg fields must be filled first).
  * 0 or GMUD_ERR_NOMEM/GMUD_ERR_INVALID with err filled. */
-int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err);
+int rt_init(rt_ctx *rt, uv_loop_t *loop, gmud_error *err);
 
 /* Closes rt's handles and every connection without callbacks; when the last
  * handle is closed rt->free_owner(rt) runs. */
-void gmud_rt_close(gmud_rt *rt);
+void rt_close(rt_ctx *rt);
 
 /* Read buffers (one per loop) not yet given back: 0 once every server and
  * client has been destroyed and its loop run to the end. For tests. */
-size_t gmud_rt_readbufs_live(void);
+size_t rt_readbufs_live(void);
 
 /* Close callback for the rt's (and the owner's) handles: counts down
  * handles_open; handle->data must be the rt. */
-void gmud_rt_handle_closed(uv_handle_t *handle);
+void rt_handle_closed(uv_handle_t *handle);
 
 /* Raises one log event if level is enabled. */
-void gmud_rt_log(gmud_rt *rt, gmud_log_level level, const char *peer, const char *event,
+void rt_logf(rt_ctx *rt, gmud_log_level level, const char *peer, const char *event,
                  const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 5, 6)))
@@ -167,44 +167,44 @@ void gmud_rt_log(gmud_rt *rt, gmud_log_level level, const char *peer, const char
 
 /* A new connection (uv_tcp_init done, on rt->conns, not yet reading).
  * NULL on no memory. */
-gmud_conn *gmud_conn_new(gmud_rt *rt, gmud_error *err);
+gmud_conn *conn_new(rt_ctx *rt, gmud_error *err);
 
 /* Fills conn->peer from the socket's peer address (or from addr if given). */
-void gmud_conn_set_peer(gmud_conn *conn, const struct sockaddr *addr);
+void conn_set_peer(gmud_conn *conn, const struct sockaddr *addr);
 
 /* The connection is up: TCP_NODELAY, start reading, flush anything queued,
  * count it and call on_connect (if announce). */
-void gmud_conn_start(gmud_conn *conn, int announce);
+void conn_start(gmud_conn *conn, int announce);
 
 /* Appends already-encoded frames; enforces max_queued and backpressure. */
-int gmud_conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err);
+int conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err);
 
 /* Server, session modes: draws conn's session id and queues the welcome,
- * before gmud_conn_start. 0, or an error (the caller closes conn). */
-int gmud_conn_welcome(gmud_conn *conn, gmud_error *err);
+ * before conn_start. 0, or an error (the caller closes conn). */
+int conn_welcome(gmud_conn *conn, gmud_error *err);
 
 /* Checks rt->session against the framing and payload, and copies the
  * reply data (client). 0 or GMUD_ERR_INVALID/GMUD_ERR_NOMEM. */
-int gmud_rt_session_init(gmud_rt *rt, gmud_error *err);
+int rt_session_init(rt_ctx *rt, gmud_error *err);
 
 /* Sends an error packet: {"error": message, "code": code} with json
  * payload, "error <code>: <message>" as text. Best effort. */
-void gmud_conn_send_error(gmud_conn *conn, const char *code, const char *message);
+void conn_send_error(gmud_conn *conn, const char *code, const char *message);
 
 /* Graceful close: flush (bounded by deadline_ms from now), FIN, wait for
  * the peer's end of stream, close. detail may be NULL. */
-void gmud_conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
+void conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
                           uint64_t deadline_ms);
 
 /* A connect failed and another address is left: closes the socket and,
  * once closed, re-initialises it and calls rt->reopen(conn). The
  * connection (its queued output, its user data) carries on. */
-void gmud_conn_retry(gmud_conn *conn);
+void conn_retry(gmud_conn *conn);
 
 /* Immediate close: queued output is dropped. Keeps an earlier reason. */
-void gmud_conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail);
+void conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail);
 
 /* Serialises v into rt->scratch; returns its length or a negative code. */
-ptrdiff_t gmud_rt_dump_json(gmud_rt *rt, const json_t *v, gmud_error *err);
+ptrdiff_t rt_dump_json(rt_ctx *rt, const json_t *v, gmud_error *err);
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int gmud_buf_grow(gmud_buf *b, size_t extra)
+int buf_grow(byte_buf *b, size_t extra)
 {
     if (extra <= b->cap - b->len)
         return 0;
@@ -22,18 +22,18 @@ int gmud_buf_grow(gmud_buf *b, size_t extra)
     return 0;
 }
 
-int gmud_buf_append(gmud_buf *b, const void *p, size_t n)
+int buf_append(byte_buf *b, const void *p, size_t n)
 {
     if (n == 0)
         return 0;
-    if (gmud_buf_reserve(b, n) != 0)
+    if (buf_reserve(b, n) != 0)
         return -1;
     memcpy(b->data + b->len, p, n);
     b->len += n;
     return 0;
 }
 
-void gmud_buf_free(gmud_buf *b)
+void buf_free(byte_buf *b)
 {
     free(b->data);
     b->data = NULL;

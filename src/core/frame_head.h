@@ -13,7 +13,7 @@
 #include "gmud/frame.h"
 
 /* Header bytes of framing: 2 for length, 6 for gmud, 0 for the others. */
-static inline size_t gmud_frame_head_size(gmud_framing framing)
+static inline size_t frame_head_size(gmud_framing framing)
 {
     return framing == GMUD_FRAMING_GMUD     ? 2 + GMUD_LABEL_SIZE
            : framing == GMUD_FRAMING_LENGTH ? 2
@@ -21,9 +21,9 @@ static inline size_t gmud_frame_head_size(gmud_framing framing)
 }
 
 /* Writes the header of a len-byte payload at out (room for
- * gmud_frame_head_size(cfg->framing) bytes; len <= 65535, checked by the
+ * frame_head_size(cfg->framing) bytes; len <= 65535, checked by the
  * caller) and returns its size. */
-static inline size_t gmud_frame_head_put(const gmud_frame_config *cfg, uint8_t *out, size_t len)
+static inline size_t frame_head_put(const gmud_frame_config *cfg, uint8_t *out, size_t len)
 {
     size_t at = 0;
     if (cfg->framing == GMUD_FRAMING_GMUD) {

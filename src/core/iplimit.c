@@ -359,7 +359,7 @@ gmud_iplimit *gmud_iplimit_create(const gmud_iplimit_config *cfg, gmud_error *er
         l->entries[i].link = i + 1 < cfg->max_tracked ? i + 1 : NONE;
     l->free_head = 0;
     uint8_t seed[16];
-    if (gmud_random_bytes(seed, sizeof seed, err) != GMUD_OK)
+    if (rand_bytes(seed, sizeof seed, err) != GMUD_OK)
         goto fail;
     l->key[0] = load_le64(seed);
     l->key[1] = load_le64(seed + 8);

@@ -89,7 +89,7 @@ int gmud_limits_check(const gmud_limits *lim, gmud_error *err)
 
 /* ---- Logging ---------------------------------------------------------- */
 
-void gmud_rt_log(gmud_rt *rt, gmud_log_level level, const char *peer, const char *event,
+void rt_logf(rt_ctx *rt, gmud_log_level level, const char *peer, const char *event,
                  const char *fmt, ...)
 {
     if (rt->log == NULL || level > rt->log_level)
@@ -128,7 +128,7 @@ const char *gmud_conn_peer(const gmud_conn *conn)
 /* Inlined on the send path; gmud_conn_queued is the public face. */
 static inline size_t queued(const gmud_conn *conn)
 {
-    const gmud_conn_io *io = conn->io;
+    const conn_io *io = conn->io;
     return io ? io->out[io->pending].len + io->inflight : 0;
 }
 
@@ -167,7 +167,7 @@ static void on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf);
 static void flush(gmud_conn *conn);
 static void announce_conn(gmud_conn *conn);
 
-gmud_conn *gmud_conn_new(gmud_rt *rt, gmud_error *err)
+gmud_conn *conn_new(rt_ctx *rt, gmud_error *err)
 {
     gmud_conn *conn = calloc(1, sizeof *conn);
     if (conn == NULL) {
@@ -209,7 +209,7 @@ gmud_conn *gmud_conn_new(gmud_rt *rt, gmud_error *err)
     return conn;
 }
 
-void gmud_conn_set_peer(gmud_conn *conn, const struct sockaddr *addr)
+void conn_set_peer(gmud_conn *conn, const struct sockaddr *addr)
 {
     struct sockaddr_storage ss;
     if (addr == NULL) {
@@ -248,9 +248,9 @@ static void stop_reading(gmud_conn *conn)
     conn->flags &= (uint16_t)~CONN_READING;
 }
 
-void gmud_conn_start(gmud_conn *conn, int announce)
+void conn_start(gmud_conn *conn, int announce)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     uv_tcp_nodelay(&conn->tcp, 1);
     conn->state = CONN_OPEN;
     conn->last_rx = uv_now(rt->loop);
@@ -268,7 +268,7 @@ void gmud_conn_start(gmud_conn *conn, int announce)
 /* The application hears of conn: counted, then on_connect. */
 static void announce_conn(gmud_conn *conn)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     conn->flags |= CONN_COUNTED | CONN_NOTIFY;
     rt->open++;
     rt->stats.accepted++;
@@ -281,15 +281,15 @@ static void free_io(gmud_conn *conn)
 {
     if (conn->io == NULL)
         return;
-    gmud_buf_free(&conn->io->out[0]);
-    gmud_buf_free(&conn->io->out[1]);
+    buf_free(&conn->io->out[0]);
+    buf_free(&conn->io->out[1]);
     free(conn->io);
     conn->io = NULL;
 }
 
 static void unlink_dirty(gmud_conn *conn)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     for (gmud_conn **p = &rt->dirty; *p != NULL; p = &(*p)->dirty_next) {
         if (*p == conn) {
             *p = conn->dirty_next;
@@ -301,7 +301,7 @@ static void unlink_dirty(gmud_conn *conn)
 
 static void unlink_conn(gmud_conn *conn)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     if (conn->flags & CONN_DIRTY)
         unlink_dirty(conn);
     if (conn->prev != NULL)
@@ -320,15 +320,15 @@ static void destroy_conn(gmud_conn *conn)
     free(conn);
 }
 
-static void rt_maybe_free(gmud_rt *rt);
+static void rt_maybe_free(rt_ctx *rt);
 
 static void log_close(gmud_conn *conn)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     gmud_close_reason reason = (gmud_close_reason)conn->reason;
     int quiet = reason == GMUD_CLOSE_PEER || reason == GMUD_CLOSE_LOCAL ||
                 reason == GMUD_CLOSE_SHUTDOWN;
-    gmud_rt_log(rt, quiet ? GMUD_LOG_INFO : GMUD_LOG_WARN, conn->peer, "close",
+    rt_logf(rt, quiet ? GMUD_LOG_INFO : GMUD_LOG_WARN, conn->peer, "close",
                 "connection %llu closed: %s%s%s", (unsigned long long)conn->id,
                 gmud_close_reason_name(reason), conn->detail ? ": " : "",
                 conn->detail ? conn->detail->message : "");
@@ -337,7 +337,7 @@ static void log_close(gmud_conn *conn)
 static void on_closed(uv_handle_t *handle)
 {
     gmud_conn *conn = handle->data;
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     if ((conn->flags & CONN_RETRY) && !rt->closing && rt->reopen != NULL) {
         /* Not the end: the same connection tries the next address. */
         conn->flags &= (uint16_t)~CONN_RETRY;
@@ -376,7 +376,7 @@ static void set_reason(gmud_conn *conn, gmud_close_reason reason, const gmud_err
     }
 }
 
-void gmud_conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail)
+void conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail)
 {
     if (conn->state == CONN_CLOSED)
         return;
@@ -389,7 +389,7 @@ void gmud_conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_e
     uv_close((uv_handle_t *)&conn->tcp, on_closed);
 }
 
-void gmud_conn_retry(gmud_conn *conn)
+void conn_retry(gmud_conn *conn)
 {
     if (conn->state != CONN_CONNECTING)
         return;
@@ -405,7 +405,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         return; /* closed meanwhile (status is UV_ECANCELED) */
     conn->flags |= CONN_FIN_DONE;
     if (status < 0 || (conn->flags & CONN_EOF)) {
-        gmud_conn_close_now(conn, GMUD_CLOSE_IO, NULL);
+        conn_close_now(conn, GMUD_CLOSE_IO, NULL);
         return;
     }
     /* Our FIN is out; wait briefly for the peer's so that bytes it still
@@ -426,21 +426,21 @@ static void finish_closing(gmud_conn *conn)
     if (conn->io == NULL) {
         conn->io = calloc(1, sizeof *conn->io);
         if (conn->io == NULL) {
-            gmud_conn_close_now(conn, GMUD_CLOSE_IO, NULL);
+            conn_close_now(conn, GMUD_CLOSE_IO, NULL);
             return;
         }
     }
     conn->flags |= CONN_FIN;
     conn->io->shut.data = conn;
     if (uv_shutdown(&conn->io->shut, (uv_stream_t *)&conn->tcp, on_shutdown) != 0)
-        gmud_conn_close_now(conn, GMUD_CLOSE_IO, NULL);
+        conn_close_now(conn, GMUD_CLOSE_IO, NULL);
 }
 
-void gmud_conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
+void conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
                           uint64_t deadline_ms)
 {
     if (conn->state == CONN_CONNECTING) {
-        gmud_conn_close_now(conn, reason, detail);
+        conn_close_now(conn, reason, detail);
         return;
     }
     if (conn->state != CONN_OPEN)
@@ -457,7 +457,7 @@ void gmud_conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_
 
 void gmud_conn_close(gmud_conn *conn)
 {
-    gmud_conn_close_soft(conn, GMUD_CLOSE_LOCAL, NULL, conn->rt->limits.linger_ms);
+    conn_close_soft(conn, GMUD_CLOSE_LOCAL, NULL, conn->rt->limits.linger_ms);
 }
 
 /* ---- Read buffers: one per loop --------------------------------------- */
@@ -468,8 +468,8 @@ void gmud_conn_close(gmud_conn *conn)
  * thousand clients on one loop held 64 MB of buffers, and RSS grew to it
  * as bursts touched their pages. Buffers are found by loop under a lock,
  * taken only when an rt is created or freed, never per read. */
-struct gmud_readbuf {
-    struct gmud_readbuf *next;
+struct rt_readbuf {
+    struct rt_readbuf *next;
     const uv_loop_t *loop;
     size_t users;           /* rts on this loop */
     int busy;               /* handed to libuv, its read callback not yet run */
@@ -477,13 +477,13 @@ struct gmud_readbuf {
 };
 
 static pthread_mutex_t readbufs_lock = PTHREAD_MUTEX_INITIALIZER;
-static gmud_readbuf *readbufs;
+static rt_readbuf *readbufs;
 
 /* The loop's buffer, created for its first rt; NULL on no memory. */
-static gmud_readbuf *readbuf_take(const uv_loop_t *loop)
+static rt_readbuf *readbuf_take(const uv_loop_t *loop)
 {
     pthread_mutex_lock(&readbufs_lock);
-    gmud_readbuf *rb = readbufs;
+    rt_readbuf *rb = readbufs;
     while (rb != NULL && rb->loop != loop)
         rb = rb->next;
     if (rb == NULL && (rb = malloc(sizeof *rb)) != NULL) {
@@ -500,11 +500,11 @@ static gmud_readbuf *readbuf_take(const uv_loop_t *loop)
 }
 
 /* Gives back one rt's use; the last one frees the buffer. */
-static void readbuf_give(gmud_readbuf *rb)
+static void readbuf_give(rt_readbuf *rb)
 {
     pthread_mutex_lock(&readbufs_lock);
     if (--rb->users == 0) {
-        gmud_readbuf **at = &readbufs;
+        rt_readbuf **at = &readbufs;
         while (*at != rb)
             at = &(*at)->next;
         *at = rb->next;
@@ -513,11 +513,11 @@ static void readbuf_give(gmud_readbuf *rb)
     pthread_mutex_unlock(&readbufs_lock);
 }
 
-size_t gmud_rt_readbufs_live(void)
+size_t rt_readbufs_live(void)
 {
     size_t n = 0;
     pthread_mutex_lock(&readbufs_lock);
-    for (const gmud_readbuf *rb = readbufs; rb != NULL; rb = rb->next)
+    for (const rt_readbuf *rb = readbufs; rb != NULL; rb = rb->next)
         n++;
     pthread_mutex_unlock(&readbufs_lock);
     return n;
@@ -530,7 +530,7 @@ static void on_idle(uv_idle_t *handle);
 
 static void mark_dirty(gmud_conn *conn)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     conn->flags |= CONN_ACTIVE;
     if (conn->flags & CONN_DIRTY)
         return;
@@ -554,7 +554,7 @@ static void on_idle(uv_idle_t *handle)
 
 static void on_check(uv_check_t *handle)
 {
-    gmud_rt *rt = handle->data;
+    rt_ctx *rt = handle->data;
     /* Each connection flushes at most once a turn; a write completing later
      * puts it back on the list. */
     gmud_conn *list = rt->dirty;
@@ -604,7 +604,7 @@ static void io_error(gmud_conn *conn, const char *what, int status)
 {
     gmud_error e;
     gmud_error_set(&e, GMUD_ERR_IO, 0, "%s: %s", what, uv_strerror(status));
-    gmud_conn_close_now(conn, GMUD_CLOSE_IO, &e);
+    conn_close_now(conn, GMUD_CLOSE_IO, &e);
 }
 
 /* Calls on_drain once the queue is empty, if the application asked
@@ -616,7 +616,7 @@ static void drained(gmud_conn *conn)
     if (!(conn->flags & CONN_WANT_DRAIN) || queued(conn) != 0 || conn->state != CONN_OPEN)
         return;
     conn->flags &= (uint16_t)~CONN_WANT_DRAIN;
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     if (rt->cb.on_drain != NULL)
         rt->cb.on_drain(conn, rt->cb.user);
 }
@@ -624,8 +624,8 @@ static void drained(gmud_conn *conn)
 static void on_write(uv_write_t *req, int status)
 {
     gmud_conn *conn = req->data;
-    gmud_conn_io *io = conn->io;
-    gmud_buf *done = &io->out[io->pending ^ 1];
+    conn_io *io = conn->io;
+    byte_buf *done = &io->out[io->pending ^ 1];
     io->writing = 0;
     done->len = 0;
     if (status < 0) {
@@ -645,20 +645,20 @@ static void on_write(uv_write_t *req, int status)
 
 static void flush(gmud_conn *conn)
 {
-    gmud_conn_io *io = conn->io;
+    conn_io *io = conn->io;
     if (io == NULL) {
         drained(conn);
         return;
     }
     if (io->writing || conn->state == CONN_CONNECTING || conn->state == CONN_CLOSED)
         return;
-    gmud_buf *b = &io->out[io->pending];
+    byte_buf *b = &io->out[io->pending];
     if (b->len == 0) {
         finish_closing(conn);
         drained(conn);
         return;
     }
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     /* At most GMUD_WRITE_CHUNK bytes a write() call, as long as the kernel
      * takes them whole: one large write() to a loopback peer held the
      * socket for so long that the reader stalled (bench_stream, 64-byte
@@ -747,14 +747,14 @@ static int slow_consumer(gmud_conn *conn, size_t q, size_t n, gmud_error *err)
     gmud_error e;
     gmud_error_set(&e, GMUD_ERR_SLOW_CONSUMER, 0,
                    "%zu bytes queued and %zu more would exceed the bound of %zu", q, n, max);
-    gmud_rt_log(conn->rt, GMUD_LOG_WARN, conn->peer, "reject", "slow consumer: %s", e.message);
-    gmud_conn_close_now(conn, GMUD_CLOSE_SLOW_CONSUMER, &e);
+    rt_logf(conn->rt, GMUD_LOG_WARN, conn->peer, "reject", "slow consumer: %s", e.message);
+    conn_close_now(conn, GMUD_CLOSE_SLOW_CONSUMER, &e);
     if (err != NULL)
         *err = e;
     return GMUD_ERR_SLOW_CONSUMER;
 }
 
-int gmud_conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err)
+int conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err)
 {
     if (conn->state != CONN_OPEN && conn->state != CONN_CONNECTING)
         return closing_error(conn, err);
@@ -763,7 +763,7 @@ int gmud_conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error
         rc = ensure_io(conn, err);
     if (rc != GMUD_OK)
         return rc;
-    if (gmud_buf_append(&conn->io->out[conn->io->pending], bytes, n) != 0)
+    if (buf_append(&conn->io->out[conn->io->pending], bytes, n) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory queueing %zu bytes", n);
     conn->rt->stats.messages_out++;
     mark_dirty(conn);
@@ -781,19 +781,19 @@ static int send_payload(gmud_conn *conn, const void *prefix, size_t plen, const 
     /* Refuse an unencodable payload before reserving room for it. */
     if (len > cfg->max_message || plen + len > cfg->max_message)
         return (int)gmud_frame_encode_prefixed(cfg, prefix, plen, data, len, NULL, 0, err);
-    size_t head = gmud_frame_head_size(cfg->framing);
+    size_t head = frame_head_size(cfg->framing);
     size_t size = head != 0 ? head + plen + len : gmud_frame_encoded_size(cfg, plen + len);
     int rc = check_queue(conn, size, err);
     if (rc == GMUD_OK)
         rc = ensure_io(conn, err);
     if (rc != GMUD_OK)
         return rc;
-    gmud_buf *b = &conn->io->out[conn->io->pending];
-    if (gmud_buf_reserve(b, size) != 0)
+    byte_buf *b = &conn->io->out[conn->io->pending];
+    if (buf_reserve(b, size) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory queueing %zu bytes", size);
     uint8_t *p = b->data + b->len;
     if (head != 0) {
-        gmud_frame_head_put(cfg, p, plen + len);
+        frame_head_put(cfg, p, plen + len);
         /* length and gmud: the header, then the parts, in place (the
          * lengths were checked above; max_message <= 65535 for these). */
         if (plen > 0)
@@ -864,7 +864,7 @@ int gmud_conn_send(gmud_conn *conn, const void *data, size_t len, gmud_error *er
     return send_frame(conn, data, len, err);
 }
 
-int gmud_conn_welcome(gmud_conn *conn, gmud_error *err)
+int conn_welcome(gmud_conn *conn, gmud_error *err)
 {
     uint64_t id;
     int rc = gmud_session_new_id(&id, err);
@@ -884,14 +884,14 @@ int gmud_conn_welcome(gmud_conn *conn, gmud_error *err)
     return GMUD_OK;
 }
 
-ptrdiff_t gmud_rt_dump_json(gmud_rt *rt, const json_t *v, gmud_error *err)
+ptrdiff_t rt_dump_json(rt_ctx *rt, const json_t *v, gmud_error *err)
 {
     size_t max = rt->frame.max_message;
-    if (rt->scratch.cap < 1024 && gmud_buf_reserve(&rt->scratch, 1024) != 0)
+    if (rt->scratch.cap < 1024 && buf_reserve(&rt->scratch, 1024) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory serialising JSON");
     size_t need = json_dumpb(v, (char *)rt->scratch.data, rt->scratch.cap, JSON_COMPACT);
     if (need > rt->scratch.cap && need <= max) {
-        if (gmud_buf_reserve(&rt->scratch, need) != 0)
+        if (buf_reserve(&rt->scratch, need) != 0)
             return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory serialising JSON");
     }
     if (need > max)
@@ -903,7 +903,7 @@ ptrdiff_t gmud_rt_dump_json(gmud_rt *rt, const json_t *v, gmud_error *err)
 
 int gmud_conn_send_json(gmud_conn *conn, const json_t *v, gmud_error *err)
 {
-    ptrdiff_t n = gmud_rt_dump_json(conn->rt, v, err);
+    ptrdiff_t n = rt_dump_json(conn->rt, v, err);
     if (n < 0)
         return (int)n;
     return send_frame(conn, conn->rt->scratch.data, (size_t)n, err);
@@ -942,9 +942,9 @@ static void send_error_json(gmud_conn *conn, const char *code, const char *text,
         json_t *v = json_pack("{s:s, s:s}", "error", cut, "code", code);
         size_t size = v ? json_dumpb(v, NULL, 0, JSON_COMPACT) : 0;
         gmud_error e;
-        ptrdiff_t n = size > 0 && size <= max ? gmud_rt_dump_json(conn->rt, v, &e) : -1;
+        ptrdiff_t n = size > 0 && size <= max ? rt_dump_json(conn->rt, v, &e) : -1;
         if (n >= 0 && send_error_frame(conn, conn->rt->scratch.data, (size_t)n, &e) != GMUD_OK)
-            gmud_rt_log(conn->rt, GMUD_LOG_DEBUG, conn->peer, "error",
+            rt_logf(conn->rt, GMUD_LOG_DEBUG, conn->peer, "error",
                         "error packet %s not sent: %s", code, e.message);
         json_decref(v);
         if (size == 0 || size <= max || size - max > room)
@@ -953,9 +953,9 @@ static void send_error_json(gmud_conn *conn, const char *code, const char *text,
     }
 }
 
-void gmud_conn_send_error(gmud_conn *conn, const char *code, const char *message)
+void conn_send_error(gmud_conn *conn, const char *code, const char *message)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     /* A small maximum message (or fixed packet) may not hold the whole
      * sentence: the message is cut to what fits. */
     size_t max = gmud_conn_max_payload(conn);
@@ -977,7 +977,7 @@ static void on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
     gmud_conn *conn = handle->data;
-    gmud_readbuf *rb = conn->rt->readbuf;
+    rt_readbuf *rb = conn->rt->readbuf;
     if (rb->busy) { /* not on Unix; libuv then reports UV_ENOBUFS */
         *buf = uv_buf_init(NULL, 0);
         return;
@@ -986,30 +986,30 @@ static void on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init((char *)rb->data, GMUD_READ_BUFFER_SIZE);
 }
 
-static void count_reject(gmud_rt *rt, int code)
+static void count_reject(rt_ctx *rt, int code)
 {
     rt->stats.rejects[-code > 0 && -code < GMUD_STATS_CODES ? -code : 0]++;
 }
 
 static void reject_payload(gmud_conn *conn, const gmud_error *e)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     count_reject(rt, e->code);
-    gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "bad payload (%s): %s",
+    rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "bad payload (%s): %s",
                 gmud_err_name(e->code), e->message);
-    gmud_conn_send_error(conn, gmud_err_name(e->code), e->message);
+    conn_send_error(conn, gmud_err_name(e->code), e->message);
     if (++conn->bad_messages >= rt->limits.max_bad_messages)
-        gmud_conn_close_soft(conn, GMUD_CLOSE_BAD_MESSAGES, e, rt->limits.linger_ms);
+        conn_close_soft(conn, GMUD_CLOSE_BAD_MESSAGES, e, rt->limits.linger_ms);
 }
 
 static void reject_framing(gmud_conn *conn, const gmud_error *e)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     count_reject(rt, e->code);
-    gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "framing error (%s): %s",
+    rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "framing error (%s): %s",
                 gmud_err_name(e->code), e->message);
-    gmud_conn_send_error(conn, gmud_err_name(e->code), e->message);
-    gmud_conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, e, rt->limits.linger_ms);
+    conn_send_error(conn, gmud_err_name(e->code), e->message);
+    conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, e, rt->limits.linger_ms);
 }
 
 /* ---- Sessions and spam limits on receipt ------------------------------ */
@@ -1018,18 +1018,18 @@ static void reject_framing(gmud_conn *conn, const gmud_error *e)
  * lecture's carry-on is asked for) error packet and close. */
 static void session_reject(gmud_conn *conn, const gmud_error *e)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     rt->stats.security++;
     count_reject(rt, e->code);
-    gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "security", "%s: connection %llu, session %llu: %s",
+    rt_logf(rt, GMUD_LOG_WARN, conn->peer, "security", "%s: connection %llu, session %llu: %s",
                 gmud_err_name(e->code), (unsigned long long)conn->id,
                 (unsigned long long)conn->sess.id, e->message);
     if (rt->cb.on_reject != NULL)
         rt->cb.on_reject(conn, e, rt->cb.user);
     if (rt->session.carry_on && rt->session.mode == GMUD_SESSION_LECTURE && rt->server != NULL)
         return;
-    gmud_conn_send_error(conn, gmud_err_name(e->code), e->message);
-    gmud_conn_close_soft(conn, GMUD_CLOSE_SESSION, e, rt->limits.linger_ms);
+    conn_send_error(conn, gmud_err_name(e->code), e->message);
+    conn_close_soft(conn, GMUD_CLOSE_SESSION, e, rt->limits.linger_ms);
 }
 
 /* Client: an error packet in place of the welcome (server full, address
@@ -1039,8 +1039,8 @@ static int refused_by_server(gmud_conn *conn, const json_t *json)
     gmud_error e;
     if (gmud_session_refusal(json, &e) == GMUD_OK)
         return 0;
-    gmud_rt_log(conn->rt, GMUD_LOG_WARN, conn->peer, "session", "%s", e.message);
-    gmud_conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, &e, conn->rt->limits.linger_ms);
+    rt_logf(conn->rt, GMUD_LOG_WARN, conn->peer, "session", "%s", e.message);
+    conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, &e, conn->rt->limits.linger_ms);
     return 1;
 }
 
@@ -1048,7 +1048,7 @@ static int refused_by_server(gmud_conn *conn, const json_t *json)
  * of the connection. */
 static void take_welcome(gmud_conn *conn, gmud_slice msg)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     if (rt->frame.framing == GMUD_FRAMING_FIXED)
         msg = gmud_frame_trim_padding(msg);
     json_t *json = NULL;
@@ -1068,7 +1068,7 @@ static void take_welcome(gmud_conn *conn, gmud_slice msg)
         session_reject(conn, &w);
         return;
     }
-    gmud_rt_log(rt, GMUD_LOG_INFO, conn->peer, "session", "welcomed: session %llu, %s mode",
+    rt_logf(rt, GMUD_LOG_INFO, conn->peer, "session", "welcomed: session %llu, %s mode",
                 (unsigned long long)conn->sess.id, gmud_session_mode_name(rt->session.mode));
     conn->flags &= (uint16_t)~CONN_AWAIT_WELCOME;
     announce_conn(conn);
@@ -1119,7 +1119,7 @@ static int check_reply(gmud_conn *conn, const json_t *json)
 /* Mode lecture, client: the reply to the data packet just delivered. */
 static void send_reply(gmud_conn *conn)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     uint64_t seq;
     gmud_error e;
     if (conn->state != CONN_OPEN)
@@ -1132,14 +1132,14 @@ static void send_reply(gmud_conn *conn)
     if (n >= 0)
         n = send_payload(conn, NULL, 0, rt->reply.data, (size_t)n, &e);
     if (n < 0)
-        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "session", "cannot reply: %s", e.message);
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "session", "cannot reply: %s", e.message);
 }
 
 /* A refused message: counted; a warning at most once a period; closed once
  * over the limit for long. */
 static void rate_refused(gmud_conn *conn, uint64_t now)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     const gmud_limits *lim = &rt->limits;
     rt->stats.rate_dropped++;
     count_reject(rt, GMUD_ERR_RATE_LIMITED);
@@ -1156,15 +1156,15 @@ static void rate_refused(gmud_conn *conn, uint64_t now)
     if (rt->cb.on_reject != NULL)
         rt->cb.on_reject(conn, &rt->rate_error, rt->cb.user);
     if (what & GMUD_OVERLIMIT_WARN) {
-        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "rate", "%s", rt->rate_error.message);
-        gmud_conn_send_error(conn, gmud_err_name(GMUD_ERR_RATE_LIMITED), rt->rate_error.message);
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "rate", "%s", rt->rate_error.message);
+        conn_send_error(conn, gmud_err_name(GMUD_ERR_RATE_LIMITED), rt->rate_error.message);
     }
     if (what & GMUD_OVERLIMIT_CLOSE) {
         gmud_error e;
         gmud_error_set(&e, GMUD_ERR_RATE_LIMITED, 0, "over the rate limit for %llu ms",
                        (unsigned long long)gmud_overlimit_duration(&conn->over, now));
-        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "rate", "closing: %s", e.message);
-        gmud_conn_close_soft(conn, GMUD_CLOSE_RATE_LIMITED, &e, lim->linger_ms);
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "rate", "closing: %s", e.message);
+        conn_close_soft(conn, GMUD_CLOSE_RATE_LIMITED, &e, lim->linger_ms);
     }
 }
 
@@ -1196,7 +1196,7 @@ static int rate_allows(gmud_conn *conn, size_t len)
  * rate limits, the payload's parse, the application. */
 static void deliver(gmud_conn *conn, gmud_slice msg)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     gmud_session_mode mode = rt->session.mode;
     if (mode != GMUD_SESSION_OFF && conn->sess.id == 0) {
         take_welcome(conn, msg);
@@ -1259,32 +1259,32 @@ static void decode_all(gmud_conn *conn, const uint8_t *p, size_t n)
 
 static void on_eof(gmud_conn *conn)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     conn->flags |= CONN_EOF;
     stop_reading(conn);
     if (conn->state != CONN_OPEN) {
         /* Closing: once our FIN is out both ends are done; before that,
          * on_shutdown sees CONN_EOF and closes. */
         if (conn->flags & CONN_FIN_DONE)
-            gmud_conn_close_now(conn, GMUD_CLOSE_PEER, NULL);
+            conn_close_now(conn, GMUD_CLOSE_PEER, NULL);
         return;
     }
     gmud_error e;
     if (gmud_frame_decoder_finish(conn->dec, &e) != GMUD_OK) {
         count_reject(rt, e.code);
-        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "truncated frame: %s", e.message);
-        gmud_conn_close_now(conn, GMUD_CLOSE_PROTOCOL, &e);
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "truncated frame: %s", e.message);
+        conn_close_now(conn, GMUD_CLOSE_PROTOCOL, &e);
         return;
     }
     /* The peer may only have shut down its side: what we queued still goes
      * out before we close. */
-    gmud_conn_close_soft(conn, GMUD_CLOSE_PEER, NULL, rt->limits.linger_ms);
+    conn_close_soft(conn, GMUD_CLOSE_PEER, NULL, rt->limits.linger_ms);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     gmud_conn *conn = stream->data;
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     if (buf->base == (char *)rt->readbuf->data)
         rt->readbuf->busy = 0;
     if (nread == 0 || conn->state == CONN_CLOSED)
@@ -1309,18 +1309,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static void sweep_one(gmud_conn *conn, uint64_t now)
 {
-    gmud_rt *rt = conn->rt;
+    rt_ctx *rt = conn->rt;
     const gmud_limits *lim = &rt->limits;
     if (conn->state == CONN_CLOSING) {
         if (now >= conn->deadline)
-            gmud_conn_close_now(conn, GMUD_CLOSE_IO, NULL); /* keeps its reason */
+            conn_close_now(conn, GMUD_CLOSE_IO, NULL); /* keeps its reason */
         return;
     }
     if (conn->state == CONN_CONNECTING) {
         if (conn->deadline != 0 && now >= conn->deadline) {
             gmud_error e;
             gmud_error_set(&e, GMUD_ERR_TIMEOUT, 0, "connect to %s timed out", conn->peer);
-            gmud_conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
+            conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
         }
         return;
     }
@@ -1331,8 +1331,8 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
                        "no welcome within %u ms: does the server run sessions (%s mode)?",
                        (unsigned)(wait ? wait : GMUD_WELCOME_TIMEOUT_MS_DEFAULT),
                        gmud_session_mode_name(rt->session.mode));
-        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "session", "%s", e.message);
-        gmud_conn_close_now(conn, GMUD_CLOSE_SESSION, &e);
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "session", "%s", e.message);
+        conn_close_now(conn, GMUD_CLOSE_SESSION, &e);
         return;
     }
     if (conn->flags & CONN_THROTTLED) {
@@ -1360,14 +1360,14 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
                        gmud_frame_decoder_pending(conn->dec),
                        (unsigned long long)(now - conn->frame_start), lim->frame_timeout_ms);
         rt->stats.rejects[-GMUD_ERR_TRUNCATED]++;
-        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "frame timeout: %s", e.message);
-        gmud_conn_close_now(conn, GMUD_CLOSE_FRAME_TIMEOUT, &e);
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "frame timeout: %s", e.message);
+        conn_close_now(conn, GMUD_CLOSE_FRAME_TIMEOUT, &e);
         return;
     }
     if (lim->idle_timeout_ms != 0 && now - conn->last_rx >= lim->idle_timeout_ms) {
-        gmud_rt_log(rt, GMUD_LOG_INFO, conn->peer, "timeout", "nothing received for %u ms",
+        rt_logf(rt, GMUD_LOG_INFO, conn->peer, "timeout", "nothing received for %u ms",
                     lim->idle_timeout_ms);
-        gmud_conn_close_soft(conn, GMUD_CLOSE_IDLE_TIMEOUT, NULL, lim->linger_ms);
+        conn_close_soft(conn, GMUD_CLOSE_IDLE_TIMEOUT, NULL, lim->linger_ms);
         return;
     }
     /* Idle since the last sweep: give back the buffers. */
@@ -1381,7 +1381,7 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
 
 static void on_sweep(uv_timer_t *timer)
 {
-    gmud_rt *rt = timer->data;
+    rt_ctx *rt = timer->data;
     uint64_t now = uv_now(rt->loop);
     /* Closing only calls uv_close; connections leave the list later, in
      * on_closed, so walking it here is safe. */
@@ -1393,7 +1393,7 @@ static void on_sweep(uv_timer_t *timer)
 
 /* ---- The rt ----------------------------------------------------------- */
 
-int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
+int rt_init(rt_ctx *rt, uv_loop_t *loop, gmud_error *err)
 {
     int rc = gmud_frame_config_check(&rt->frame, err);
     if (rc == GMUD_OK)
@@ -1402,7 +1402,7 @@ int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
         return rc;
     if (rt->payload != GMUD_PAYLOAD_TEXT && rt->payload != GMUD_PAYLOAD_JSON)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "unknown payload %d", (int)rt->payload);
-    rc = gmud_rt_session_init(rt, err);
+    rc = rt_session_init(rt, err);
     if (rc != GMUD_OK)
         return rc;
     const gmud_limits *lim = &rt->limits;
@@ -1414,7 +1414,7 @@ int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
     rt->readbuf = readbuf_take(loop);
     if (rt->readbuf == NULL) {
         free(rt->reply_text);
-        gmud_buf_free(&rt->reply);
+        buf_free(&rt->reply);
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the read buffer");
     }
     rt->loop = loop;
@@ -1434,7 +1434,7 @@ int gmud_rt_init(gmud_rt *rt, uv_loop_t *loop, gmud_error *err)
 /* The largest welcome: {"session_id": 9007199254740991, "sequence_id": 0}. */
 enum { WELCOME_MAX = 50 };
 
-static int session_framing_check(const gmud_rt *rt, gmud_error *err)
+static int session_framing_check(const rt_ctx *rt, gmud_error *err)
 {
     const gmud_frame_config *f = &rt->frame;
     gmud_session_mode mode = rt->session.mode;
@@ -1459,7 +1459,7 @@ static int session_framing_check(const gmud_rt *rt, gmud_error *err)
 
 /* Client, lecture mode: copies the reply data and makes room for the
  * longest reply; refuses data that is not UTF-8 or would not fit. */
-static int take_reply_data(gmud_rt *rt, const char *data, gmud_error *err)
+static int take_reply_data(rt_ctx *rt, const char *data, gmud_error *err)
 {
     const gmud_frame_config *f = &rt->frame;
     size_t room = f->framing == GMUD_FRAMING_FIXED ? f->fixed_size : f->max_message;
@@ -1469,7 +1469,7 @@ static int take_reply_data(gmud_rt *rt, const char *data, gmud_error *err)
                               "reply data of %zu bytes cannot fit a %zu-byte message", len,
                               room);
     rt->reply_text = strdup(data);
-    if (rt->reply_text == NULL || gmud_buf_reserve(&rt->reply, 6 * len + 80) != 0) {
+    if (rt->reply_text == NULL || buf_reserve(&rt->reply, 6 * len + 80) != 0) {
         free(rt->reply_text);
         rt->reply_text = NULL;
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the reply data");
@@ -1487,7 +1487,7 @@ static int take_reply_data(gmud_rt *rt, const char *data, gmud_error *err)
     if (rc != GMUD_OK) {
         free(rt->reply_text);
         rt->reply_text = NULL;
-        gmud_buf_free(&rt->reply);
+        buf_free(&rt->reply);
         if (err != NULL && err->code != GMUD_ERR_INVALID)
             gmud_error_set(err, GMUD_ERR_INVALID, 0, "bad reply data: %s", err->message);
         return GMUD_ERR_INVALID;
@@ -1495,7 +1495,7 @@ static int take_reply_data(gmud_rt *rt, const char *data, gmud_error *err)
     return GMUD_OK;
 }
 
-int gmud_rt_session_init(gmud_rt *rt, gmud_error *err)
+int rt_session_init(rt_ctx *rt, gmud_error *err)
 {
     gmud_session_mode mode = rt->session.mode;
     const char *data = rt->session.reply_data ? rt->session.reply_data : GMUD_SESSION_LECTURE_DATA;
@@ -1514,34 +1514,34 @@ int gmud_rt_session_init(gmud_rt *rt, gmud_error *err)
 
 /* Frees the rt's memory (and its owner) once it is closing and every
  * handle, connections included, has had its close callback. */
-static void rt_maybe_free(gmud_rt *rt)
+static void rt_maybe_free(rt_ctx *rt)
 {
     if (!rt->closing || rt->handles_open > 0 || rt->conns != NULL)
         return;
     readbuf_give(rt->readbuf);
     free(rt->reply_text);
-    gmud_buf_free(&rt->reply);
-    gmud_buf_free(&rt->scratch);
-    gmud_buf_free(&rt->frames);
+    buf_free(&rt->reply);
+    buf_free(&rt->scratch);
+    buf_free(&rt->frames);
     rt->free_owner(rt);
 }
 
-void gmud_rt_handle_closed(uv_handle_t *handle)
+void rt_handle_closed(uv_handle_t *handle)
 {
-    gmud_rt *rt = handle->data;
+    rt_ctx *rt = handle->data;
     rt->handles_open--;
     rt_maybe_free(rt);
 }
 
-void gmud_rt_close(gmud_rt *rt)
+void rt_close(rt_ctx *rt)
 {
     rt->conn_gone = NULL;
     rt->closing = 1;
     for (gmud_conn *c = rt->conns; c != NULL; c = c->next) {
         c->flags &= (uint16_t)~CONN_NOTIFY;
-        gmud_conn_close_now(c, GMUD_CLOSE_SHUTDOWN, NULL);
+        conn_close_now(c, GMUD_CLOSE_SHUTDOWN, NULL);
     }
-    uv_close((uv_handle_t *)&rt->check, gmud_rt_handle_closed);
-    uv_close((uv_handle_t *)&rt->idle, gmud_rt_handle_closed);
-    uv_close((uv_handle_t *)&rt->sweep, gmud_rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->check, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->idle, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->sweep, rt_handle_closed);
 }

@@ -9,7 +9,7 @@
 #include "gmud/client.h"
 
 struct gmud_client {
-    gmud_rt rt; /* first: the rt's handles point here */
+    rt_ctx rt; /* first: the rt's handles point here */
     gmud_conn *conn;
     uv_connect_t req;
     int destroyed;
@@ -38,13 +38,13 @@ void gmud_client_default_config(gmud_client_config *cfg)
     cfg->log_level = GMUD_LOG_INFO;
 }
 
-static void client_conn_gone(gmud_rt *rt)
+static void client_conn_gone(rt_ctx *rt)
 {
     gmud_client *client = rt->owner;
     client->conn = NULL;
 }
 
-static void client_free(gmud_rt *rt)
+static void client_free(rt_ctx *rt)
 {
     free(rt->owner);
 }
@@ -56,7 +56,7 @@ static int connect_next(gmud_client *client)
 {
     gmud_conn *conn = client->conn;
     const struct sockaddr *addr = net_addr(&client->addrs, client->next_addr++);
-    gmud_conn_set_peer(conn, addr);
+    conn_set_peer(conn, addr);
     client->req.data = client;
     return uv_tcp_connect(&client->req, &conn->tcp, addr, on_connect);
 }
@@ -69,7 +69,7 @@ static void reopen(gmud_conn *conn)
         gmud_error e;
         gmud_error_set(&e, GMUD_ERR_IO, 0, "cannot connect to %s: %s", conn->peer,
                        uv_strerror(rc));
-        gmud_conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
+        conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
     }
 }
 
@@ -79,23 +79,23 @@ static void on_connect(uv_connect_t *req, int status)
     gmud_conn *conn = client->conn;
     if (status == UV_ECANCELED || conn == NULL || conn->state != CONN_CONNECTING)
         return;
-    gmud_rt *rt = &client->rt;
+    rt_ctx *rt = &client->rt;
     if (status < 0 && client->next_addr < client->addrs.n) {
-        gmud_rt_log(rt, GMUD_LOG_DEBUG, conn->peer, "connect", "%s; trying the next address",
+        rt_logf(rt, GMUD_LOG_DEBUG, conn->peer, "connect", "%s; trying the next address",
                     uv_strerror(status));
-        gmud_conn_retry(conn);
+        conn_retry(conn);
         return;
     }
     if (status < 0) {
         gmud_error e;
         gmud_error_set(&e, GMUD_ERR_IO, 0, "cannot connect to %s: %s", conn->peer,
                        uv_strerror(status));
-        gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "connect", "%s", e.message);
-        gmud_conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "connect", "%s", e.message);
+        conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
         return;
     }
-    gmud_rt_log(rt, GMUD_LOG_INFO, conn->peer, "connect", "connected");
-    gmud_conn_start(conn, 1);
+    rt_logf(rt, GMUD_LOG_INFO, conn->peer, "connect", "connected");
+    conn_start(conn, 1);
 }
 
 gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, gmud_error *err)
@@ -113,20 +113,20 @@ gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, 
         free(client);
         return NULL;
     }
-    gmud_rt *rt = &client->rt;
-    GMUD_RT_TAKE_CONFIG(rt, cfg);
+    rt_ctx *rt = &client->rt;
+    RT_TAKE_CONFIG(rt, cfg);
     rt->owner = client;
     rt->conn_gone = client_conn_gone;
     rt->reopen = reopen;
     rt->free_owner = client_free;
-    if (gmud_rt_init(rt, loop, err) != GMUD_OK) {
+    if (rt_init(rt, loop, err) != GMUD_OK) {
         free(client);
         return NULL;
     }
     /* From here on handles exist: failures clean up as the loop runs. */
-    client->conn = gmud_conn_new(rt, err);
+    client->conn = conn_new(rt, err);
     if (client->conn == NULL) {
-        gmud_rt_close(rt);
+        rt_close(rt);
         return NULL;
     }
     gmud_conn *conn = client->conn;
@@ -138,7 +138,7 @@ gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, 
         gmud_error_set(err, GMUD_ERR_IO, 0, "cannot connect to %s: %s", conn->peer,
                        uv_strerror(rc));
         client->conn = NULL;
-        gmud_rt_close(rt);
+        rt_close(rt);
         return NULL;
     }
     return client;
@@ -168,5 +168,5 @@ void gmud_client_destroy(gmud_client *client)
         return;
     client->destroyed = 1;
     client->conn = NULL;
-    gmud_rt_close(&client->rt);
+    rt_close(&client->rt);
 }

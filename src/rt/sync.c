@@ -31,8 +31,8 @@ struct gmud_sync {
     char *reply_data;        /* lecture: our copy of the replies' data */
     size_t reply_len;
     gmud_frame_decoder *dec;
-    gmud_buf body;           /* lecture: the reply, reused */
-    gmud_buf out;            /* one encoded frame, reused */
+    byte_buf body;           /* lecture: the reply, reused */
+    byte_buf out;            /* one encoded frame, reused */
     uint8_t *in;             /* GMUD_READ_BUFFER_SIZE bytes read, in[off..len) not yet decoded */
     size_t off, len;
     int eof;
@@ -262,7 +262,7 @@ static int send_frame(gmud_sync *s, const void *prefix, size_t plen, const void 
 {
     size_t size = gmud_frame_encoded_size(&s->cfg, plen + len);
     s->out.len = 0;
-    if (gmud_buf_reserve(&s->out, size) != 0)
+    if (buf_reserve(&s->out, size) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory encoding a message");
     ptrdiff_t n = gmud_frame_encode_prefixed(&s->cfg, prefix, plen, payload, len, s->out.data,
                                              s->out.cap, err);
@@ -464,7 +464,7 @@ static int prepare_replies(gmud_sync *s, const char *data, gmud_error *err)
         data = GMUD_SESSION_LECTURE_DATA;
     s->reply_len = strlen(data);
     if ((s->reply_data = malloc(s->reply_len + 1)) == NULL ||
-        gmud_buf_reserve(&s->body, 6 * s->reply_len + 80) != 0)
+        buf_reserve(&s->body, 6 * s->reply_len + 80) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the lecture's replies");
     memcpy(s->reply_data, data, s->reply_len + 1);
     gmud_error e;
@@ -572,8 +572,8 @@ void gmud_sync_close(gmud_sync *s)
     if (s->fd >= 0)
         close(s->fd);
     gmud_frame_decoder_destroy(s->dec);
-    gmud_buf_free(&s->body);
-    gmud_buf_free(&s->out);
+    buf_free(&s->body);
+    buf_free(&s->out);
     free(s->reply_data);
     free(s->in);
     free(s);

@@ -24,7 +24,7 @@ struct gmud_frame_decoder {
 
 static size_t header_size(gmud_framing framing)
 {
-    return gmud_frame_head_size(framing);
+    return frame_head_size(framing);
 }
 
 /* ---- Config ----------------------------------------------------------- */
@@ -259,7 +259,7 @@ ptrdiff_t gmud_frame_encode_prefixed(const gmud_frame_config *cfg, const void *p
                               "output buffer too small: frame needs %zu bytes, %zu available",
                               total, cap);
     gmud_wire w = gmud_wire_writer(out, cap);
-    w.pos = gmud_frame_head_put(cfg, out, whole); /* fits: total <= cap */
+    w.pos = frame_head_put(cfg, out, whole); /* fits: total <= cap */
     gmud_wire_put(&w, prefix, plen);
     gmud_wire_put(&w, payload, len);
     if (cfg->framing == GMUD_FRAMING_FIXED)

@@ -6,7 +6,7 @@
 #include <sys/random.h>
 #include <sys/types.h>
 
-int gmud_random_bytes(void *buf, size_t n, gmud_error *err)
+int rand_bytes(void *buf, size_t n, gmud_error *err)
 {
     ssize_t got;
     do

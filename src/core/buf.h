@@ -6,26 +6,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct gmud_buf {
+typedef struct byte_buf {
     uint8_t *data;
     size_t len;
     size_t cap;
-} gmud_buf;
+} byte_buf;
 
-/* The slow path of gmud_buf_reserve. */
-int gmud_buf_grow(gmud_buf *b, size_t extra);
+/* The slow path of buf_reserve. */
+int buf_grow(byte_buf *b, size_t extra);
 
 /* Makes room for extra more bytes after len. 0, or -1 on no memory (the
  * buffer is unchanged). Inline: it runs once per message sent. */
-static inline int gmud_buf_reserve(gmud_buf *b, size_t extra)
+static inline int buf_reserve(byte_buf *b, size_t extra)
 {
-    return extra <= b->cap - b->len ? 0 : gmud_buf_grow(b, extra);
+    return extra <= b->cap - b->len ? 0 : buf_grow(b, extra);
 }
 
 /* Appends p[0..n). 0, or -1 on no memory (nothing appended). */
-int gmud_buf_append(gmud_buf *b, const void *p, size_t n);
+int buf_append(byte_buf *b, const void *p, size_t n);
 
 /* Frees the storage; the buffer is empty and usable again. */
-void gmud_buf_free(gmud_buf *b);
+void buf_free(byte_buf *b);
 
 #endif

@@ -9,6 +9,6 @@
 
 /* Fills buf[0..n) from getrandom(2) (n <= 256: one call, never short),
  * retrying on EINTR. 0, or GMUD_ERR_IO naming the system's reason. */
-int gmud_random_bytes(void *buf, size_t n, gmud_error *err);
+int rand_bytes(void *buf, size_t n, gmud_error *err);
 
 #endif

@@ -15,7 +15,7 @@ int gmud_session_new_id(uint64_t *out, gmud_error *err)
     uint64_t id;
     do {
         uint8_t b[8];
-        int rc = gmud_random_bytes(b, sizeof b, err);
+        int rc = rand_bytes(b, sizeof b, err);
         if (rc != GMUD_OK)
             return rc;
         id = 0;

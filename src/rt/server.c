@@ -12,7 +12,7 @@
 #include "resolve.h"
 
 struct gmud_server {
-    gmud_rt rt; /* first: listener.data and the rt's handles point here */
+    rt_ctx rt; /* first: listener.data and the rt's handles point here */
     uv_tcp_t listener;
     char *host;
     uint16_t port;
@@ -45,17 +45,17 @@ static void maybe_done(gmud_server *server)
         server->done_called)
         return;
     server->done_called = 1;
-    gmud_rt_log(&server->rt, GMUD_LOG_INFO, NULL, "shutdown", "all connections closed");
+    rt_logf(&server->rt, GMUD_LOG_INFO, NULL, "shutdown", "all connections closed");
     if (server->done != NULL)
         server->done(server, server->done_user);
 }
 
-static void server_conn_gone(gmud_rt *rt)
+static void server_conn_gone(rt_ctx *rt)
 {
     maybe_done((gmud_server *)rt->owner);
 }
 
-static void server_free(gmud_rt *rt)
+static void server_free(rt_ctx *rt)
 {
     gmud_server *server = rt->owner;
     gmud_iplimit_destroy(rt->addr_limit);
@@ -109,17 +109,17 @@ static uint16_t bound_port(int fd)
 static void refuse(gmud_server *server, gmud_conn *conn, int code, gmud_close_reason reason,
                    const char *msg)
 {
-    gmud_rt *rt = &server->rt;
+    rt_ctx *rt = &server->rt;
     conn->flags |= CONN_REJECTED;
     rt->refusing++;
-    gmud_rt_log(rt, GMUD_LOG_WARN, conn->peer, "reject", "%s", msg);
+    rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "%s", msg);
     if (rt->refusing > GMUD_MAX_REFUSING) {
-        gmud_conn_close_now(conn, reason, NULL);
+        conn_close_now(conn, reason, NULL);
         return;
     }
-    gmud_conn_start(conn, 0);
-    gmud_conn_send_error(conn, gmud_err_name(code), msg);
-    gmud_conn_close_soft(conn, reason, NULL, rt->limits.linger_ms);
+    conn_start(conn, 0);
+    conn_send_error(conn, gmud_err_name(code), msg);
+    conn_close_soft(conn, reason, NULL, rt->limits.linger_ms);
 }
 
 static void reject_full(gmud_server *server, gmud_conn *conn)
@@ -134,7 +134,7 @@ static void reject_full(gmud_server *server, gmud_conn *conn)
 /* Per-address limits; 1 if conn may go on (it is then counted). */
 static int admit_addr(gmud_server *server, gmud_conn *conn)
 {
-    gmud_rt *rt = &server->rt;
+    rt_ctx *rt = &server->rt;
     if (rt->addr_limit == NULL)
         return 1;
     int len = (int)sizeof conn->addr;
@@ -154,38 +154,38 @@ static int admit_addr(gmud_server *server, gmud_conn *conn)
 static void on_connection(uv_stream_t *listener, int status)
 {
     gmud_server *server = listener->data;
-    gmud_rt *rt = &server->rt;
+    rt_ctx *rt = &server->rt;
     if (status < 0) {
-        gmud_rt_log(rt, GMUD_LOG_WARN, NULL, "accept", "accept failed: %s", uv_strerror(status));
+        rt_logf(rt, GMUD_LOG_WARN, NULL, "accept", "accept failed: %s", uv_strerror(status));
         return;
     }
     gmud_error e;
-    gmud_conn *conn = gmud_conn_new(rt, &e);
+    gmud_conn *conn = conn_new(rt, &e);
     if (conn == NULL) {
-        gmud_rt_log(rt, GMUD_LOG_ERROR, NULL, "accept", "%s", e.message);
+        rt_logf(rt, GMUD_LOG_ERROR, NULL, "accept", "%s", e.message);
         return;
     }
     int rc = uv_accept(listener, (uv_stream_t *)&conn->tcp);
     if (rc != 0) {
         gmud_error_set(&e, GMUD_ERR_IO, 0, "accept failed: %s", uv_strerror(rc));
-        gmud_conn_close_now(conn, GMUD_CLOSE_IO, &e);
+        conn_close_now(conn, GMUD_CLOSE_IO, &e);
         return;
     }
-    gmud_conn_set_peer(conn, NULL);
+    conn_set_peer(conn, NULL);
     if (!admit_addr(server, conn))
         return;
     if (rt->open >= rt->limits.max_connections) {
         reject_full(server, conn);
         return;
     }
-    if (rt->session.mode != GMUD_SESSION_OFF && gmud_conn_welcome(conn, &e) != GMUD_OK) {
-        gmud_rt_log(rt, GMUD_LOG_ERROR, conn->peer, "accept", "no session: %s", e.message);
-        gmud_conn_close_now(conn, GMUD_CLOSE_IO, &e);
+    if (rt->session.mode != GMUD_SESSION_OFF && conn_welcome(conn, &e) != GMUD_OK) {
+        rt_logf(rt, GMUD_LOG_ERROR, conn->peer, "accept", "no session: %s", e.message);
+        conn_close_now(conn, GMUD_CLOSE_IO, &e);
         return;
     }
-    gmud_rt_log(rt, GMUD_LOG_INFO, conn->peer, "accept", "connection %llu accepted (%zu open)",
+    rt_logf(rt, GMUD_LOG_INFO, conn->peer, "accept", "connection %llu accepted (%zu open)",
                 (unsigned long long)conn->id, rt->open + 1);
-    gmud_conn_start(conn, 1);
+    conn_start(conn, 1);
 }
 
 gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, gmud_error *err)
@@ -197,8 +197,8 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
         gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory creating a server");
         return NULL;
     }
-    gmud_rt *rt = &server->rt;
-    GMUD_RT_TAKE_CONFIG(rt, cfg);
+    rt_ctx *rt = &server->rt;
+    RT_TAKE_CONFIG(rt, cfg);
     rt->server = server;
     rt->owner = server;
     rt->conn_gone = server_conn_gone;
@@ -213,7 +213,7 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
     if ((fd = bind_socket(server->host, cfg->port, err)) < 0)
         goto fail;
     server->port = bound_port(fd);
-    if (gmud_rt_init(rt, loop, err) != GMUD_OK)
+    if (rt_init(rt, loop, err) != GMUD_OK)
         goto fail;
     /* From here on cleanup is asynchronous: handles exist. */
     uv_tcp_init(loop, &server->listener);
@@ -230,11 +230,11 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
                        (unsigned)cfg->port, uv_strerror(rc));
         server->shutting = 1;
         server->listen_closed = 1;
-        uv_close((uv_handle_t *)&server->listener, gmud_rt_handle_closed);
-        gmud_rt_close(rt);
+        uv_close((uv_handle_t *)&server->listener, rt_handle_closed);
+        rt_close(rt);
         return NULL;
     }
-    gmud_rt_log(rt, GMUD_LOG_INFO, NULL, "listen", "listening on %s port %u (%s framing, %s)",
+    rt_logf(rt, GMUD_LOG_INFO, NULL, "listen", "listening on %s port %u (%s framing, %s)",
                 server->host, (unsigned)server->port, gmud_framing_name(rt->frame.framing),
                 rt->payload == GMUD_PAYLOAD_JSON ? "json" : "text");
     return server;
@@ -293,14 +293,14 @@ static int broadcast_each(gmud_server *server, const void *data, size_t len,
 int gmud_server_broadcast(gmud_server *server, const void *data, size_t len,
                           const gmud_conn *except, gmud_error *err)
 {
-    gmud_rt *rt = &server->rt;
+    rt_ctx *rt = &server->rt;
     if (rt->session.mode != GMUD_SESSION_OFF)
         return broadcast_each(server, data, len, except, err);
     if (len > rt->frame.max_message)
         return (int)gmud_frame_encode(&rt->frame, data, len, NULL, 0, err);
     size_t size = gmud_frame_encoded_size(&rt->frame, len);
     rt->frames.len = 0;
-    if (gmud_buf_reserve(&rt->frames, size) != 0)
+    if (buf_reserve(&rt->frames, size) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory encoding a broadcast");
     ptrdiff_t n = gmud_frame_encode(&rt->frame, data, len, rt->frames.data, rt->frames.cap, err);
     if (n < 0)
@@ -309,7 +309,7 @@ int gmud_server_broadcast(gmud_server *server, const void *data, size_t len,
     for (gmud_conn *c = rt->conns; c != NULL; c = c->next) {
         if (!can_receive(c, except))
             continue;
-        if (gmud_conn_append(c, rt->frames.data, (size_t)n, NULL) == GMUD_OK)
+        if (conn_append(c, rt->frames.data, (size_t)n, NULL) == GMUD_OK)
             count++;
     }
     return count;
@@ -318,7 +318,7 @@ int gmud_server_broadcast(gmud_server *server, const void *data, size_t len,
 int gmud_server_broadcast_json(gmud_server *server, const json_t *v, const gmud_conn *except,
                                gmud_error *err)
 {
-    ptrdiff_t n = gmud_rt_dump_json(&server->rt, v, err);
+    ptrdiff_t n = rt_dump_json(&server->rt, v, err);
     if (n < 0)
         return (int)n;
     return gmud_server_broadcast(server, server->rt.scratch.data, (size_t)n, except, err);
@@ -338,7 +338,7 @@ static void on_listener_closed(uv_handle_t *handle)
     gmud_server *server = handle->data;
     server->listen_closed = 1;
     if (server->rt.closing) {
-        gmud_rt_handle_closed(handle); /* may free the server */
+        rt_handle_closed(handle); /* may free the server */
         return;
     }
     server->rt.handles_open--;
@@ -350,16 +350,16 @@ void gmud_server_shutdown(gmud_server *server, uint32_t flush_timeout_ms,
 {
     if (server->shutting)
         return;
-    gmud_rt *rt = &server->rt;
+    rt_ctx *rt = &server->rt;
     server->shutting = 1;
     server->done = done;
     server->done_user = user;
     server->flush_ms = flush_timeout_ms ? flush_timeout_ms : GMUD_SHUTDOWN_FLUSH_MS_DEFAULT;
-    gmud_rt_log(rt, GMUD_LOG_INFO, NULL, "shutdown", "stopping: %zu connections to close",
+    rt_logf(rt, GMUD_LOG_INFO, NULL, "shutdown", "stopping: %zu connections to close",
                 rt->open);
     uv_close((uv_handle_t *)&server->listener, on_listener_closed);
     for (gmud_conn *c = rt->conns; c != NULL; c = c->next)
-        gmud_conn_close_soft(c, GMUD_CLOSE_SHUTDOWN, NULL, server->flush_ms);
+        conn_close_soft(c, GMUD_CLOSE_SHUTDOWN, NULL, server->flush_ms);
 }
 
 void gmud_server_destroy(gmud_server *server)
@@ -372,7 +372,7 @@ void gmud_server_destroy(gmud_server *server)
         server->shutting = 1;
         uv_close((uv_handle_t *)&server->listener, on_listener_closed);
     }
-    gmud_rt_close(&server->rt);
+    rt_close(&server->rt);
 }
 
 /* ---- Timers ----------------------------------------------------------- */

@@ -3,8 +3,18 @@
  * A rt_ctx is what one server (or one client) owns on a loop: the config,
  * the shared read buffer, the list of connections, the dirty list flushed by
  * one uv_check handle, and the one sweep timer checking every timeout.
- * conn.c moves bytes between the framing core and libuv; server.c and
- * client.c only accept or connect and hand connections to conn.c. */
+ * The runtime is split by mechanism, one concern a file:
+ *   conn.c     a connection's lifecycle and the close state machine
+ *   read.c     the read path: shared buffer, decoder, delivery
+ *   write.c    the write path: queue, coalescing, backpressure, sends
+ *   sweep.c    the one timer for every timeout
+ *   rt.c       the rt's handles, its log, its end
+ *   readbuf.c  the read buffer shared by every rt on a loop
+ *   policy.c   sessions, rate limits, error packets, config checks: what
+ *              the protocol engine is to take over (issue 9)
+ *   resolve.c  getaddrinfo, for the server, the client and gmud_sync
+ * server.c and client.c only accept or connect and hand connections on;
+ * sync.c is the blocking client, on plain sockets. */
 #ifndef GMUD_CONN_H
 #define GMUD_CONN_H
 
@@ -206,5 +216,63 @@ void conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error 
 
 /* Serialises v into rt->scratch; returns its length or a negative code. */
 ptrdiff_t rt_dump_json(rt_ctx *rt, const json_t *v, gmud_error *err);
+
+/* ---- Between the runtime's files (conn.c, read.c, write.c, sweep.c,
+ * rt.c, readbuf.c, policy.c) ------------------------------------------ */
+
+/* Bytes queued on conn and not yet handed to the kernel (inline: the send
+ * path asks on every message). */
+static inline size_t conn_queued_bytes(const gmud_conn *conn)
+{
+    const conn_io *io = conn->io;
+    return io ? io->out[io->pending].len + io->inflight : 0;
+}
+
+/* conn.c: reading on and off (not while throttled and open); the
+ * application hears of conn (counted, on_connect); the output buffers
+ * given back; a closing connection with nothing left to write sends its
+ * FIN. */
+void conn_start_reading(gmud_conn *conn);
+void conn_stop_reading(gmud_conn *conn);
+void conn_announce(gmud_conn *conn);
+void conn_free_io(gmud_conn *conn);
+void conn_finish_closing(gmud_conn *conn);
+
+/* read.c: libuv's allocation and read callbacks for every connection. */
+void conn_on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf);
+void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+/* write.c: puts conn on the dirty list (flushed in the check phase);
+ * writes what is queued now; closes conn for a socket error; encodes
+ * prefix + data as one frame onto conn's output, and one frame as the
+ * session mode wants it (header, counting). */
+void conn_mark_dirty(gmud_conn *conn);
+void conn_flush(gmud_conn *conn);
+void conn_io_error(gmud_conn *conn, const char *what, int status);
+int conn_send_payload(gmud_conn *conn, const void *prefix, size_t plen, const void *data,
+                      size_t len, gmud_error *err);
+int conn_send_frame(gmud_conn *conn, const void *data, size_t len, gmud_error *err);
+
+/* rt.c: counts a refused input by its code; frees the rt once it is
+ * closing and everything on it has closed. sweep.c: the sweep timer's
+ * callback. */
+void rt_count_reject(rt_ctx *rt, int code);
+void rt_maybe_free(rt_ctx *rt);
+void rt_on_sweep(uv_timer_t *timer);
+
+/* readbuf.c: one 64 KiB read buffer per loop. busy is set while libuv
+ * holds it (between the allocation and the read callback). */
+struct rt_readbuf {
+    struct rt_readbuf *next;
+    const uv_loop_t *loop;
+    size_t users;           /* rts on this loop */
+    int busy;               /* handed to libuv, its read callback not yet run */
+    uint8_t data[GMUD_READ_BUFFER_SIZE];
+};
+
+/* The loop's buffer, created for its first rt; NULL on no memory. */
+rt_readbuf *rt_readbuf_take(const uv_loop_t *loop);
+/* Gives back one rt's use; the last one frees the buffer. */
+void rt_readbuf_give(rt_readbuf *rb);
 
 #endif

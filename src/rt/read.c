@@ -1,0 +1,166 @@
+/* The read path: the loop's shared buffer in, whole frames out of the
+ * decoder, each message through the checks to the application. A read's
+ * bytes are decoded before the read callback returns (the decoder copies
+ * only a frame that straddles two reads). */
+#include "conn.h"
+#include "policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Reading ---------------------------------------------------------- */
+
+void conn_on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    gmud_conn *conn = handle->data;
+    rt_readbuf *rb = conn->rt->readbuf;
+    if (rb->busy) { /* not on Unix; libuv then reports UV_ENOBUFS */
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    rb->busy = 1;
+    *buf = uv_buf_init((char *)rb->data, GMUD_READ_BUFFER_SIZE);
+}
+
+void rt_count_reject(rt_ctx *rt, int code)
+{
+    rt->stats.rejects[-code > 0 && -code < GMUD_STATS_CODES ? -code : 0]++;
+}
+
+static void reject_payload(gmud_conn *conn, const gmud_error *e)
+{
+    rt_ctx *rt = conn->rt;
+    rt_count_reject(rt, e->code);
+    rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "bad payload (%s): %s",
+                gmud_err_name(e->code), e->message);
+    conn_send_error(conn, gmud_err_name(e->code), e->message);
+    if (++conn->bad_messages >= rt->limits.max_bad_messages)
+        conn_close_soft(conn, GMUD_CLOSE_BAD_MESSAGES, e, rt->limits.linger_ms);
+}
+
+static void reject_framing(gmud_conn *conn, const gmud_error *e)
+{
+    rt_ctx *rt = conn->rt;
+    rt_count_reject(rt, e->code);
+    rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "framing error (%s): %s",
+                gmud_err_name(e->code), e->message);
+    conn_send_error(conn, gmud_err_name(e->code), e->message);
+    conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, e, rt->limits.linger_ms);
+}
+
+
+/* The one place a whole message goes to the application. In order: the
+ * session check (cheap, and it must see every packet to stay in step), the
+ * rate limits, the payload's parse, the application. */
+static void deliver(gmud_conn *conn, gmud_slice msg)
+{
+    rt_ctx *rt = conn->rt;
+    gmud_session_mode mode = rt->session.mode;
+    if (mode != GMUD_SESSION_OFF && conn->sess.id == 0) {
+        policy_take_welcome(conn, msg);
+        return;
+    }
+    if (mode == GMUD_SESSION_ON && !policy_open_on(conn, &msg))
+        return;
+    if (rt->frame.framing == GMUD_FRAMING_FIXED)
+        msg = gmud_frame_trim_padding(msg);
+    if (!policy_rate_allows(conn, msg.len))
+        return;
+    json_t *json = NULL;
+    if (rt->payload == GMUD_PAYLOAD_JSON) {
+        gmud_error e;
+        if (gmud_json_parse(msg.data, msg.len, &rt->json, &json, &e) != GMUD_OK) {
+            reject_payload(conn, &e);
+            return;
+        }
+    }
+    if (mode == GMUD_SESSION_LECTURE && rt->server != NULL && !policy_check_reply(conn, json)) {
+        json_decref(json);
+        return;
+    }
+    rt->stats.messages_in++;
+    if (rt->cb.on_message != NULL)
+        rt->cb.on_message(conn, msg.data, msg.len, json, rt->cb.user);
+    json_decref(json);
+    if (mode == GMUD_SESSION_LECTURE && rt->server == NULL)
+        policy_send_reply(conn);
+}
+
+static void decode_all(gmud_conn *conn, const uint8_t *p, size_t n)
+{
+    int completed = 0;
+    /* Raw framing: a read is a message, but a read may exceed the maximum
+     * message (64 KiB against 65535 bytes); cut it rather than reject it. */
+    size_t cut = conn->rt->frame.framing == GMUD_FRAMING_RAW ? conn->rt->frame.max_message
+                                                              : SIZE_MAX;
+    while (n > 0 && conn->state == CONN_OPEN) {
+        gmud_slice msg;
+        gmud_error e;
+        ptrdiff_t used = gmud_frame_decode(conn->dec, p, n < cut ? n : cut, &msg, &e);
+        if (used < 0) {
+            reject_framing(conn, &e);
+            return;
+        }
+        if (used == 0)
+            break;
+        p += used;
+        n -= (size_t)used;
+        completed = 1;
+        deliver(conn, msg);
+    }
+    /* A frame that began in this read starts its own clock. */
+    if (gmud_frame_decoder_pending(conn->dec) == 0)
+        conn->frame_start = 0;
+    else if (completed || conn->frame_start == 0)
+        conn->frame_start = uv_now(conn->rt->loop);
+}
+
+static void on_eof(gmud_conn *conn)
+{
+    rt_ctx *rt = conn->rt;
+    conn->flags |= CONN_EOF;
+    conn_stop_reading(conn);
+    if (conn->state != CONN_OPEN) {
+        /* Closing: once our FIN is out both ends are done; before that,
+         * on_shutdown sees CONN_EOF and closes. */
+        if (conn->flags & CONN_FIN_DONE)
+            conn_close_now(conn, GMUD_CLOSE_PEER, NULL);
+        return;
+    }
+    gmud_error e;
+    if (gmud_frame_decoder_finish(conn->dec, &e) != GMUD_OK) {
+        rt_count_reject(rt, e.code);
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "truncated frame: %s", e.message);
+        conn_close_now(conn, GMUD_CLOSE_PROTOCOL, &e);
+        return;
+    }
+    /* The peer may only have shut down its side: what we queued still goes
+     * out before we close. */
+    conn_close_soft(conn, GMUD_CLOSE_PEER, NULL, rt->limits.linger_ms);
+}
+
+void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    gmud_conn *conn = stream->data;
+    rt_ctx *rt = conn->rt;
+    if (buf->base == (char *)rt->readbuf->data)
+        rt->readbuf->busy = 0;
+    if (nread == 0 || conn->state == CONN_CLOSED)
+        return;
+    if (nread == UV_EOF) {
+        on_eof(conn);
+        return;
+    }
+    if (nread < 0) {
+        conn_io_error(conn, "read failed", (int)nread);
+        return;
+    }
+    rt->stats.bytes_in += (uint64_t)nread;
+    if (conn->state != CONN_OPEN)
+        return; /* closing: read only to see the peer's end of stream */
+    conn->last_rx = uv_now(rt->loop);
+    conn->flags |= CONN_ACTIVE;
+    decode_all(conn, (const uint8_t *)buf->base, (size_t)nread);
+}

@@ -1,0 +1,100 @@
+/* One rt per server or client: its handles on the loop, its log, and its
+ * end once every handle and connection has closed. */
+#include "conn.h"
+#include "policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Logging ---------------------------------------------------------- */
+
+void rt_logf(rt_ctx *rt, gmud_log_level level, const char *peer, const char *event,
+                 const char *fmt, ...)
+{
+    if (rt->log == NULL || level > rt->log_level)
+        return;
+    char reason[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    gmud_log_event ev = {level, peer ? peer : "-", event, reason};
+    rt->log(rt->log_user, &ev);
+}
+
+
+/* ---- The rt ----------------------------------------------------------- */
+
+int rt_init(rt_ctx *rt, uv_loop_t *loop, gmud_error *err)
+{
+    int rc = gmud_frame_config_check(&rt->frame, err);
+    if (rc == GMUD_OK)
+        rc = gmud_limits_check(&rt->limits, err);
+    if (rc != GMUD_OK)
+        return rc;
+    if (rt->payload != GMUD_PAYLOAD_TEXT && rt->payload != GMUD_PAYLOAD_JSON)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "unknown payload %d", (int)rt->payload);
+    rc = rt_session_init(rt, err);
+    if (rc != GMUD_OK)
+        return rc;
+    const gmud_limits *lim = &rt->limits;
+    gmud_error_set(&rt->rate_error, GMUD_ERR_RATE_LIMITED, 0,
+                   "over the rate limit (%u messages/s burst %u, %u bytes/s burst %u): "
+                   "messages are dropped",
+                   (unsigned)lim->msg_rate, (unsigned)lim->msg_burst, (unsigned)lim->byte_rate,
+                   (unsigned)lim->byte_burst);
+    rt->readbuf = rt_readbuf_take(loop);
+    if (rt->readbuf == NULL) {
+        free(rt->reply_text);
+        buf_free(&rt->reply);
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the read buffer");
+    }
+    rt->loop = loop;
+    uv_check_init(loop, &rt->check);
+    uv_idle_init(loop, &rt->idle);
+    uv_timer_init(loop, &rt->sweep);
+    rt->check.data = rt;
+    rt->idle.data = rt;
+    rt->sweep.data = rt;
+    rt->handles_open = 3;
+    uv_timer_start(&rt->sweep, rt_on_sweep, rt->limits.sweep_ms, rt->limits.sweep_ms);
+    /* The sweep alone must not keep the loop alive. */
+    uv_unref((uv_handle_t *)&rt->sweep);
+    return GMUD_OK;
+}
+
+
+/* Frees the rt's memory (and its owner) once it is closing and every
+ * handle, connections included, has had its close callback. */
+void rt_maybe_free(rt_ctx *rt)
+{
+    if (!rt->closing || rt->handles_open > 0 || rt->conns != NULL)
+        return;
+    rt_readbuf_give(rt->readbuf);
+    free(rt->reply_text);
+    buf_free(&rt->reply);
+    buf_free(&rt->scratch);
+    buf_free(&rt->frames);
+    rt->free_owner(rt);
+}
+
+void rt_handle_closed(uv_handle_t *handle)
+{
+    rt_ctx *rt = handle->data;
+    rt->handles_open--;
+    rt_maybe_free(rt);
+}
+
+void rt_close(rt_ctx *rt)
+{
+    rt->conn_gone = NULL;
+    rt->closing = 1;
+    for (gmud_conn *c = rt->conns; c != NULL; c = c->next) {
+        c->flags &= (uint16_t)~CONN_NOTIFY;
+        conn_close_now(c, GMUD_CLOSE_SHUTDOWN, NULL);
+    }
+    uv_close((uv_handle_t *)&rt->check, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->idle, rt_handle_closed);
+    uv_close((uv_handle_t *)&rt->sweep, rt_handle_closed);
+}

@@ -1,0 +1,95 @@
+/* The one timer per rt that checks every timeout: frames begun and not
+ * finished (slowloris), idle connections, closes past their linger, the
+ * welcome a client waits for, and idle buffers to give back. */
+#include "conn.h"
+#include "policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- The sweep -------------------------------------------------------- */
+
+static void sweep_one(gmud_conn *conn, uint64_t now)
+{
+    rt_ctx *rt = conn->rt;
+    const gmud_limits *lim = &rt->limits;
+    if (conn->state == CONN_CLOSING) {
+        if (now >= conn->deadline)
+            conn_close_now(conn, GMUD_CLOSE_IO, NULL); /* keeps its reason */
+        return;
+    }
+    if (conn->state == CONN_CONNECTING) {
+        if (conn->deadline != 0 && now >= conn->deadline) {
+            gmud_error e;
+            gmud_error_set(&e, GMUD_ERR_TIMEOUT, 0, "connect to %s timed out", conn->peer);
+            conn_close_now(conn, GMUD_CLOSE_CONNECT_FAILED, &e);
+        }
+        return;
+    }
+    if ((conn->flags & CONN_AWAIT_WELCOME) && now >= conn->deadline) {
+        gmud_error e;
+        uint32_t wait = rt->session.welcome_timeout_ms;
+        gmud_error_set(&e, GMUD_ERR_NOT_WELCOMED, 0,
+                       "no welcome within %u ms: does the server run sessions (%s mode)?",
+                       (unsigned)(wait ? wait : GMUD_WELCOME_TIMEOUT_MS_DEFAULT),
+                       gmud_session_mode_name(rt->session.mode));
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "session", "%s", e.message);
+        conn_close_now(conn, GMUD_CLOSE_SESSION, &e);
+        return;
+    }
+    if (conn->flags & CONN_THROTTLED) {
+        /* Over its rate at the last read: reading resumes now, its clocks
+         * restarted (we stopped reading, not the peer). */
+        conn->flags &= (uint16_t)~CONN_THROTTLED;
+        if (conn->frame_start != 0)
+            conn->frame_start = now;
+        conn->last_rx = now;
+        if (!(conn->flags & CONN_PAUSED))
+            conn_start_reading(conn);
+        return;
+    }
+    if (conn->flags & CONN_PAUSED) {
+        /* We stopped reading, not the peer: its clocks restart on resume. */
+        if (conn->frame_start != 0)
+            conn->frame_start = now;
+        conn->last_rx = now;
+        return;
+    }
+    if (conn->frame_start != 0 && now - conn->frame_start >= lim->frame_timeout_ms) {
+        gmud_error e;
+        gmud_error_set(&e, GMUD_ERR_TRUNCATED, 0,
+                       "%zu bytes of a frame and no more for %llu ms (limit %u ms)",
+                       gmud_frame_decoder_pending(conn->dec),
+                       (unsigned long long)(now - conn->frame_start), lim->frame_timeout_ms);
+        rt->stats.rejects[-GMUD_ERR_TRUNCATED]++;
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "frame timeout: %s", e.message);
+        conn_close_now(conn, GMUD_CLOSE_FRAME_TIMEOUT, &e);
+        return;
+    }
+    if (lim->idle_timeout_ms != 0 && now - conn->last_rx >= lim->idle_timeout_ms) {
+        rt_logf(rt, GMUD_LOG_INFO, conn->peer, "timeout", "nothing received for %u ms",
+                    lim->idle_timeout_ms);
+        conn_close_soft(conn, GMUD_CLOSE_IDLE_TIMEOUT, NULL, lim->linger_ms);
+        return;
+    }
+    /* Idle since the last sweep: give back the buffers. */
+    if (!(conn->flags & CONN_ACTIVE) && conn_queued_bytes(conn) == 0 &&
+        (conn->io == NULL || !conn->io->writing)) {
+        gmud_frame_decoder_shrink(conn->dec);
+        conn_free_io(conn);
+    }
+    conn->flags &= (uint16_t)~CONN_ACTIVE;
+}
+
+void rt_on_sweep(uv_timer_t *timer)
+{
+    rt_ctx *rt = timer->data;
+    uint64_t now = uv_now(rt->loop);
+    /* Closing only calls uv_close; connections leave the list later, in
+     * on_closed, so walking it here is safe. */
+    for (gmud_conn *c = rt->conns; c != NULL; c = c->next) {
+        if (c->state != CONN_CLOSED)
+            sweep_one(c, now);
+    }
+}

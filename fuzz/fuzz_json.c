@@ -6,7 +6,7 @@
  * names a documented code, a non-empty message and an offset inside the
  * payload (for bad UTF-8, a non-ASCII byte), and agrees with
  * gmud_json_check_bounds; a success never holds a raw control byte other
- * than JSON whitespace (a NUL, say: tests/test_fuzz_regress.c), dumps, the dump
+ * than JSON whitespace (a NUL, say: tests/core/test_fuzz_regress.c), dumps, the dump
  * parses again under the same limits to an equal value, and dumping that
  * gives the same bytes, and reading it as an error packet
  * (gmud_json_error_packet) is safe. Across the two parses: the tiny limits are all

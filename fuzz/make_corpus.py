@@ -117,7 +117,7 @@ SEEDS["fuzz_json"] = {
     "trailing": b"\xff" + b'{"a": 1} x',
     "empty": b"\xff",
     # Found by fuzz_json: jansson drops a raw NUL after a number (see
-    # tests/test_fuzz_regress.c); kept as a seed so a regression shows at once.
+    # tests/core/test_fuzz_regress.c); kept as a seed so a regression shows at once.
     "nul_after_number": b"\xff" + b'{"a":1\0}',
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sessions end to end: gmud-server and gmud-client against the lecture's
 approach 6 (tests/lecture/session_*.py) and against replay and tampering
-(tests/session_attack.py).
+(tests/programs/session_attack.py).
 
 Usage: test_session_programs.py <gmud-server> <gmud-client>
 
@@ -45,7 +45,7 @@ import session_attack as sa
 
 SERVER, CLIENT = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
-LECTURE = os.path.join(HERE, 'lecture')
+LECTURE = os.path.join(HERE, '..', 'lecture')
 PYTHON = sys.executable
 ATTACK = os.path.join(HERE, 'session_attack.py')
 MAX_SESSION_ID = 2 ** 53 - 1

@@ -1,5 +1,5 @@
 /* Interop: gmud's framing core against Python peers written the lecture's
- * way (tests/python/lecture_peer.py), byte for byte, over a real stream
+ * way (tests/lecture/lecture_peer.py), byte for byte, over a real stream
  * socket.
  *
  * For each framing (fixed, length, json, gmud):
@@ -45,7 +45,7 @@
 #error "GMUD_PYTHON must name the python3 interpreter (tests/CMakeLists.txt sets it)"
 #endif
 #ifndef GMUD_PEER_SCRIPT
-#error "GMUD_PEER_SCRIPT must name tests/python/lecture_peer.py (tests/CMakeLists.txt sets it)"
+#error "GMUD_PEER_SCRIPT must name tests/lecture/lecture_peer.py (tests/CMakeLists.txt sets it)"
 #endif
 
 /* time.asctime(time.gmtime(1553946050)): the peer's fixed timestamp. */

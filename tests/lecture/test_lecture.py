@@ -55,7 +55,7 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LECTURE = os.path.join(HERE, 'lecture')
+LECTURE = HERE  # the lecture's programs sit beside this test
 PYTHON = sys.executable
 
 GMUD_SERVER = None
@@ -274,7 +274,7 @@ class Base(unittest.TestCase):
 
     def gmud_server(self, framing, payload, port, *extra):
         # The lecture's approaches 1-5 have no sessions (approach 6 is
-        # tests/test_session_programs.py).
+        # tests/programs/test_session_programs.py).
         p = self.start([GMUD_SERVER, '--host', '127.0.0.1', '--port', port,
                         '--framing', framing, '--payload', payload, '--session', 'off']
                        + list(extra))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A peer written the way the lecture's students write it (Lecture 10,
-"Packet Management"), for gmud's interop test (tests/test_interop.c).
+"Packet Management"), for gmud's interop test (tests/lecture/test_interop.c).
 
 Plain `socket` calls, one send() for each header and another for the data,
 `json.dumps` with its default separators, a receiver that reads exactly the

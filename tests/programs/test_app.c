@@ -1,4 +1,4 @@
-/* tests/test_app.c: the server applications' pure logic (programs/app.c).
+/* tests/programs/test_app.c: the server applications' pure logic (programs/app.c).
  *
  * The expected strings were printed by Python 3 (time.ctime, json.dumps) in
  * the same time zone: the clock's messages must be the lecture's server's,

@@ -4,7 +4,7 @@
  *   gmud-codec encode [options]           stdin lines -> framed bytes on stdout
  *   gmud-codec decode [options]           framed bytes on stdin -> one message a line
  *
- * Options only wire arguments to the library; all framing is in src/frame.c. */
+ * Options only wire arguments to the library; all framing is in src/core/frame.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

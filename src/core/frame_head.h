@@ -1,6 +1,6 @@
 /* Internal: the header of a `length` or `gmud` frame, written in place.
  *
- * Shared by the encoder (frame.c) and the runtime's send path (conn.c),
+ * Shared by the encoder (frame.c) and the runtime's send path (src/rt/write.c),
  * which writes a frame straight into a connection's output buffer: one
  * place knows the header's bytes. */
 #ifndef GMUD_FRAME_HEAD_H

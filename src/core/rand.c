@@ -1,4 +1,4 @@
-/* Random bytes from the kernel. See src/rand.h. */
+/* Random bytes from the kernel. See rand.h. */
 #include "rand.h"
 
 #include <errno.h>

@@ -26,7 +26,7 @@
 #include "gmud/server.h"
 
 typedef struct rt_ctx rt_ctx;
-typedef struct rt_readbuf rt_readbuf; /* conn.c: one per loop */
+typedef struct rt_readbuf rt_readbuf; /* readbuf.c: one per loop */
 
 struct rt_ctx {
     uv_loop_t *loop;

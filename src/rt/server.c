@@ -1,5 +1,6 @@
 /* The event-driven server: listen, accept, broadcast, shut down; and the
- * application timers. Connections themselves live in conn.c. */
+ * application timers. Connections themselves live in conn.c,
+ * read.c and write.c. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>

@@ -37,7 +37,7 @@ test-clang: deps
 test: test-gcc test-clang
 
 bench:
-	@scripts/install-deps.sh bench
+	@scripts/install-deps.sh
 	cmake -S . -B build-bench -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build-bench -j$(JOBS) --target bench
 

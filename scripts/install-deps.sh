@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages gmud needs that this machine lacks.
 # As root it runs apt-get; otherwise it prints the exact command and fails.
-#   scripts/install-deps.sh          build, test and fuzz dependencies
-#   scripts/install-deps.sh bench    also the JSON libraries the benchmark compares
+#   scripts/install-deps.sh          build, test, fuzz and benchmark dependencies
 set -euo pipefail
 
 packages=(
@@ -12,9 +11,6 @@ packages=(
   libjansson-dev                      # JSON (docs/DESIGN.md says why)
   libssl-dev                          # TLS (OpenSSL 3)
 )
-if [ "${1:-}" = bench ]; then
-  packages+=(libjson-c-dev libcjson-dev)
-fi
 
 missing=()
 for p in "${packages[@]}"; do

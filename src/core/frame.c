@@ -229,7 +229,7 @@ static size_t find_delim(const uint8_t *p, size_t n, const uint8_t *delim, size_
 
 static int check_encodable(const gmud_frame_config *cfg, size_t len, gmud_error *err)
 {
-    size_t limit = cfg->framing == GMUD_FRAMING_FIXED ? cfg->fixed_size : cfg->max_message;
+    size_t limit = frame_room(cfg);
     if (len > limit)
         return gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,
                               "message of %zu bytes exceeds the %s framing's maximum of %zu", len,

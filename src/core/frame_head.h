@@ -2,7 +2,8 @@
  *
  * Shared by the encoder (frame.c) and the runtime's send path (src/rt/write.c),
  * which writes a frame straight into a connection's output buffer: one
- * place knows the header's bytes. */
+ * place knows the header's bytes; and the room a frame has, which the
+ * encoder, the runtime and the blocking client all check against. */
 #ifndef GMUD_FRAME_HEAD_H
 #define GMUD_FRAME_HEAD_H
 
@@ -11,6 +12,13 @@
 #include <string.h>
 
 #include "gmud/frame.h"
+
+/* The largest payload one frame of a checked cfg carries: N for fixed:N,
+ * else max_message (gmud_frame_config_check holds fixed_size <= it). */
+static inline size_t frame_room(const gmud_frame_config *cfg)
+{
+    return cfg->framing == GMUD_FRAMING_FIXED ? cfg->fixed_size : cfg->max_message;
+}
 
 /* Header bytes of framing: 2 for length, 6 for gmud, 0 for the others. */
 static inline size_t frame_head_size(gmud_framing framing)

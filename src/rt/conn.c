@@ -4,6 +4,7 @@
  * sweep.c. */
 #include "conn.h"
 #include "policy.h"
+#include "frame_head.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,10 +55,7 @@ size_t gmud_conn_queued(const gmud_conn *conn)
 
 size_t gmud_conn_max_payload(const gmud_conn *conn)
 {
-    const gmud_frame_config *f = &conn->rt->frame;
-    size_t max = f->max_message;
-    if (f->framing == GMUD_FRAMING_FIXED && f->fixed_size < max)
-        max = f->fixed_size;
+    size_t max = frame_room(&conn->rt->frame);
     /* Mode on: the session header shares the frame. Sessions need at least
      * 50 bytes of room (checked with the config), so this leaves 34 or more. */
     if (conn->rt->session.mode == GMUD_SESSION_ON)
@@ -242,9 +240,9 @@ static void log_close(gmud_conn *conn)
     int quiet = reason == GMUD_CLOSE_PEER || reason == GMUD_CLOSE_LOCAL ||
                 reason == GMUD_CLOSE_SHUTDOWN;
     rt_logf(rt, quiet ? GMUD_LOG_INFO : GMUD_LOG_WARN, conn->peer, "close",
-                "connection %llu closed: %s%s%s", (unsigned long long)conn->id,
-                gmud_close_reason_name(reason), conn->detail ? ": " : "",
-                conn->detail ? conn->detail->message : "");
+            "connection %llu closed: %s%s%s", (unsigned long long)conn->id,
+            gmud_close_reason_name(reason), conn->detail ? ": " : "",
+            conn->detail ? conn->detail->message : "");
 }
 
 static void on_closed(uv_handle_t *handle)
@@ -350,7 +348,7 @@ void conn_finish_closing(gmud_conn *conn)
 }
 
 void conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
-                          uint64_t deadline_ms)
+                     uint64_t deadline_ms)
 {
     if (conn->state == CONN_CONNECTING) {
         conn_close_now(conn, reason, detail);

@@ -6,6 +6,7 @@
  * client at once. */
 #include "conn.h"
 #include "policy.h"
+#include "frame_head.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,7 +102,7 @@ static void send_error_json(gmud_conn *conn, const char *code, const char *text,
         ptrdiff_t n = size > 0 && size <= max ? rt_dump_json(conn->rt, v, &e) : -1;
         if (n >= 0 && send_error_frame(conn, conn->rt->scratch.data, (size_t)n, &e) != GMUD_OK)
             rt_logf(conn->rt, GMUD_LOG_DEBUG, conn->peer, "error",
-                        "error packet %s not sent: %s", code, e.message);
+                    "error packet %s not sent: %s", code, e.message);
         json_decref(v);
         if (size == 0 || size <= max || size - max > room)
             return;
@@ -138,8 +139,8 @@ void policy_session_reject(gmud_conn *conn, const gmud_error *e)
     rt->stats.security++;
     rt_count_reject(rt, e->code);
     rt_logf(rt, GMUD_LOG_WARN, conn->peer, "security", "%s: connection %llu, session %llu: %s",
-                gmud_err_name(e->code), (unsigned long long)conn->id,
-                (unsigned long long)conn->sess.id, e->message);
+            gmud_err_name(e->code), (unsigned long long)conn->id,
+            (unsigned long long)conn->sess.id, e->message);
     if (rt->cb.on_reject != NULL)
         rt->cb.on_reject(conn, e, rt->cb.user);
     if (rt->session.carry_on && rt->session.mode == GMUD_SESSION_LECTURE && rt->server != NULL)
@@ -185,7 +186,7 @@ void policy_take_welcome(gmud_conn *conn, gmud_slice msg)
         return;
     }
     rt_logf(rt, GMUD_LOG_INFO, conn->peer, "session", "welcomed: session %llu, %s mode",
-                (unsigned long long)conn->sess.id, gmud_session_mode_name(rt->session.mode));
+            (unsigned long long)conn->sess.id, gmud_session_mode_name(rt->session.mode));
     conn->flags &= (uint16_t)~CONN_AWAIT_WELCOME;
     conn_announce(conn);
 }
@@ -284,7 +285,7 @@ static int session_framing_check(const rt_ctx *rt, gmud_error *err)
 {
     const gmud_frame_config *f = &rt->frame;
     gmud_session_mode mode = rt->session.mode;
-    size_t room = f->framing == GMUD_FRAMING_FIXED ? f->fixed_size : f->max_message;
+    size_t room = frame_room(f);
     if (mode == GMUD_SESSION_ON && f->framing != GMUD_FRAMING_LENGTH &&
         f->framing != GMUD_FRAMING_GMUD && f->framing != GMUD_FRAMING_FIXED)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0,
@@ -308,7 +309,7 @@ static int session_framing_check(const rt_ctx *rt, gmud_error *err)
 static int take_reply_data(rt_ctx *rt, const char *data, gmud_error *err)
 {
     const gmud_frame_config *f = &rt->frame;
-    size_t room = f->framing == GMUD_FRAMING_FIXED ? f->fixed_size : f->max_message;
+    size_t room = frame_room(f);
     size_t len = strlen(data);
     if (len > room)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "frame_head.h"
 #include "resolve.h"
 #include "gmud/limits.h"
 
@@ -296,15 +297,9 @@ static int still_broken(const gmud_sync *s, gmud_error *err)
     return s->broken.code;
 }
 
-/* The largest payload the framing carries. */
-static size_t frame_limit(const gmud_frame_config *cfg)
-{
-    return cfg->framing == GMUD_FRAMING_FIXED ? cfg->fixed_size : cfg->max_message;
-}
-
 static int send_on(gmud_sync *s, const void *data, size_t len, gmud_error *err)
 {
-    size_t limit = frame_limit(&s->cfg) - GMUD_SESSION_HEADER_SIZE;
+    size_t limit = frame_room(&s->cfg) - GMUD_SESSION_HEADER_SIZE;
     if (len > limit)
         return gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,
                               "message of %zu bytes over the %zu the framing leaves beside "
@@ -446,11 +441,11 @@ static int check_config(const gmud_sync_config *cfg, gmud_error *err)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "unknown session mode %d",
                               (int)cfg->session);
     }
-    if (frame_limit(&cfg->frame) < WELCOME_MAX)
+    if (frame_room(&cfg->frame) < WELCOME_MAX)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0,
                               "sessions need messages of at least %d bytes (the welcome), "
                               "not %zu",
-                              (int)WELCOME_MAX, frame_limit(&cfg->frame));
+                              (int)WELCOME_MAX, frame_room(&cfg->frame));
     /* The limits, checked now rather than on the welcome. */
     return gmud_json_check_bounds((const uint8_t *)"{}", 2, &cfg->json, err);
 }
@@ -473,11 +468,11 @@ static int prepare_replies(gmud_sync *s, const char *data, gmud_error *err)
                                              s->body.cap, &e);
     if (n < 0)
         return gmud_error_set(err, GMUD_ERR_INVALID, e.offset, "bad reply data: %s", e.message);
-    if ((size_t)n > frame_limit(&s->cfg))
+    if ((size_t)n > frame_room(&s->cfg))
         return gmud_error_set(err, GMUD_ERR_INVALID, 0,
                               "a reply carrying this data takes up to %td bytes, over the "
                               "framing's %zu",
-                              n, frame_limit(&s->cfg));
+                              n, frame_room(&s->cfg));
     return GMUD_OK;
 }
 

@@ -82,7 +82,7 @@ static void on_connect(uv_connect_t *req, int status)
     rt_ctx *rt = &client->rt;
     if (status < 0 && client->next_addr < client->addrs.n) {
         rt_logf(rt, GMUD_LOG_DEBUG, conn->peer, "connect", "%s; trying the next address",
-                    uv_strerror(status));
+                uv_strerror(status));
         conn_retry(conn);
         return;
     }

@@ -169,7 +169,7 @@ void rt_handle_closed(uv_handle_t *handle);
 
 /* Raises one log event if level is enabled. */
 void rt_logf(rt_ctx *rt, gmud_log_level level, const char *peer, const char *event,
-                 const char *fmt, ...)
+             const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 5, 6)))
 #endif
@@ -204,7 +204,7 @@ void conn_send_error(gmud_conn *conn, const char *code, const char *message);
 /* Graceful close: flush (bounded by deadline_ms from now), FIN, wait for
  * the peer's end of stream, close. detail may be NULL. */
 void conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
-                          uint64_t deadline_ms);
+                     uint64_t deadline_ms);
 
 /* A connect failed and another address is left: closes the socket and,
  * once closed, re-initialises it and calls rt->reopen(conn). The

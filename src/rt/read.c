@@ -34,7 +34,7 @@ static void reject_payload(gmud_conn *conn, const gmud_error *e)
     rt_ctx *rt = conn->rt;
     rt_count_reject(rt, e->code);
     rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "bad payload (%s): %s",
-                gmud_err_name(e->code), e->message);
+            gmud_err_name(e->code), e->message);
     conn_send_error(conn, gmud_err_name(e->code), e->message);
     if (++conn->bad_messages >= rt->limits.max_bad_messages)
         conn_close_soft(conn, GMUD_CLOSE_BAD_MESSAGES, e, rt->limits.linger_ms);
@@ -45,7 +45,7 @@ static void reject_framing(gmud_conn *conn, const gmud_error *e)
     rt_ctx *rt = conn->rt;
     rt_count_reject(rt, e->code);
     rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "framing error (%s): %s",
-                gmud_err_name(e->code), e->message);
+            gmud_err_name(e->code), e->message);
     conn_send_error(conn, gmud_err_name(e->code), e->message);
     conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, e, rt->limits.linger_ms);
 }

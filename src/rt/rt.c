@@ -10,7 +10,7 @@
 /* ---- Logging ---------------------------------------------------------- */
 
 void rt_logf(rt_ctx *rt, gmud_log_level level, const char *peer, const char *event,
-                 const char *fmt, ...)
+             const char *fmt, ...)
 {
     if (rt->log == NULL || level > rt->log_level)
         return;

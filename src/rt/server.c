@@ -185,7 +185,7 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     rt_logf(rt, GMUD_LOG_INFO, conn->peer, "accept", "connection %llu accepted (%zu open)",
-                (unsigned long long)conn->id, rt->open + 1);
+            (unsigned long long)conn->id, rt->open + 1);
     conn_start(conn, 1);
 }
 
@@ -236,8 +236,8 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
         return NULL;
     }
     rt_logf(rt, GMUD_LOG_INFO, NULL, "listen", "listening on %s port %u (%s framing, %s)",
-                server->host, (unsigned)server->port, gmud_framing_name(rt->frame.framing),
-                rt->payload == GMUD_PAYLOAD_JSON ? "json" : "text");
+            server->host, (unsigned)server->port, gmud_framing_name(rt->frame.framing),
+            rt->payload == GMUD_PAYLOAD_JSON ? "json" : "text");
     return server;
 
 fail:
@@ -357,7 +357,7 @@ void gmud_server_shutdown(gmud_server *server, uint32_t flush_timeout_ms,
     server->done_user = user;
     server->flush_ms = flush_timeout_ms ? flush_timeout_ms : GMUD_SHUTDOWN_FLUSH_MS_DEFAULT;
     rt_logf(rt, GMUD_LOG_INFO, NULL, "shutdown", "stopping: %zu connections to close",
-                rt->open);
+            rt->open);
     uv_close((uv_handle_t *)&server->listener, on_listener_closed);
     for (gmud_conn *c = rt->conns; c != NULL; c = c->next)
         conn_close_soft(c, GMUD_CLOSE_SHUTDOWN, NULL, server->flush_ms);

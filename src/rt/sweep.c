@@ -69,7 +69,7 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
     }
     if (lim->idle_timeout_ms != 0 && now - conn->last_rx >= lim->idle_timeout_ms) {
         rt_logf(rt, GMUD_LOG_INFO, conn->peer, "timeout", "nothing received for %u ms",
-                    lim->idle_timeout_ms);
+                lim->idle_timeout_ms);
         conn_close_soft(conn, GMUD_CLOSE_IDLE_TIMEOUT, NULL, lim->linger_ms);
         return;
     }

@@ -124,7 +124,9 @@ GMUD_API void gmud_frame_decoder_destroy(gmud_frame_decoder *dec);
  * msg->data points into data when the frame lay whole in it, else into the
  * decoder's own buffer; either way it is valid until the next call on dec,
  * or until the caller's data is gone. For fixed framing the message is the
- * whole N-byte packet, padding included (see gmud_frame_trim_padding()). */
+ * whole N-byte packet, padding included (see gmud_frame_trim_padding()).
+ * For raw framing the message is data, cut at max_message (the rest is the
+ * next call's message). */
 GMUD_API ptrdiff_t gmud_frame_decode(gmud_frame_decoder *dec, const uint8_t *data, size_t len,
                             gmud_slice *msg, gmud_error *err);
 

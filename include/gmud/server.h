@@ -156,7 +156,9 @@ typedef struct gmud_callbacks {
  * bytes only, at most max_message - 16 of them. Mode lecture is the
  * lecture's approach 6: the client library answers each data packet with
  * the lecture's reply and the application may not send; the server checks
- * each reply and hands it to on_message whole. A packet that fails a check
+ * each reply and hands it to on_message whole (so a lecture server needs
+ * GMUD_PAYLOAD_JSON; a lecture client may take either, as it replies to
+ * every packet whatever it holds). A packet that fails a check
  * is dropped, logged (event "security"), counted (gmud_stats.security),
  * passed to on_reject, answered with an error packet, and the connection
  * closes as GMUD_CLOSE_SESSION. */

@@ -3,7 +3,6 @@
  * accessors. The read path is read.c, the write path write.c, the timeouts
  * sweep.c. */
 #include "conn.h"
-#include "policy.h"
 #include "frame_head.h"
 
 #include <stdio.h>
@@ -55,12 +54,7 @@ size_t gmud_conn_queued(const gmud_conn *conn)
 
 size_t gmud_conn_max_payload(const gmud_conn *conn)
 {
-    size_t max = frame_room(&conn->rt->frame);
-    /* Mode on: the session header shares the frame. Sessions need at least
-     * 50 bytes of room (checked with the config), so this leaves 34 or more. */
-    if (conn->rt->session.mode == GMUD_SESSION_ON)
-        max -= GMUD_SESSION_HEADER_SIZE;
-    return max;
+    return ep_max_payload(&conn->rt->ep);
 }
 
 int gmud_conn_reading_paused(const gmud_conn *conn)
@@ -103,16 +97,7 @@ gmud_conn *conn_new(rt_ctx *rt, gmud_error *err)
     conn->state = CONN_CONNECTING;
     conn->last_rx = uv_now(rt->loop);
     strcpy(conn->peer, "-");
-    gmud_session_init(&conn->sess);
-    /* The rates were checked with the config: these cannot fail. */
-    const gmud_limits *lim = &rt->limits;
-    if (lim->msg_rate != 0)
-        gmud_bucket_init(&conn->msg_bucket, lim->msg_rate, lim->msg_burst, conn->last_rx);
-    if (lim->byte_rate != 0)
-        gmud_bucket_init(&conn->byte_bucket, lim->byte_rate, lim->byte_burst, conn->last_rx);
-    gmud_overlimit_init(&conn->over, lim->rate_close_ms);
-    if (rt->session.mode != GMUD_SESSION_OFF && rt->server == NULL)
-        conn->flags |= CONN_AWAIT_WELCOME;
+    ep_init(&conn->ep, &rt->ep, conn->last_rx);
     conn->next = rt->conns;
     if (rt->conns != NULL)
         rt->conns->prev = conn;
@@ -168,12 +153,11 @@ void conn_start(gmud_conn *conn, int announce)
     conn_start_reading(conn);
     if (conn_queued_bytes(conn) > 0)
         conn_flush(conn);
-    if (conn->flags & CONN_AWAIT_WELCOME) {
-        uint32_t wait = rt->session.welcome_timeout_ms;
-        conn->deadline = conn->last_rx + (wait ? wait : GMUD_WELCOME_TIMEOUT_MS_DEFAULT);
-    } else if (announce) {
+    /* A client in a session mode announces once welcomed (conn_act). */
+    if (ep_awaiting_welcome(&conn->ep))
+        ep_init(&conn->ep, &rt->ep, conn->last_rx); /* its clock starts now */
+    else if (announce)
         conn_announce(conn);
-    }
 }
 
 /* The application hears of conn: counted, then on_connect. */

@@ -10,8 +10,9 @@
  *   sweep.c    the one timer for every timeout
  *   rt.c       the rt's handles, its log, its end
  *   readbuf.c  the read buffer shared by every rt on a loop
- *   policy.c   sessions, rate limits, error packets, config checks: what
- *              the protocol engine is to take over (issue 9)
+ *   drive.c    carries out the protocol engine's decisions (src/core/
+ *              endpoint.c: sessions, rates, error packets, config checks)
+ *   limits.c   gmud_limits: defaults and checks
  *   resolve.c  getaddrinfo, for the server, the client and gmud_sync
  * server.c and client.c only accept or connect and hand connections on;
  * sync.c is the blocking client, on plain sockets. */
@@ -23,6 +24,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "endpoint.h"
 #include "gmud/server.h"
 
 typedef struct rt_ctx rt_ctx;
@@ -34,7 +36,7 @@ struct rt_ctx {
     gmud_payload payload;
     gmud_json_limits json;
     gmud_limits limits;
-    gmud_session_config session; /* reply_data points at reply_text */
+    gmud_session_config session; /* as given; the engine's copy is ep */
     gmud_callbacks cb;
     gmud_log_fn log;
     void *log_user;
@@ -61,9 +63,7 @@ struct rt_ctx {
     rt_readbuf *readbuf;  /* shared by every rt on this loop */
     byte_buf scratch;       /* JSON text being serialised */
     byte_buf frames;        /* a frame encoded once for a broadcast */
-    char *reply_text;       /* client, lecture mode: the replies' data (owned) */
-    byte_buf reply;         /* client, lecture mode: one reply being written */
-    gmud_error rate_error;  /* what a packet over the rate limits is told */
+    ep_config ep;           /* the protocol engine's rules, one for all conns */
 
     gmud_conn *conns;       /* all connections, newest first */
     gmud_conn *dirty;       /* connections with output to flush */
@@ -99,12 +99,9 @@ struct gmud_conn {
     gmud_frame_decoder *dec;
     conn_io *io;
     gmud_error *detail;     /* why it closed, when there is a detail */
-    gmud_session sess;      /* modes on and lecture */
+    endpoint ep;            /* the protocol engine's state: session, rates */
     struct sockaddr_in6 addr; /* server: the peer, for the per-address count
                                  (an IPv4 peer is stored as sockaddr_in) */
-    gmud_bucket msg_bucket; /* spam limits, when the rt's rates are on */
-    gmud_bucket byte_bucket;
-    gmud_overlimit over;
     void *data;
     uint64_t id;
     uint64_t frame_start;   /* loop ms when the pending partial frame began; 0 none */
@@ -112,7 +109,6 @@ struct gmud_conn {
     uint64_t deadline;      /* CLOSING/CONNECTING: loop ms after which to close hard */
     uint8_t state;
     uint8_t reason;
-    uint8_t bad_messages;
     uint16_t flags;
     char peer[56];
 };
@@ -129,7 +125,7 @@ enum gmud_conn_flags {
     CONN_REJECTED = 1 << 8,  /* refused at accept (server full) */
     CONN_FIN_DONE = 1 << 9,  /* our shutdown has completed */
     CONN_RETRY = 1 << 10,    /* closing only to connect again (client) */
-    CONN_AWAIT_WELCOME = 1 << 11, /* client: on_connect waits for the welcome */
+    /* 1 << 11 unused */
     CONN_ADDR_COUNTED = 1 << 12, /* counted by rt->addr_limit until closed */
     CONN_THROTTLED = 1 << 13,    /* over its rate: not read until the next sweep */
     CONN_WANT_DRAIN = 1 << 14    /* on_drain is owed once the queue is empty */
@@ -189,13 +185,19 @@ void conn_start(gmud_conn *conn, int announce);
 /* Appends already-encoded frames; enforces max_queued and backpressure. */
 int conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err);
 
-/* Server, session modes: draws conn's session id and queues the welcome,
- * before conn_start. 0, or an error (the caller closes conn). */
+/* drive.c: server, session modes: draws conn's session id and queues the
+ * welcome, before conn_start. 0, or an error (the caller closes conn). */
 int conn_welcome(gmud_conn *conn, gmud_error *err);
 
-/* Checks rt->session against the framing and payload, and copies the
- * reply data (client). 0 or GMUD_ERR_INVALID/GMUD_ERR_NOMEM. */
-int rt_session_init(rt_ctx *rt, gmud_error *err);
+/* drive.c: the engine's rules from rt's config, checked (the framings a
+ * session mode can use, the reply data, ...). 0 or GMUD_ERR_INVALID /
+ * GMUD_ERR_NOMEM. */
+int rt_engine_init(rt_ctx *rt, gmud_error *err);
+
+/* drive.c: carries out what the engine decided about conn: counts and
+ * logs a refusal (on_reject), queues its packet, announces a welcomed
+ * client, delivers the message, throttles, closes. */
+void conn_act(gmud_conn *conn, ep_result *r);
 
 /* Sends an error packet: {"error": message, "code": code} with json
  * payload, "error <code>: <message>" as text. Best effort. */
@@ -218,7 +220,7 @@ void conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error 
 ptrdiff_t rt_dump_json(rt_ctx *rt, const json_t *v, gmud_error *err);
 
 /* ---- Between the runtime's files (conn.c, read.c, write.c, sweep.c,
- * rt.c, readbuf.c, policy.c) ------------------------------------------ */
+ * rt.c, readbuf.c, drive.c) ------------------------------------------ */
 
 /* Bytes queued on conn and not yet handed to the kernel (inline: the send
  * path asks on every message). */

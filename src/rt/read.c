@@ -3,7 +3,6 @@
  * bytes are decoded before the read callback returns (the decoder copies
  * only a frame that straddles two reads). */
 #include "conn.h"
-#include "policy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,76 +28,29 @@ void rt_count_reject(rt_ctx *rt, int code)
     rt->stats.rejects[-code > 0 && -code < GMUD_STATS_CODES ? -code : 0]++;
 }
 
-static void reject_payload(gmud_conn *conn, const gmud_error *e)
+/* The one place a whole frame goes: to the protocol engine, whose decision
+ * (deliver, refuse, answer, close) conn_act carries out. */
+static void deliver(gmud_conn *conn, gmud_slice msg)
 {
-    rt_ctx *rt = conn->rt;
-    rt_count_reject(rt, e->code);
-    rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "bad payload (%s): %s",
-            gmud_err_name(e->code), e->message);
-    conn_send_error(conn, gmud_err_name(e->code), e->message);
-    if (++conn->bad_messages >= rt->limits.max_bad_messages)
-        conn_close_soft(conn, GMUD_CLOSE_BAD_MESSAGES, e, rt->limits.linger_ms);
+    ep_result r;
+    ep_on_frame(&conn->ep, msg, uv_now(conn->rt->loop), &r);
+    conn_act(conn, &r);
 }
 
 static void reject_framing(gmud_conn *conn, const gmud_error *e)
 {
-    rt_ctx *rt = conn->rt;
-    rt_count_reject(rt, e->code);
-    rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "framing error (%s): %s",
-            gmud_err_name(e->code), e->message);
-    conn_send_error(conn, gmud_err_name(e->code), e->message);
-    conn_close_soft(conn, GMUD_CLOSE_PROTOCOL, e, rt->limits.linger_ms);
-}
-
-
-/* The one place a whole message goes to the application. In order: the
- * session check (cheap, and it must see every packet to stay in step), the
- * rate limits, the payload's parse, the application. */
-static void deliver(gmud_conn *conn, gmud_slice msg)
-{
-    rt_ctx *rt = conn->rt;
-    gmud_session_mode mode = rt->session.mode;
-    if (mode != GMUD_SESSION_OFF && conn->sess.id == 0) {
-        policy_take_welcome(conn, msg);
-        return;
-    }
-    if (mode == GMUD_SESSION_ON && !policy_open_on(conn, &msg))
-        return;
-    if (rt->frame.framing == GMUD_FRAMING_FIXED)
-        msg = gmud_frame_trim_padding(msg);
-    if (!policy_rate_allows(conn, msg.len))
-        return;
-    json_t *json = NULL;
-    if (rt->payload == GMUD_PAYLOAD_JSON) {
-        gmud_error e;
-        if (gmud_json_parse(msg.data, msg.len, &rt->json, &json, &e) != GMUD_OK) {
-            reject_payload(conn, &e);
-            return;
-        }
-    }
-    if (mode == GMUD_SESSION_LECTURE && rt->server != NULL && !policy_check_reply(conn, json)) {
-        json_decref(json);
-        return;
-    }
-    rt->stats.messages_in++;
-    if (rt->cb.on_message != NULL)
-        rt->cb.on_message(conn, msg.data, msg.len, json, rt->cb.user);
-    json_decref(json);
-    if (mode == GMUD_SESSION_LECTURE && rt->server == NULL)
-        policy_send_reply(conn);
+    ep_result r;
+    ep_on_framing_error(&conn->ep, e, &r);
+    conn_act(conn, &r);
 }
 
 static void decode_all(gmud_conn *conn, const uint8_t *p, size_t n)
 {
     int completed = 0;
-    /* Raw framing: a read is a message, but a read may exceed the maximum
-     * message (64 KiB against 65535 bytes); cut it rather than reject it. */
-    size_t cut = conn->rt->frame.framing == GMUD_FRAMING_RAW ? conn->rt->frame.max_message
-                                                              : SIZE_MAX;
     while (n > 0 && conn->state == CONN_OPEN) {
         gmud_slice msg;
         gmud_error e;
-        ptrdiff_t used = gmud_frame_decode(conn->dec, p, n < cut ? n : cut, &msg, &e);
+        ptrdiff_t used = gmud_frame_decode(conn->dec, p, n, &msg, &e);
         if (used < 0) {
             reject_framing(conn, &e);
             return;

@@ -1,7 +1,6 @@
 /* The read buffers: one per libuv loop, shared by every server and client
  * on it. */
 #include "conn.h"
-#include "policy.h"
 #include <pthread.h>
 
 #include <stdio.h>

@@ -1,7 +1,6 @@
 /* One rt per server or client: its handles on the loop, its log, and its
  * end once every handle and connection has closed. */
 #include "conn.h"
-#include "policy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,19 +34,12 @@ int rt_init(rt_ctx *rt, uv_loop_t *loop, gmud_error *err)
         return rc;
     if (rt->payload != GMUD_PAYLOAD_TEXT && rt->payload != GMUD_PAYLOAD_JSON)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "unknown payload %d", (int)rt->payload);
-    rc = rt_session_init(rt, err);
+    rc = rt_engine_init(rt, err);
     if (rc != GMUD_OK)
         return rc;
-    const gmud_limits *lim = &rt->limits;
-    gmud_error_set(&rt->rate_error, GMUD_ERR_RATE_LIMITED, 0,
-                   "over the rate limit (%u messages/s burst %u, %u bytes/s burst %u): "
-                   "messages are dropped",
-                   (unsigned)lim->msg_rate, (unsigned)lim->msg_burst, (unsigned)lim->byte_rate,
-                   (unsigned)lim->byte_burst);
     rt->readbuf = rt_readbuf_take(loop);
     if (rt->readbuf == NULL) {
-        free(rt->reply_text);
-        buf_free(&rt->reply);
+        ep_config_free(&rt->ep);
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the read buffer");
     }
     rt->loop = loop;
@@ -72,8 +64,7 @@ void rt_maybe_free(rt_ctx *rt)
     if (!rt->closing || rt->handles_open > 0 || rt->conns != NULL)
         return;
     rt_readbuf_give(rt->readbuf);
-    free(rt->reply_text);
-    buf_free(&rt->reply);
+    ep_config_free(&rt->ep);
     buf_free(&rt->scratch);
     buf_free(&rt->frames);
     rt->free_owner(rt);

@@ -2,7 +2,6 @@
  * finished (slowloris), idle connections, closes past their linger, the
  * welcome a client waits for, and idle buffers to give back. */
 #include "conn.h"
-#include "policy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,16 +26,12 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
         }
         return;
     }
-    if ((conn->flags & CONN_AWAIT_WELCOME) && now >= conn->deadline) {
-        gmud_error e;
-        uint32_t wait = rt->session.welcome_timeout_ms;
-        gmud_error_set(&e, GMUD_ERR_NOT_WELCOMED, 0,
-                       "no welcome within %u ms: does the server run sessions (%s mode)?",
-                       (unsigned)(wait ? wait : GMUD_WELCOME_TIMEOUT_MS_DEFAULT),
-                       gmud_session_mode_name(rt->session.mode));
-        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "session", "%s", e.message);
-        conn_close_now(conn, GMUD_CLOSE_SESSION, &e);
-        return;
+    if (ep_awaiting_welcome(&conn->ep)) {
+        ep_result r;
+        ep_on_tick(&conn->ep, now, &r);
+        conn_act(conn, &r);
+        if (conn->state != CONN_OPEN)
+            return;
     }
     if (conn->flags & CONN_THROTTLED) {
         /* Over its rate at the last read: reading resumes now, its clocks

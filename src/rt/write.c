@@ -5,7 +5,6 @@
  * While a write is in flight new sends go to the other buffer; the two swap
  * on completion. Also the queue bound and the read backpressure it drives. */
 #include "conn.h"
-#include "policy.h"
 #include "frame_head.h"
 
 #include <stdio.h>
@@ -303,76 +302,6 @@ int conn_send_payload(gmud_conn *conn, const void *prefix, size_t plen, const vo
     return GMUD_OK;
 }
 
-/* Mode on: the session header, then data; the sequence is spent only if
- * the packet is conn_queued_bytes, so the peer never sees a gap. */
-static int send_on(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
-{
-    if (conn->state != CONN_OPEN && conn->state != CONN_CONNECTING)
-        return closing_error(conn, err);
-    if (conn->sess.id == 0)
-        return gmud_error_set(err, GMUD_ERR_NOT_WELCOMED, 0,
-                              "no session yet: send once on_connect has run");
-    if (conn->sess.send_seq == GMUD_SEQ_EXHAUSTED)
-        return gmud_error_set(err, GMUD_ERR_SEQ_EXHAUSTED, 0,
-                              "no sequence numbers left to send with");
-    uint8_t hdr[GMUD_SESSION_HEADER_SIZE];
-    gmud_session_header_put(hdr, conn->sess.id, conn->sess.send_seq);
-    int rc = conn_send_payload(conn, hdr, sizeof hdr, data, len, err);
-    if (rc == GMUD_OK)
-        conn->sess.send_seq++;
-    return rc;
-}
-
-/* Mode lecture: the server's packets go out unchanged and are counted (the
- * client's replies count them too); the client only replies. */
-static int send_lecture(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
-{
-    if (conn->rt->server == NULL)
-        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
-                              "in lecture mode the client only replies (the library does)");
-    int rc = conn_send_payload(conn, NULL, 0, data, len, err);
-    if (rc == GMUD_OK && conn->sess.send_seq != GMUD_SEQ_EXHAUSTED)
-        conn->sess.send_seq++;
-    return rc;
-}
-
-int conn_send_frame(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
-{
-    switch (conn->rt->session.mode) {
-    case GMUD_SESSION_ON:
-        return send_on(conn, data, len, err);
-    case GMUD_SESSION_LECTURE:
-        return send_lecture(conn, data, len, err);
-    default:
-        return conn_send_payload(conn, NULL, 0, data, len, err);
-    }
-}
-
-int gmud_conn_send(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
-{
-    return conn_send_frame(conn, data, len, err);
-}
-
-int conn_welcome(gmud_conn *conn, gmud_error *err)
-{
-    uint64_t id;
-    int rc = gmud_session_new_id(&id, err);
-    if (rc != GMUD_OK)
-        return rc;
-    uint8_t text[64];
-    ptrdiff_t n = gmud_session_lecture_welcome(id, text, sizeof text, err);
-    if (n < 0)
-        return (int)n;
-    rc = conn_send_payload(conn, NULL, 0, text, (size_t)n, err);
-    if (rc != GMUD_OK)
-        return rc;
-    if (conn->rt->session.mode == GMUD_SESSION_ON)
-        gmud_session_start_on_server(&conn->sess, id);
-    else
-        gmud_session_start_lecture(&conn->sess, id);
-    return GMUD_OK;
-}
-
 ptrdiff_t rt_dump_json(rt_ctx *rt, const json_t *v, gmud_error *err)
 {
     size_t max = rt->frame.max_message;
@@ -388,12 +317,4 @@ ptrdiff_t rt_dump_json(rt_ctx *rt, const json_t *v, gmud_error *err)
                               "JSON text of %zu bytes exceeds the maximum message of %zu", need,
                               max);
     return gmud_json_dump(v, rt->scratch.data, rt->scratch.cap, err);
-}
-
-int gmud_conn_send_json(gmud_conn *conn, const json_t *v, gmud_error *err)
-{
-    ptrdiff_t n = rt_dump_json(conn->rt, v, err);
-    if (n < 0)
-        return (int)n;
-    return conn_send_frame(conn, conn->rt->scratch.data, (size_t)n, err);
 }

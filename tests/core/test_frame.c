@@ -340,8 +340,11 @@ static void test_raw(void)
     CHECK_EQ_INT(gmud_frame_decode(dec, (const uint8_t *)"0:a1:b", 6, &msg, &err), 6);
     CHECK_MEM(msg.data, msg.len, "0:a1:b", 6);
     CHECK_EQ_INT(gmud_frame_decode(dec, (const uint8_t *)"", 0, &msg, &err), 0);
-    CHECK_EQ_INT(gmud_frame_decode(dec, (const uint8_t *)"123456789", 9, &msg, &err),
-                 GMUD_ERR_TOO_LONG);
+    /* A chunk over the maximum is cut, not refused (PROTOCOL.md 2.1). */
+    CHECK_EQ_INT(gmud_frame_decode(dec, (const uint8_t *)"123456789", 9, &msg, &err), 8);
+    CHECK_MEM(msg.data, msg.len, "12345678", 8);
+    CHECK_EQ_INT(gmud_frame_decode(dec, (const uint8_t *)"9", 1, &msg, &err), 1);
+    CHECK_MEM(msg.data, msg.len, "9", 1);
     gmud_frame_decoder_destroy(dec);
 }
 

@@ -1614,7 +1614,21 @@ static void test_config(void)
     expect_server_refused("fixed:40", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE, "welcome");
     expect_client_refused("line", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON, NULL, "line");
     expect_client_refused("fixed:40", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON, NULL, "welcome");
-    expect_client_refused("gmud", GMUD_PAYLOAD_TEXT, GMUD_SESSION_LECTURE, NULL, "json");
+    /* A lecture client replies to any packet, whatever it holds: text
+     * payload is refused only on the server, which reads the replies. */
+    {
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        gmud_server_config scfg;
+        srv_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT, GMUD_SESSION_LECTURE);
+        gmud_client_config cfg;
+        rt_client_config(&cfg, &scfg, 9);
+        cfg.session.mode = GMUD_SESSION_LECTURE;
+        gmud_client *cli = gmud_client_create(&loop, &cfg, NULL);
+        CHECK(cli != NULL);
+        gmud_client_destroy(cli);
+        rt_loop_finish(&loop);
+    }
     expect_client_refused("gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE, "ab\xff", "UTF-8");
     expect_client_refused("gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE, "\xc3\x28",
                           "UTF-8");

@@ -1,0 +1,571 @@
+/* The protocol engine of one connection. See endpoint.h. */
+#include "endpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame_head.h"
+#include "gmud/limits.h"
+
+/* What committing a packet does to the session. */
+enum spend {
+    SPEND_NONE,     /* mode off, and bare error packets before a session */
+    SPEND_SEQ,      /* mode on: the sequence in its header */
+    SPEND_COUNT,    /* lecture server: its data packets are counted (the
+                       client's replies count them too), until exhausted */
+    SPEND_WELCOME   /* the welcome: the session begins */
+};
+
+/* ---- The config --------------------------------------------------------- */
+
+size_t ep_max_payload(const ep_config *cfg)
+{
+    size_t room = frame_room(&cfg->frame);
+    /* Sessions need EP_WELCOME_MAX bytes of room (ep_config_ready): this
+     * leaves 34 or more. */
+    return cfg->mode == GMUD_SESSION_ON ? room - GMUD_SESSION_HEADER_SIZE : room;
+}
+
+static int check_mode(const ep_config *cfg, gmud_error *err)
+{
+    gmud_framing framing = cfg->frame.framing;
+    switch (cfg->mode) {
+    case GMUD_SESSION_OFF:
+        return GMUD_OK;
+    case GMUD_SESSION_ON:
+        /* Binary-safe framings with message boundaries only: the header of
+         * sequence 10 starts with "\n", and raw reads have no boundaries. */
+        if (framing != GMUD_FRAMING_LENGTH && framing != GMUD_FRAMING_GMUD &&
+            framing != GMUD_FRAMING_FIXED)
+            return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                                  "session mode on needs length, gmud or fixed framing, not %s",
+                                  gmud_framing_name(framing));
+        break;
+    case GMUD_SESSION_LECTURE:
+        if (framing == GMUD_FRAMING_RAW)
+            return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                                  "session mode lecture needs a framing other than raw");
+        /* The server reads the replies' fields; a client replies to any
+         * packet, whatever it holds. */
+        if (cfg->role == EP_SERVER && !cfg->json)
+            return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                                  "session mode lecture needs json payload on the server");
+        break;
+    default:
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "unknown session mode %d",
+                              (int)cfg->mode);
+    }
+    if (frame_room(&cfg->frame) < EP_WELCOME_MAX)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "sessions need messages of at least %d bytes (the welcome), "
+                              "not %zu",
+                              EP_WELCOME_MAX, frame_room(&cfg->frame));
+    return GMUD_OK;
+}
+
+/* Client, lecture mode: copies the reply data and makes room for its
+ * replies, then writes the longest one this session could need (the
+ * largest id and sequence) to check the data and that every reply fits. */
+static int take_reply_data(ep_config *cfg, gmud_error *err)
+{
+    const char *data = cfg->reply_data ? cfg->reply_data : GMUD_SESSION_LECTURE_DATA;
+    size_t len = strlen(data), room = frame_room(&cfg->frame);
+    if (len > room)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "reply data of %zu bytes cannot fit a %zu-byte message", len,
+                              room);
+    if ((cfg->reply_text = malloc(len + 1)) == NULL || buf_reserve(&cfg->out, 6 * len + 80) != 0)
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the lecture's replies");
+    memcpy(cfg->reply_text, data, len + 1);
+    cfg->reply_len = len;
+    cfg->reply_data = cfg->reply_text; /* the caller's pointer may go */
+    gmud_error e;
+    ptrdiff_t n = gmud_session_lecture_reply(GMUD_SESSION_ID_MAX, GMUD_SEQ_EXHAUSTED - 1, data,
+                                             len, cfg->out.data, cfg->out.cap, &e);
+    if (n < 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, e.offset, "bad reply data: %s", e.message);
+    if ((size_t)n > room)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "a reply carrying this data takes up to %td bytes, over the "
+                              "%zu-byte message",
+                              n, room);
+    return GMUD_OK;
+}
+
+static int prepare(ep_config *cfg, gmud_error *err)
+{
+    int rc = gmud_frame_config_check(&cfg->frame, err);
+    if (rc == GMUD_OK)
+        rc = check_mode(cfg, err);
+    /* The JSON limits, checked now rather than on the first message. */
+    if (rc == GMUD_OK && (cfg->json || cfg->mode != GMUD_SESSION_OFF))
+        rc = gmud_json_check_bounds((const uint8_t *)"{}", 2, &cfg->json_limits, err);
+    if (rc != GMUD_OK)
+        return rc;
+    if (cfg->welcome_timeout_ms == 0)
+        cfg->welcome_timeout_ms = GMUD_WELCOME_TIMEOUT_MS_DEFAULT;
+    if (cfg->max_bad_messages == 0)
+        cfg->max_bad_messages = 1;
+    gmud_error_set(&cfg->rate_error, GMUD_ERR_RATE_LIMITED, 0,
+                   "over the rate limit (%u messages/s burst %u, %u bytes/s burst %u): "
+                   "messages are dropped",
+                   (unsigned)cfg->msg_rate, (unsigned)cfg->msg_burst, (unsigned)cfg->byte_rate,
+                   (unsigned)cfg->byte_burst);
+    /* Room for any error packet (the text is cut to 200 printable bytes,
+     * each escaped to at most 2) and the welcome. */
+    if (buf_reserve(&cfg->out, 1024) != 0)
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for a connection's packets");
+    if (cfg->mode == GMUD_SESSION_LECTURE && cfg->role == EP_CLIENT)
+        return take_reply_data(cfg, err);
+    return GMUD_OK;
+}
+
+int ep_config_ready(ep_config *cfg, gmud_error *err)
+{
+    cfg->reply_text = NULL;
+    cfg->reply_len = 0;
+    cfg->out = (byte_buf){NULL, 0, 0};
+    int rc = prepare(cfg, err);
+    if (rc != GMUD_OK)
+        ep_config_free(cfg);
+    return rc;
+}
+
+void ep_config_free(ep_config *cfg)
+{
+    if (cfg->reply_data == cfg->reply_text)
+        cfg->reply_data = NULL;
+    free(cfg->reply_text);
+    cfg->reply_text = NULL;
+    buf_free(&cfg->out);
+}
+
+/* ---- The connection ----------------------------------------------------- */
+
+void ep_init(endpoint *ep, ep_config *cfg, uint64_t now)
+{
+    ep->cfg = cfg;
+    gmud_session_init(&ep->sess);
+    /* The rates were checked with the config: these cannot fail. */
+    if (cfg->msg_rate != 0)
+        gmud_bucket_init(&ep->msg_bucket, cfg->msg_rate, cfg->msg_burst, now);
+    if (cfg->byte_rate != 0)
+        gmud_bucket_init(&ep->byte_bucket, cfg->byte_rate, cfg->byte_burst, now);
+    gmud_overlimit_init(&ep->over, cfg->rate_close_ms ? cfg->rate_close_ms : 1);
+    ep->bad_messages = 0;
+    ep->welcome_due = now + cfg->welcome_timeout_ms;
+    ep->state = cfg->mode != GMUD_SESSION_OFF && cfg->role == EP_CLIENT ? EP_AWAIT_WELCOME
+                                                                         : EP_OPEN;
+}
+
+/* ---- Packets the engine writes ------------------------------------------ */
+
+/* Error text may quote the peer's bytes (jansson's "near '...'"): keep it
+ * printable ASCII, so it is valid UTF-8 and holds no line delimiter. */
+static void printable(char *out, size_t cap, const char *in)
+{
+    size_t i = 0;
+    for (; in[i] != '\0' && i + 1 < cap; i++)
+        out[i] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
+    out[i] = '\0';
+}
+
+/* {"error": text, "code": code} into cfg->out, the text cut until the
+ * whole object fits max bytes (escapes may lengthen it, so measure rather
+ * than guess); the code is never cut. Its length, or -1. */
+static ptrdiff_t error_json(ep_config *cfg, const char *code, const char *text, size_t max)
+{
+    size_t room = strlen(text);
+    for (int tries = 0; tries < 4; tries++) {
+        char cut[256];
+        snprintf(cut, sizeof cut, "%.*s", (int)room, text);
+        json_t *v = json_pack("{s:s, s:s}", "error", cut, "code", code);
+        size_t size = v ? json_dumpb(v, (char *)cfg->out.data, cfg->out.cap, JSON_COMPACT) : 0;
+        json_decref(v);
+        if (size == 0 || size > cfg->out.cap)
+            return -1;
+        if (size <= max)
+            return (ptrdiff_t)size;
+        if (size - max > room)
+            return -1;
+        room -= size - max;
+    }
+    return -1;
+}
+
+/* "error <code>: <text>" into cfg->out, cut to max bytes. */
+static ptrdiff_t error_text(ep_config *cfg, const char *code, const char *text, size_t max)
+{
+    int n = snprintf((char *)cfg->out.data, cfg->out.cap, "error %s: %s", code, text);
+    size_t len = n < 0 ? 0 : (size_t)n < cfg->out.cap ? (size_t)n : cfg->out.cap - 1;
+    return (ptrdiff_t)(len < max ? len : max);
+}
+
+/* A packet of the engine's own body, with the session's header, or bare
+ * before a session exists. */
+static void own_packet(endpoint *ep, size_t len, ep_packet *pkt)
+{
+    ep_config *cfg = ep->cfg;
+    pkt->head_len = 0;
+    pkt->body = cfg->out.data;
+    pkt->body_len = len;
+    pkt->spend = SPEND_NONE;
+    if (ep->sess.id == 0)
+        return;
+    if (cfg->mode == GMUD_SESSION_ON) {
+        gmud_session_header_put(pkt->head, ep->sess.id, ep->sess.send_seq);
+        pkt->head_len = GMUD_SESSION_HEADER_SIZE;
+        pkt->spend = SPEND_SEQ;
+    } else if (cfg->mode == GMUD_SESSION_LECTURE) {
+        pkt->spend = SPEND_COUNT;
+    }
+}
+
+int ep_error_packet(endpoint *ep, const char *code, const char *text, ep_packet *pkt,
+                    gmud_error *err)
+{
+    ep_config *cfg = ep->cfg;
+    gmud_session_mode mode = cfg->mode;
+    if (ep->sess.id != 0 && mode == GMUD_SESSION_LECTURE && cfg->role == EP_CLIENT)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "a lecture client sends only replies: no error packet");
+    if (ep->sess.id != 0 && mode == GMUD_SESSION_ON && ep->sess.send_seq == GMUD_SEQ_EXHAUSTED)
+        return gmud_error_set(err, GMUD_ERR_SEQ_EXHAUSTED, 0,
+                              "no sequence numbers left to send with");
+    size_t max = frame_room(&cfg->frame);
+    if (ep->sess.id != 0 && mode == GMUD_SESSION_ON)
+        max -= GMUD_SESSION_HEADER_SIZE;
+    char clean[200];
+    printable(clean, sizeof clean, text);
+    ptrdiff_t n = cfg->json ? error_json(cfg, code, clean, max)
+                            : error_text(cfg, code, clean, max);
+    if (n < 0)
+        return gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,
+                              "error packet %s does not fit a %zu-byte message", code, max);
+    own_packet(ep, (size_t)n, pkt);
+    return GMUD_OK;
+}
+
+/* Adds the error packet for e to r, if one can be sent. */
+static void add_error_packet(endpoint *ep, const gmud_error *e, ep_result *r)
+{
+    if (ep_error_packet(ep, gmud_err_name(e->code), e->message, &r->pkt, NULL) == GMUD_OK)
+        r->what |= EP_SEND;
+}
+
+static void add_close(endpoint *ep, ep_close close, const gmud_error *detail, ep_result *r)
+{
+    ep->state = EP_DONE;
+    r->what |= EP_CLOSE;
+    r->close = close;
+    if (detail != NULL)
+        r->detail = *detail;
+    else
+        r->detail.code = GMUD_OK;
+}
+
+static void add_refused(ep_kind kind, const gmud_error *why, ep_result *r)
+{
+    r->what |= EP_REFUSED;
+    r->kind = kind;
+    r->why = *why;
+}
+
+int ep_welcome(endpoint *ep, ep_packet *pkt, gmud_error *err)
+{
+    uint64_t id;
+    int rc = gmud_session_new_id(&id, err);
+    if (rc != GMUD_OK)
+        return rc;
+    ptrdiff_t n = gmud_session_lecture_welcome(id, ep->cfg->out.data, ep->cfg->out.cap, err);
+    if (n < 0)
+        return (int)n;
+    pkt->head_len = 0;
+    pkt->body = ep->cfg->out.data;
+    pkt->body_len = (size_t)n;
+    pkt->spend = SPEND_WELCOME;
+    pkt->id = id;
+    return GMUD_OK;
+}
+
+/* ---- Sending ------------------------------------------------------------ */
+
+int ep_send_begin(endpoint *ep, const void *data, size_t len, ep_packet *pkt,
+                  gmud_error *err)
+{
+    const ep_config *cfg = ep->cfg;
+    pkt->head_len = 0;
+    pkt->body = data;
+    pkt->body_len = len;
+    pkt->spend = SPEND_NONE;
+    switch (cfg->mode) {
+    case GMUD_SESSION_ON:
+        if (ep->sess.id == 0)
+            return gmud_error_set(err, GMUD_ERR_NOT_WELCOMED, 0,
+                                  "no session yet: send once on_connect has run");
+        if (ep->sess.send_seq == GMUD_SEQ_EXHAUSTED)
+            return gmud_error_set(err, GMUD_ERR_SEQ_EXHAUSTED, 0,
+                                  "no sequence numbers left to send with");
+        if (len > ep_max_payload(cfg))
+            return gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,
+                                  "message of %zu bytes over the %zu the framing leaves "
+                                  "beside the session header",
+                                  len, ep_max_payload(cfg));
+        gmud_session_header_put(pkt->head, ep->sess.id, ep->sess.send_seq);
+        pkt->head_len = GMUD_SESSION_HEADER_SIZE;
+        pkt->spend = SPEND_SEQ;
+        return GMUD_OK;
+    case GMUD_SESSION_LECTURE:
+        if (cfg->role == EP_CLIENT)
+            return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                                  "in lecture mode the client only replies (the library does)");
+        pkt->spend = SPEND_COUNT;
+        return GMUD_OK;
+    default:
+        return GMUD_OK;
+    }
+}
+
+void ep_send_commit(endpoint *ep, const ep_packet *pkt)
+{
+    gmud_session *s = &ep->sess;
+    switch (pkt->spend) {
+    case SPEND_SEQ:
+        s->send_seq++; /* begin refused an exhausted counter */
+        break;
+    case SPEND_COUNT:
+        if (s->send_seq != GMUD_SEQ_EXHAUSTED)
+            s->send_seq++;
+        break;
+    case SPEND_WELCOME:
+        if (ep->cfg->mode == GMUD_SESSION_ON)
+            gmud_session_start_on_server(s, pkt->id);
+        else
+            gmud_session_start_lecture(s, pkt->id);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- Receiving: the refusals -------------------------------------------- */
+
+/* A packet failed a session check: refused, then (unless the lecture's
+ * carry-on is asked for) error packet and close. */
+static void session_reject(endpoint *ep, const gmud_error *e, ep_result *r)
+{
+    const ep_config *cfg = ep->cfg;
+    add_refused(EP_KIND_SESSION, e, r);
+    if (cfg->carry_on && cfg->mode == GMUD_SESSION_LECTURE && cfg->role == EP_SERVER)
+        return;
+    add_error_packet(ep, e, r);
+    add_close(ep, EP_CLOSE_SESSION, e, r);
+}
+
+/* Mode on: the header at msg is not the next packet's: says why. */
+static void header_refused(endpoint *ep, gmud_slice msg, ep_result *r)
+{
+    uint64_t seq = 0;
+    gmud_error e;
+    if (gmud_session_header_check(&ep->sess, msg.data, msg.len, &seq, &e) == GMUD_OK)
+        gmud_error_set(&e, GMUD_ERR_INVALID, 0, "session check disagrees with itself");
+    session_reject(ep, &e, r);
+}
+
+/* A message the buckets could not pay for: refused; a warning packet at
+ * most once a period; the close once over the limit for long. */
+static void rate_refused(endpoint *ep, uint64_t now, ep_result *r)
+{
+    add_refused(EP_KIND_RATE, &ep->cfg->rate_error, r);
+    r->what |= EP_THROTTLE;
+    r->warned = 0;
+    int what = gmud_overlimit_refused(&ep->over, now);
+    if (what & GMUD_OVERLIMIT_WARN) {
+        add_error_packet(ep, &ep->cfg->rate_error, r);
+        r->warned = (r->what & EP_SEND) != 0;
+    }
+    if (what & GMUD_OVERLIMIT_CLOSE) {
+        gmud_error e;
+        gmud_error_set(&e, GMUD_ERR_RATE_LIMITED, 0, "over the rate limit for %llu ms",
+                       (unsigned long long)gmud_overlimit_duration(&ep->over, now));
+        add_close(ep, EP_CLOSE_RATE_LIMITED, &e, r);
+    }
+}
+
+/* 1 if the buckets pay for a message of len bytes. In lecture mode the
+ * server paces its client (one reply per packet it sent, and a reply
+ * beyond those closes the connection), so dropping a reply would only
+ * stall the exchange: no limits there. */
+static int rate_allows(endpoint *ep, size_t len, uint64_t now, ep_result *r)
+{
+    const ep_config *cfg = ep->cfg;
+    if ((cfg->msg_rate == 0 && cfg->byte_rate == 0) || cfg->mode == GMUD_SESSION_LECTURE)
+        return 1;
+    int ok;
+    if (cfg->msg_rate != 0 && cfg->byte_rate != 0)
+        ok = gmud_bucket_take_both(&ep->msg_bucket, 1, &ep->byte_bucket, len, now);
+    else if (cfg->msg_rate != 0)
+        ok = gmud_bucket_take(&ep->msg_bucket, 1, now);
+    else
+        ok = gmud_bucket_take(&ep->byte_bucket, len, now);
+    if (!ok)
+        rate_refused(ep, now, r);
+    return ok;
+}
+
+static void bad_payload(endpoint *ep, const gmud_error *e, ep_result *r)
+{
+    add_refused(EP_KIND_PAYLOAD, e, r);
+    add_error_packet(ep, e, r);
+    if (++ep->bad_messages >= ep->cfg->max_bad_messages)
+        add_close(ep, EP_CLOSE_BAD_MESSAGES, e, r);
+}
+
+void ep_on_framing_error(endpoint *ep, const gmud_error *e, ep_result *r)
+{
+    r->what = 0;
+    r->json = NULL;
+    add_refused(EP_KIND_FRAMING, e, r);
+    add_error_packet(ep, e, r);
+    add_close(ep, EP_CLOSE_PROTOCOL, e, r);
+}
+
+void ep_on_tick(endpoint *ep, uint64_t now, ep_result *r)
+{
+    r->what = 0;
+    r->json = NULL;
+    if (ep->state != EP_AWAIT_WELCOME || now < ep->welcome_due)
+        return;
+    gmud_error e;
+    gmud_error_set(&e, GMUD_ERR_NOT_WELCOMED, 0,
+                   "no welcome within %u ms: does the server run sessions (%s mode)?",
+                   (unsigned)ep->cfg->welcome_timeout_ms, gmud_session_mode_name(ep->cfg->mode));
+    r->kind = EP_KIND_TIMEOUT;
+    add_close(ep, EP_CLOSE_SESSION, &e, r);
+}
+
+/* ---- Receiving: the sessions --------------------------------------------- */
+
+/* Client: the first packet must be the welcome, or the server's refusal
+ * (server full, an address limit), which is reported with its code. */
+static void take_welcome(endpoint *ep, gmud_slice msg, ep_result *r)
+{
+    ep_config *cfg = ep->cfg;
+    if (cfg->frame.framing == GMUD_FRAMING_FIXED)
+        msg = gmud_frame_trim_padding(msg);
+    json_t *json = NULL;
+    gmud_error e;
+    int rc = gmud_json_parse(msg.data, msg.len, &cfg->json_limits, &json, &e);
+    if (rc == GMUD_OK && gmud_session_refusal(json, &e) != GMUD_OK) {
+        json_decref(json);
+        r->kind = EP_KIND_REFUSAL;
+        add_close(ep, EP_CLOSE_PROTOCOL, &e, r);
+        return;
+    }
+    if (rc == GMUD_OK)
+        rc = gmud_session_welcomed(&ep->sess, cfg->mode, json, &e);
+    json_decref(json);
+    if (rc != GMUD_OK) {
+        gmud_error w;
+        gmud_error_set(&w, GMUD_ERR_NOT_WELCOMED, e.offset,
+                       "the first packet is not a welcome (%s)", e.message);
+        session_reject(ep, &w, r);
+        return;
+    }
+    ep->state = EP_OPEN;
+    r->what |= EP_WELCOMED;
+}
+
+/* Server, lecture mode: the reply's fields against what was sent; 1 if it
+ * may be delivered. */
+static int check_reply(endpoint *ep, const json_t *json, ep_result *r)
+{
+    gmud_session *sess = &ep->sess;
+    gmud_error e;
+    int rc = gmud_session_lecture_check(sess, json, &e);
+    uint64_t sent = sess->send_seq - 1; /* data packets: the welcome was 0 */
+    if (rc == GMUD_OK && sess->recv_seq > sent)
+        rc = gmud_error_set(&e, GMUD_ERR_SKIPPED, 0,
+                            "reply %llu, but only %llu data packets were sent",
+                            (unsigned long long)sess->recv_seq, (unsigned long long)sent);
+    if (rc == GMUD_OK) {
+        gmud_session_commit_seq(sess, sess->recv_seq, NULL);
+        return 1;
+    }
+    session_reject(ep, &e, r);
+    /* Carrying on, as the lecture's server does: the next reply is expected
+     * to answer the next packet. */
+    if (ep->state == EP_OPEN && sess->recv_seq < GMUD_SEQ_EXHAUSTED - 1)
+        sess->recv_seq++;
+    return 0;
+}
+
+/* Client, lecture mode: the reply to the data packet being delivered. */
+static void add_reply(endpoint *ep, ep_result *r)
+{
+    ep_config *cfg = ep->cfg;
+    gmud_error e;
+    if (ep->sess.send_seq == GMUD_SEQ_EXHAUSTED) {
+        gmud_error_set(&e, GMUD_ERR_SEQ_EXHAUSTED, 0, "no sequence numbers left to reply with");
+        add_close(ep, EP_CLOSE_SESSION, &e, r);
+        return;
+    }
+    /* The longest reply was written at ep_config_ready: this fits. */
+    ptrdiff_t n = gmud_session_lecture_reply(ep->sess.id, ep->sess.send_seq, cfg->reply_text,
+                                             cfg->reply_len, cfg->out.data, cfg->out.cap, &e);
+    if (n < 0)
+        return;
+    r->pkt.head_len = 0;
+    r->pkt.body = cfg->out.data;
+    r->pkt.body_len = (size_t)n;
+    r->pkt.spend = SPEND_COUNT;
+    r->what |= EP_SEND;
+}
+
+/* The order: the session check (cheap, and it must see every packet to
+ * stay in step), the rate limits, the payload's parse, the lecture's
+ * reply check, delivery. A packet that passed the header check is the
+ * peer's next one whatever it holds, so it is committed before the parse:
+ * the stream stays in step if its JSON is then refused. */
+void ep_on_frame(endpoint *ep, gmud_slice msg, uint64_t now, ep_result *r)
+{
+    ep_config *cfg = ep->cfg;
+    r->what = 0;
+    r->json = NULL;
+    if (ep->state != EP_OPEN) {
+        if (ep->state == EP_AWAIT_WELCOME)
+            take_welcome(ep, msg, r);
+        return;
+    }
+    if (cfg->mode == GMUD_SESSION_ON) {
+        if (!gmud_session_header_accept(&ep->sess, msg.data, msg.len)) {
+            header_refused(ep, msg, r);
+            return;
+        }
+        msg.data += GMUD_SESSION_HEADER_SIZE;
+        msg.len -= GMUD_SESSION_HEADER_SIZE;
+    }
+    if (cfg->frame.framing == GMUD_FRAMING_FIXED && !cfg->keep_padding)
+        msg = gmud_frame_trim_padding(msg);
+    if (!rate_allows(ep, msg.len, now, r))
+        return;
+    if (cfg->json) {
+        gmud_error e;
+        if (gmud_json_parse(msg.data, msg.len, &cfg->json_limits, &r->json, &e) != GMUD_OK) {
+            bad_payload(ep, &e, r);
+            return;
+        }
+    }
+    if (cfg->mode == GMUD_SESSION_LECTURE) {
+        if (cfg->role == EP_CLIENT) {
+            add_reply(ep, r);
+        } else if (!check_reply(ep, r->json, r)) {
+            json_decref(r->json);
+            r->json = NULL;
+            return;
+        }
+    }
+    r->what |= EP_DELIVER;
+    r->msg = msg;
+}

@@ -50,7 +50,8 @@
  * bytes (the longest welcome). A first frame that is not a welcome (not a
  * JSON object, or a missing, mistyped or out-of-range field, or a
  * sequence_id other than 0) fails the open with GMUD_ERR_NOT_WELCOMED, the
- * message saying which; an error packet ({"error": ...,
+ * message saying which, once the server has been sent a bare not_welcomed
+ * error packet saying the same; an error packet ({"error": ...,
  * "code": ...}, the server refusing the connection) with the server's code
  * (GMUD_ERR_SERVER_FULL, GMUD_ERR_ADDR_LIMITED; GMUD_ERR_NOT_WELCOMED for a
  * name gmud does not know).
@@ -58,13 +59,17 @@
  * Sticky session errors: a server packet that fails the session check in
  * mode on (GMUD_ERR_REPLAYED, GMUD_ERR_SKIPPED, GMUD_ERR_BAD_SESSION,
  * GMUD_ERR_MISSING_FIELD for one shorter than the header, ...) is not
- * delivered and leaves the session broken: that gmud_sync_recv() and every
- * later gmud_sync_send() and gmud_sync_recv() return the same code and
- * message, and send nothing. A send that fails in mode on (its sequence is
- * spent) breaks the session the same way. In mode lecture a reply that
- * cannot be sent does too, but the packet it answered is still delivered;
- * the next call reports the failure. Either way, close the connection:
- * gmud_sync sends no error packet of its own.
+ * delivered, is answered with one error packet naming the code (JSON,
+ * {"error": ..., "code": ...}, inside the session), and leaves the session
+ * broken: that gmud_sync_recv() and every later gmud_sync_send() and
+ * gmud_sync_recv() return the same code and message, and send nothing
+ * more. A framing error from the decoder is answered and sticks the same
+ * way (the error packet is text in mode off). A send that fails in a
+ * session mode breaks the session too: its sequence is not spent, but part
+ * of the frame may be out. In mode lecture a reply that cannot be sent
+ * does too, but the packet it answered is still delivered; the next call
+ * reports the failure. Either way, close the connection. These decisions
+ * are the protocol engine's, the same as the event runtime's.
  */
 #ifndef GMUD_SYNC_H
 #define GMUD_SYNC_H

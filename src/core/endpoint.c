@@ -238,7 +238,7 @@ int ep_error_packet(endpoint *ep, const char *code, const char *text, ep_packet 
         max -= GMUD_SESSION_HEADER_SIZE;
     char clean[200];
     printable(clean, sizeof clean, text);
-    ptrdiff_t n = cfg->json ? error_json(cfg, code, clean, max)
+    ptrdiff_t n = cfg->json_errors ? error_json(cfg, code, clean, max)
                             : error_text(cfg, code, clean, max);
     if (n < 0)
         return gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,

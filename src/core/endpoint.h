@@ -65,8 +65,8 @@ typedef struct ep_config {
     ep_role role;
     gmud_frame_config frame;
     gmud_session_mode mode;
-    int json;                  /* parse each message (and write error packets)
-                                  as JSON; else text */
+    int json;                  /* parse each message as JSON */
+    int json_errors;           /* write error packets as JSON; else text */
     int keep_padding;          /* fixed:N: deliver the whole packet (gmud_sync) */
     int carry_on;              /* server, lecture: a bad reply is reported,
                                   the connection kept */

@@ -17,6 +17,7 @@ int rt_engine_init(rt_ctx *rt, gmud_error *err)
     c->frame = rt->frame;
     c->mode = rt->session.mode;
     c->json = rt->payload == GMUD_PAYLOAD_JSON;
+    c->json_errors = c->json;
     c->carry_on = rt->session.carry_on;
     c->reply_data = rt->session.reply_data;
     c->json_limits = rt->json;

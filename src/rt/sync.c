@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "endpoint.h"
 #include "frame_head.h"
 #include "resolve.h"
 #include "gmud/limits.h"
@@ -26,17 +27,14 @@ enum { NO_WAIT = 0, FOREVER = -1 };
 struct gmud_sync {
     int fd;
     gmud_frame_config cfg;
-    gmud_session_mode mode;
-    gmud_session sess;       /* id 0 in mode off */
-    gmud_json_limits json;
-    char *reply_data;        /* lecture: our copy of the replies' data */
-    size_t reply_len;
+    ep_config rules;         /* the protocol engine's, for this connection */
+    endpoint ep;             /* its session */
     gmud_frame_decoder *dec;
-    byte_buf body;           /* lecture: the reply, reused */
     byte_buf out;            /* one encoded frame, reused */
     uint8_t *in;             /* GMUD_READ_BUFFER_SIZE bytes read, in[off..len) not yet decoded */
     size_t off, len;
     int eof;
+    int bad_stream;          /* the decoder refused the stream */
     int64_t rcvtimeo_ms;     /* the socket's SO_RCVTIMEO now; 0 = none (block for ever) */
     gmud_error broken;       /* the sticky session error; code 0 while the session holds */
 };
@@ -46,6 +44,12 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The engine's clock: milliseconds on the same clock. */
+static uint64_t now_ms(void)
+{
+    return (uint64_t)now_ns() / 1000000;
 }
 
 /* A deadline timeout_ms from now. */
@@ -218,12 +222,11 @@ static int decode_buffered(gmud_sync *s, gmud_slice *msg, gmud_error *err)
     if (s->off == s->len)
         return 0;
     size_t n = s->len - s->off;
-    /* Raw framing: a read is a message, cut at the maximum message size. */
-    if (s->cfg.framing == GMUD_FRAMING_RAW && n > s->cfg.max_message)
-        n = s->cfg.max_message;
     ptrdiff_t used = gmud_frame_decode(s->dec, s->in + s->off, n, msg, err);
-    if (used < 0)
+    if (used < 0) {
+        s->bad_stream = 1;
         return (int)used;
+    }
     if (used == 0) { /* all absorbed into the decoder */
         s->off = s->len = 0;
         return 0;
@@ -297,106 +300,102 @@ static int still_broken(const gmud_sync *s, gmud_error *err)
     return s->broken.code;
 }
 
-static int send_on(gmud_sync *s, const void *data, size_t len, gmud_error *err)
+/* Sends a packet the engine prepared and, once it is out whole, spends its
+ * sequence. With sessions a failed send breaks the session for good: part
+ * of the frame may be out, and the two ends are out of step. */
+static int send_packet(gmud_sync *s, const ep_packet *pkt, gmud_error *err)
 {
-    size_t limit = frame_room(&s->cfg) - GMUD_SESSION_HEADER_SIZE;
-    if (len > limit)
-        return gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,
-                              "message of %zu bytes over the %zu the framing leaves beside "
-                              "the session header",
-                              len, limit);
-    uint64_t seq;
-    int rc = gmud_session_next_send(&s->sess, &seq, err);
-    if (rc != GMUD_OK)
-        return rc;
-    uint8_t hdr[GMUD_SESSION_HEADER_SIZE];
-    gmud_session_header_put(hdr, s->sess.id, seq);
     gmud_error e;
-    rc = send_frame(s, hdr, sizeof hdr, data, len, &e);
-    if (rc == GMUD_OK)
+    int rc = send_frame(s, pkt->head, pkt->head_len, pkt->body, pkt->body_len, &e);
+    if (rc == GMUD_OK) {
+        ep_send_commit(&s->ep, pkt);
         return GMUD_OK;
-    /* The sequence is spent and part of the frame may be out: the two ends
-     * are out of step for good. */
+    }
     if (err != NULL)
         *err = e;
-    return session_broken(s, &e);
+    return s->rules.mode != GMUD_SESSION_OFF ? session_broken(s, &e) : rc;
 }
 
 int gmud_sync_send(gmud_sync *s, const void *data, size_t len, gmud_error *err)
 {
     if (s->broken.code != GMUD_OK)
         return still_broken(s, err);
-    switch (s->mode) {
-    case GMUD_SESSION_ON:
-        return send_on(s, data, len, err);
-    case GMUD_SESSION_LECTURE:
-        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
-                              "in lecture mode the client only replies");
-    default:
-        break;
-    }
-    if (len > s->cfg.max_message) /* the encoder says why */
-        return (int)gmud_frame_encode(&s->cfg, data, len, NULL, 0, err);
-    return send_frame(s, NULL, 0, data, len, err);
+    ep_packet pkt;
+    int rc = ep_send_begin(&s->ep, data, len, &pkt, err);
+    if (rc != GMUD_OK)
+        return rc;
+    if (len > s->cfg.max_message || pkt.head_len + len > s->cfg.max_message)
+        return (int)gmud_frame_encode_prefixed(&s->cfg, pkt.head, pkt.head_len, data, len,
+                                               NULL, 0, err); /* the encoder says why */
+    return send_packet(s, &pkt, err);
 }
 
 /* ---- Receiving ---------------------------------------------------------- */
 
-/* Mode on: checks the header, commits its sequence, and leaves *msg on the
- * application's bytes. */
-static int take_on(gmud_sync *s, gmud_slice *msg, gmud_error *err)
+/* Carries out the engine's decision on a frame: its packet (a lecture
+ * reply, an error packet) goes out first; a close breaks the session for
+ * good. 1 with *msg to deliver, 0 if the frame was consumed with nothing
+ * to deliver, or the error. A reply that cannot be sent breaks the
+ * session, but the packet is still delivered (it may be the server's error
+ * packet, which says why): the next call reports the failure. */
+static int act(gmud_sync *s, const ep_result *r, gmud_slice *msg, gmud_error *err)
 {
-    /* The next packet of the session, almost always: accepted inline. */
-    if (!gmud_session_header_accept(&s->sess, msg->data, msg->len)) {
-        gmud_error e;
-        uint64_t seq = 0;
-        int rc = gmud_session_header_check(&s->sess, msg->data, msg->len, &seq, &e);
-        if (rc == GMUD_OK) /* cannot be: accept refused it */
-            rc = gmud_error_set(&e, GMUD_ERR_INVALID, 0, "session check disagrees with itself");
+    if (r->what & EP_SEND)
+        send_packet(s, &r->pkt, NULL);
+    if (r->what & EP_CLOSE) {
+        const gmud_error *why = r->detail.code != GMUD_OK ? &r->detail : &r->why;
         if (err != NULL)
-            *err = e;
-        return session_broken(s, &e);
+            *err = *why;
+        if (s->broken.code == GMUD_OK)
+            session_broken(s, why);
+        return why->code;
     }
-    msg->data += GMUD_SESSION_HEADER_SIZE;
-    msg->len -= GMUD_SESSION_HEADER_SIZE;
-    return 1;
+    if (r->what & EP_REFUSED) {
+        if (err != NULL)
+            *err = r->why;
+        return r->why.code;
+    }
+    if (r->what & EP_DELIVER) {
+        *msg = r->msg;
+        return 1;
+    }
+    return 0;
 }
 
-/* Mode lecture: one more data packet received; sends the reply counting it.
- * The reply goes through s->body and s->out, so the message (in s->in or
- * the decoder) stays valid. A reply that cannot be sent breaks the session,
- * but the packet is still delivered (it may be the server's error packet,
- * which says why): the next call reports the failure. */
-static int reply_lecture(gmud_sync *s)
+/* The next message the engine lets through by deadline (or, awaiting the
+ * welcome, the welcome taken): 1, 0 (timeout) or an error. */
+static int next_message(gmud_sync *s, int64_t deadline, int64_t first_ms, gmud_slice *msg,
+                        gmud_error *err)
 {
-    gmud_error e;
-    uint64_t seq;
-    int rc = gmud_session_next_send(&s->sess, &seq, &e);
-    if (rc == GMUD_OK) {
-        ptrdiff_t n = gmud_session_lecture_reply(s->sess.id, seq, s->reply_data, s->reply_len,
-                                                 s->body.data, s->body.cap, &e);
-        rc = n < 0 ? (int)n : send_frame(s, NULL, 0, s->body.data, (size_t)n, &e);
+    for (;;) {
+        gmud_slice frame;
+        gmud_error e;
+        ep_result r;
+        int rc = next_frame(s, deadline, first_ms, &frame, &e);
+        if (rc < 0 && s->bad_stream) {
+            /* The peer hears why, as from the event runtime. */
+            ep_on_framing_error(&s->ep, &e, &r);
+            return act(s, &r, msg, err);
+        }
+        if (rc != 1) {
+            if (rc < 0 && err != NULL)
+                *err = e;
+            return rc;
+        }
+        ep_on_frame(&s->ep, frame, now_ms(), &r);
+        if ((rc = act(s, &r, msg, err)) != 0)
+            return rc;
+        if (r.what & EP_WELCOMED)
+            return 1;
+        first_ms = -1;
     }
-    if (rc != GMUD_OK)
-        session_broken(s, &e);
-    return 1;
 }
 
 int gmud_sync_recv(gmud_sync *s, int timeout_ms, gmud_slice *msg, gmud_error *err)
 {
     if (s->broken.code != GMUD_OK)
         return still_broken(s, err);
-    int rc = next_frame(s, deadline_in(timeout_ms), timeout_ms, msg, err);
-    if (rc != 1)
-        return rc;
-    switch (s->mode) {
-    case GMUD_SESSION_ON:
-        return take_on(s, msg, err);
-    case GMUD_SESSION_LECTURE:
-        return reply_lecture(s);
-    default:
-        return 1;
-    }
+    return next_message(s, deadline_in(timeout_ms), timeout_ms, msg, err);
 }
 
 /* ---- Opening ------------------------------------------------------------ */
@@ -410,110 +409,38 @@ void gmud_sync_default_config(gmud_sync_config *cfg)
     gmud_json_default_config(&cfg->json);
 }
 
-/* The longest welcome, {"session_id": 9007199254740991, "sequence_id": 0}:
- * a session's frames must hold at least this much. */
-enum { WELCOME_MAX = 50 };
-
-static int check_config(const gmud_sync_config *cfg, gmud_error *err)
+/* The engine's rules for a blocking client: no limits of its own (the
+ * caller paces itself), messages delivered as they are, padding included.
+ * Its error packets are JSON with sessions (the modes that speak JSON: the
+ * welcome is), text without. */
+static int take_rules(gmud_sync *s, const gmud_sync_config *cfg, gmud_error *err)
 {
-    int rc = gmud_frame_config_check(&cfg->frame, err);
-    if (rc != GMUD_OK)
-        return rc;
-    gmud_framing framing = cfg->frame.framing;
-    switch (cfg->session) {
-    case GMUD_SESSION_OFF:
-        return GMUD_OK;
-    case GMUD_SESSION_ON:
-        /* Binary-safe framings with message boundaries only: the header of
-         * sequence 10 starts with "\n", and raw reads have no boundaries. */
-        if (framing != GMUD_FRAMING_LENGTH && framing != GMUD_FRAMING_GMUD &&
-            framing != GMUD_FRAMING_FIXED)
-            return gmud_error_set(err, GMUD_ERR_INVALID, 0,
-                                  "session mode on needs length, gmud or fixed framing, not %s",
-                                  gmud_framing_name(framing));
-        break;
-    case GMUD_SESSION_LECTURE:
-        if (framing == GMUD_FRAMING_RAW)
-            return gmud_error_set(err, GMUD_ERR_INVALID, 0,
-                                  "session mode lecture needs a framing other than raw");
-        break;
-    default:
-        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "unknown session mode %d",
-                              (int)cfg->session);
-    }
-    if (frame_room(&cfg->frame) < WELCOME_MAX)
-        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
-                              "sessions need messages of at least %d bytes (the welcome), "
-                              "not %zu",
-                              (int)WELCOME_MAX, frame_room(&cfg->frame));
-    /* The limits, checked now rather than on the welcome. */
-    return gmud_json_check_bounds((const uint8_t *)"{}", 2, &cfg->json, err);
+    ep_config *c = &s->rules;
+    memset(c, 0, sizeof *c);
+    c->role = EP_CLIENT;
+    c->frame = cfg->frame;
+    c->mode = cfg->session;
+    c->keep_padding = 1;
+    c->json_errors = cfg->session != GMUD_SESSION_OFF;
+    c->reply_data = cfg->reply_data;
+    c->json_limits = cfg->json;
+    return ep_config_ready(c, err);
 }
 
-/* Lecture mode: copies the reply data and makes room for its replies, then
- * writes the longest one this session could need (the largest id and
- * sequence) to check the data and that every reply fits a frame. */
-static int prepare_replies(gmud_sync *s, const char *data, gmud_error *err)
-{
-    if (data == NULL)
-        data = GMUD_SESSION_LECTURE_DATA;
-    s->reply_len = strlen(data);
-    if ((s->reply_data = malloc(s->reply_len + 1)) == NULL ||
-        buf_reserve(&s->body, 6 * s->reply_len + 80) != 0)
-        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the lecture's replies");
-    memcpy(s->reply_data, data, s->reply_len + 1);
-    gmud_error e;
-    ptrdiff_t n = gmud_session_lecture_reply(GMUD_SESSION_ID_MAX, GMUD_SEQ_EXHAUSTED - 1,
-                                             s->reply_data, s->reply_len, s->body.data,
-                                             s->body.cap, &e);
-    if (n < 0)
-        return gmud_error_set(err, GMUD_ERR_INVALID, e.offset, "bad reply data: %s", e.message);
-    if ((size_t)n > frame_room(&s->cfg))
-        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
-                              "a reply carrying this data takes up to %td bytes, over the "
-                              "framing's %zu",
-                              n, frame_room(&s->cfg));
-    return GMUD_OK;
-}
-
-/* Reads the welcome, the first frame, by deadline and starts the session. */
+/* Reads the welcome, the first frame, by deadline: the engine starts the
+ * session, or says why not (a refusal from the server keeps its code). */
 static int read_welcome(gmud_sync *s, int64_t deadline, gmud_error *err)
 {
     gmud_slice msg;
-    int rc = next_frame(s, deadline, -1, &msg, err);
+    int rc = next_message(s, deadline, -1, &msg, err);
     if (rc == 0)
         return gmud_error_set(err, GMUD_ERR_TIMEOUT, 0, "no welcome from the server in time");
-    if (rc < 0)
-        return rc;
-    if (s->cfg.framing == GMUD_FRAMING_FIXED)
-        msg = gmud_frame_trim_padding(msg);
-    json_t *json = NULL;
-    gmud_error e;
-    if (gmud_json_parse(msg.data, msg.len, &s->json, &json, &e) != GMUD_OK)
-        return gmud_error_set(err, GMUD_ERR_NOT_WELCOMED, e.offset,
-                              "the first packet is not a welcome: %s", e.message);
-    if (!json_is_object(json))
-        rc = gmud_error_set(err, GMUD_ERR_NOT_WELCOMED, 0,
-                            "the first packet is not a welcome: not a JSON object");
-    else if ((rc = gmud_session_refusal(json, err)) == GMUD_OK &&
-             (rc = gmud_session_welcomed(&s->sess, s->mode, json, &e)) != GMUD_OK)
-        /* One code for every bad first packet, as PROTOCOL.md 6.2 says and
-         * the event client reports; the sentence keeps the reason. */
-        rc = gmud_error_set(err, GMUD_ERR_NOT_WELCOMED, 0,
-                            "the first packet is not a welcome: %s", e.message);
-    json_decref(json);
-    return rc;
+    return rc < 0 ? rc : GMUD_OK;
 }
 
 gmud_sync *gmud_sync_open(const char *host, unsigned port, const gmud_sync_config *cfg,
                           int timeout_ms, gmud_error *err)
 {
-    if (check_config(cfg, err) != GMUD_OK)
-        return NULL;
-    if (port == 0 || port > 65535) {
-        gmud_error_set(err, GMUD_ERR_INVALID, 0, "port %u is outside 1..65535", port);
-        return NULL;
-    }
     gmud_sync *s = calloc(1, sizeof *s);
     if (s == NULL || (s->in = malloc(GMUD_READ_BUFFER_SIZE)) == NULL) {
         free(s);
@@ -522,17 +449,22 @@ gmud_sync *gmud_sync_open(const char *host, unsigned port, const gmud_sync_confi
     }
     s->fd = -1;
     s->cfg = cfg->frame;
-    s->mode = cfg->session;
-    s->json = cfg->json;
-    gmud_session_init(&s->sess);
+    if (take_rules(s, cfg, err) != GMUD_OK) {
+        free(s->in);
+        free(s);
+        return NULL;
+    }
+    ep_init(&s->ep, &s->rules, now_ms());
     int64_t deadline = deadline_in(timeout_ms);
-    if ((s->dec = gmud_frame_decoder_create(&s->cfg, err)) == NULL)
+    if (port == 0 || port > 65535) {
+        gmud_error_set(err, GMUD_ERR_INVALID, 0, "port %u is outside 1..65535", port);
         goto fail;
-    if (s->mode == GMUD_SESSION_LECTURE && prepare_replies(s, cfg->reply_data, err) != GMUD_OK)
+    }
+    if ((s->dec = gmud_frame_decoder_create(&s->cfg, err)) == NULL)
         goto fail;
     if ((s->fd = open_socket(host, port, deadline, err)) < 0)
         goto fail;
-    if (s->mode != GMUD_SESSION_OFF && read_welcome(s, deadline, err) != GMUD_OK)
+    if (ep_awaiting_welcome(&s->ep) && read_welcome(s, deadline, err) != GMUD_OK)
         goto fail;
     return s;
 
@@ -552,7 +484,7 @@ gmud_sync *gmud_sync_connect(const char *host, unsigned port, const gmud_frame_c
 
 uint64_t gmud_sync_session_id(const gmud_sync *s)
 {
-    return s->sess.id;
+    return s->ep.sess.id;
 }
 
 int gmud_sync_fd(const gmud_sync *s)
@@ -567,9 +499,8 @@ void gmud_sync_close(gmud_sync *s)
     if (s->fd >= 0)
         close(s->fd);
     gmud_frame_decoder_destroy(s->dec);
-    buf_free(&s->body);
     buf_free(&s->out);
-    free(s->reply_data);
+    ep_config_free(&s->rules);
     free(s->in);
     free(s);
 }

@@ -284,6 +284,7 @@ struct fake {
     size_t payload_len[MAX_FRAMES];
     int frames;
     size_t after;                         /* bytes read after the script's frames */
+    uint8_t tail[512];                    /* the first of them, NUL-terminated */
     int eof;                              /* the client closed */
 };
 
@@ -395,8 +396,11 @@ static void fake_drain(fake *f, int fd)
     uint8_t tmp[4096];
     ssize_t r;
     while ((r = recv(fd, tmp, sizeof tmp, 0)) > 0 || (r < 0 && errno == EINTR))
-        if (r > 0)
+        if (r > 0) {
+            size_t keep = f->after < sizeof f->tail - 1 ? sizeof f->tail - 1 - f->after : 0;
+            memcpy(f->tail + f->after, tmp, (size_t)r < keep ? (size_t)r : keep);
             f->after += (size_t)r;
+        }
     f->eof = r == 0;
 }
 
@@ -589,7 +593,7 @@ static void test_on_refusals(void)
         CHECK_EQ_INT(err.code, cases[i].code);
         CHECK_CONTAINS(err.message, cases[i].says);
         /* Sticky: the valid packet behind it is never delivered, and
-         * nothing more is sent. */
+         * nothing more is sent than the one error packet below. */
         rt_sleep_ms(20);
         for (int t = 0; t < 3; t++) {
             int timeout = t == 0 ? 0 : t == 1 ? 100 : -1;
@@ -602,7 +606,15 @@ static void test_on_refusals(void)
         CHECK_EQ_INT(gmud_sync_recv(s, 0, &m, NULL), cases[i].code);
         gmud_sync_close(s);
         fake_join(&f);
-        CHECK_EQ_INT(f.after, 0);
+        /* The server hears why: one error packet, in the session (the
+         * client's sequence 0), naming the code; then nothing. */
+        char code[64];
+        snprintf(code, sizeof code, "\"code\":\"%s\"", gmud_err_name(cases[i].code));
+        CHECK(f.after > 22 && memcmp(f.tail, "GMUD", 4) == 0);
+        CHECK_EQ_INT(f.after, 6 + (size_t)(f.tail[4] | f.tail[5] << 8));
+        CHECK_EQ_INT(get_le64(f.tail + 6), SESSION);
+        CHECK_EQ_INT(get_le64(f.tail + 14), 0);
+        CHECK_CONTAINS((const char *)f.tail + 22, code);
     }
 }
 
@@ -935,6 +947,17 @@ static void test_bad_welcomes(void)
             fake_join(&f);
             if (cases[i].kind != FIRST_RAW)
                 CHECK(f.eof); /* the failed open closed its socket */
+            /* A bad welcome is answered with one bare not_welcomed packet
+             * (PROTOCOL.md 6.5); a refusal, a close or silence with
+             * nothing. */
+            if (cases[i].kind == FIRST_FRAME && cases[i].code == GMUD_ERR_NOT_WELCOMED &&
+                strstr(cases[i].says, "no_such_code") == NULL) {
+                CHECK(f.after > 6 && memcmp(f.tail, "GMUD", 4) == 0);
+                CHECK_EQ_INT(f.after, 6 + (size_t)(f.tail[4] | f.tail[5] << 8));
+                CHECK_CONTAINS((const char *)f.tail + 6, "\"code\":\"not_welcomed\"");
+            } else {
+                CHECK_EQ_INT(f.after, 0);
+            }
         }
     }
 }

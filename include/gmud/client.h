@@ -21,7 +21,7 @@ typedef struct gmud_client gmud_client;
 typedef struct gmud_client_config {
     const char *host;             /* literal or name; copied. "127.0.0.1" */
     uint16_t port;                /* 8222 */
-    uint32_t connect_timeout_ms;  /* 0 = no timeout (the kernel's). 10000 */
+    uint32_t connect_timeout_ms;  /* GMUD_OFF: the kernel's timeout. 10000 */
     gmud_frame_config frame;      /* gmud framing, defaults */
     gmud_payload payload;         /* GMUD_PAYLOAD_JSON */
     gmud_json_limits json;        /* gmud_json_default_config */

@@ -68,8 +68,8 @@ enum {
 };
 
 typedef struct gmud_iplimit_config {
-    uint32_t max_per_addr; /* concurrent connections per address; 0 = off */
-    uint32_t new_per_sec;  /* new connections per address per second; 0 = off */
+    uint32_t max_per_addr; /* concurrent connections per address; GMUD_OFF */
+    uint32_t new_per_sec;  /* new connections per address per second; GMUD_OFF */
     uint32_t new_burst;    /* ... at most this many at once; > 0 when the rate is on */
     uint32_t max_tracked;  /* addresses remembered at most; 1..CEILING, always */
 } gmud_iplimit_config;

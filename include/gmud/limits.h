@@ -1,8 +1,12 @@
 /* gmud/limits.h: every limit gmud enforces, with its unit and default.
  *
- * Each default is bounded: no limit means "unlimited". A configuration that
- * sets a limit to 0 is refused by the code that takes it, so a zeroed struct
- * can never switch a limit off by accident.
+ * Each default is bounded: no limit means "unlimited". Zero has one meaning
+ * in every config and call: GMUD_OFF, "none". A limit, rate or timeout that
+ * may be off is off at GMUD_OFF (the field's comment says so); one that may
+ * not is refused at 0 by the code that takes it, so a zeroed struct can
+ * never switch a limit off by accident. Zero never means "the default": the
+ * defaults are the GMUD_*_DEFAULT values below, which the *_default_config()
+ * functions fill in.
  */
 #ifndef GMUD_LIMITS_H
 #define GMUD_LIMITS_H
@@ -12,6 +16,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Zero: off, none, no timeout (where a field allows it). */
+#define GMUD_OFF 0
 
 enum {
     /* Largest payload any framing carries (bytes). length/gmud frames hold a

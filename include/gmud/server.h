@@ -86,7 +86,7 @@ typedef enum gmud_close_reason {
 GMUD_API const char *gmud_close_reason_name(gmud_close_reason reason);
 
 /* Per-connection limits; gmud_limits_default_config() fills the defaults of
- * gmud/limits.h. Zero is refused where noted ("0 = off" only where said). */
+ * gmud/limits.h. Zero is refused, except where GMUD_OFF is named. */
 typedef struct gmud_limits {
     size_t max_queued;          /* outgoing bytes queued per connection; over it:
                                    "slow consumer". > 0 */
@@ -94,7 +94,7 @@ typedef struct gmud_limits {
     size_t read_low_water;      /* resume reading when queued output <= this;
                                    < read_high_water */
     uint32_t frame_timeout_ms;  /* a begun frame must complete within; > 0 */
-    uint32_t idle_timeout_ms;   /* no input for this long closes; 0 = off */
+    uint32_t idle_timeout_ms;   /* no input for this long closes; GMUD_OFF */
     uint32_t linger_ms;         /* a closing connection waits this long at most
                                    for its output to drain and the peer's end
                                    of stream; > 0 */
@@ -108,9 +108,9 @@ typedef struct gmud_limits {
      * second; refused for rate_close_ms on end, the connection is closed.
      * A rate of 0 turns that bucket off (a client's default: a client does
      * not throttle its server). */
-    uint32_t msg_rate;          /* messages/s; 0 = off */
+    uint32_t msg_rate;          /* messages/s; GMUD_OFF: no limit */
     uint32_t msg_burst;         /* messages at once; > 0 if msg_rate is on */
-    uint32_t byte_rate;         /* payload bytes/s; 0 = off */
+    uint32_t byte_rate;         /* payload bytes/s; GMUD_OFF: no limit */
     uint32_t byte_burst;        /* bytes at once; > 0 if byte_rate is on */
     uint32_t rate_close_ms;     /* refused this long closes; > 0 */
 } gmud_limits;
@@ -172,9 +172,12 @@ typedef struct gmud_session_config {
                                 UTF-8; copied. NULL: "this is test data" */
     uint32_t welcome_timeout_ms; /* client: no welcome this long after the
                                 connect closes the connection (session
-                                violation, not_welcomed); 0 means
-                                GMUD_WELCOME_TIMEOUT_MS_DEFAULT */
+                                violation, not_welcomed); GMUD_OFF: wait
+                                for ever. GMUD_WELCOME_TIMEOUT_MS_DEFAULT */
 } gmud_session_config;
+
+/* Fills cfg with the defaults listed above. */
+GMUD_API void gmud_session_default_config(gmud_session_config *cfg);
 
 /* ---- Connections ------------------------------------------------------ */
 
@@ -319,7 +322,8 @@ GMUD_API void gmud_server_foreach(gmud_server *server, void (*fn)(gmud_conn *con
 GMUD_API void gmud_server_stats(const gmud_server *server, gmud_stats *out);
 
 /* Stops accepting, lets every connection send what is queued for at most
- * flush_timeout_ms (0 means GMUD_SHUTDOWN_FLUSH_MS_DEFAULT), closes them all
+ * flush_timeout_ms (GMUD_OFF: no wait, queued output is dropped;
+ * GMUD_SHUTDOWN_FLUSH_MS_DEFAULT is what the programs use), closes them all
  * (on_close with GMUD_CLOSE_SHUTDOWN), then calls done(server, user) from
  * the loop. Call once; later calls do nothing. */
 GMUD_API void gmud_server_shutdown(gmud_server *server, uint32_t flush_timeout_ms,

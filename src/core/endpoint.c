@@ -103,8 +103,6 @@ static int prepare(ep_config *cfg, gmud_error *err)
         rc = gmud_json_check_bounds((const uint8_t *)"{}", 2, &cfg->json_limits, err);
     if (rc != GMUD_OK)
         return rc;
-    if (cfg->welcome_timeout_ms == 0)
-        cfg->welcome_timeout_ms = GMUD_WELCOME_TIMEOUT_MS_DEFAULT;
     if (cfg->max_bad_messages == 0)
         cfg->max_bad_messages = 1;
     gmud_error_set(&cfg->rate_error, GMUD_ERR_RATE_LIMITED, 0,
@@ -154,7 +152,8 @@ void ep_init(endpoint *ep, ep_config *cfg, uint64_t now)
         gmud_bucket_init(&ep->byte_bucket, cfg->byte_rate, cfg->byte_burst, now);
     gmud_overlimit_init(&ep->over, cfg->rate_close_ms ? cfg->rate_close_ms : 1);
     ep->bad_messages = 0;
-    ep->welcome_due = now + cfg->welcome_timeout_ms;
+    ep->welcome_due = cfg->welcome_timeout_ms == GMUD_OFF ? UINT64_MAX
+                                                          : now + cfg->welcome_timeout_ms;
     ep->state = cfg->mode != GMUD_SESSION_OFF && cfg->role == EP_CLIENT ? EP_AWAIT_WELCOME
                                                                          : EP_OPEN;
 }

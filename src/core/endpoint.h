@@ -76,7 +76,7 @@ typedef struct ep_config {
     unsigned max_bad_messages; /* > 0 */
     uint32_t msg_rate, msg_burst, byte_rate, byte_burst; /* rate 0: off */
     uint32_t rate_close_ms;
-    uint32_t welcome_timeout_ms; /* client, session modes; 0: the default */
+    uint32_t welcome_timeout_ms; /* client, session modes; GMUD_OFF: none */
 
     /* Derived and owned (ep_config_free). */
     char *reply_text;

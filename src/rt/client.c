@@ -35,6 +35,7 @@ void gmud_client_default_config(gmud_client_config *cfg)
     /* Nor does it throttle what its server sends. */
     cfg->limits.msg_rate = 0;
     cfg->limits.byte_rate = 0;
+    gmud_session_default_config(&cfg->session);
     cfg->log_level = GMUD_LOG_INFO;
 }
 

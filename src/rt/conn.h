@@ -12,7 +12,7 @@
  *   readbuf.c  the read buffer shared by every rt on a loop
  *   drive.c    carries out the protocol engine's decisions (src/core/
  *              endpoint.c: sessions, rates, error packets, config checks)
- *   limits.c   gmud_limits: defaults and checks
+ *   config.c   the configs' defaults, and the checks of gmud_limits
  *   resolve.c  getaddrinfo, for the server, the client and gmud_sync
  * server.c and client.c only accept or connect and hand connections on;
  * sync.c is the blocking client, on plain sockets. */

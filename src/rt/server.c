@@ -37,6 +37,7 @@ void gmud_server_default_config(gmud_server_config *cfg)
     gmud_json_default_config(&cfg->json);
     gmud_limits_default_config(&cfg->limits);
     gmud_iplimit_default_config(&cfg->addr);
+    gmud_session_default_config(&cfg->session);
     cfg->log_level = GMUD_LOG_INFO;
 }
 
@@ -355,12 +356,16 @@ void gmud_server_shutdown(gmud_server *server, uint32_t flush_timeout_ms,
     server->shutting = 1;
     server->done = done;
     server->done_user = user;
-    server->flush_ms = flush_timeout_ms ? flush_timeout_ms : GMUD_SHUTDOWN_FLUSH_MS_DEFAULT;
+    server->flush_ms = flush_timeout_ms;
     rt_logf(rt, GMUD_LOG_INFO, NULL, "shutdown", "stopping: %zu connections to close",
             rt->open);
     uv_close((uv_handle_t *)&server->listener, on_listener_closed);
-    for (gmud_conn *c = rt->conns; c != NULL; c = c->next)
-        conn_close_soft(c, GMUD_CLOSE_SHUTDOWN, NULL, server->flush_ms);
+    for (gmud_conn *c = rt->conns; c != NULL; c = c->next) {
+        if (server->flush_ms == GMUD_OFF)
+            conn_close_now(c, GMUD_CLOSE_SHUTDOWN, NULL);
+        else
+            conn_close_soft(c, GMUD_CLOSE_SHUTDOWN, NULL, server->flush_ms);
+    }
 }
 
 void gmud_server_destroy(gmud_server *server)

@@ -1,4 +1,5 @@
-/* gmud_limits: the defaults of gmud/limits.h, and the checks. */
+/* The defaults of the runtime's configs (from gmud/limits.h), and the
+ * checks of gmud_limits. */
 #include "gmud/server.h"
 
 void gmud_limits_default_config(gmud_limits *lim)
@@ -17,6 +18,14 @@ void gmud_limits_default_config(gmud_limits *lim)
     lim->byte_rate = GMUD_RATE_BYTES_DEFAULT;
     lim->byte_burst = GMUD_RATE_BYTES_BURST_DEFAULT;
     lim->rate_close_ms = GMUD_RATE_CLOSE_AFTER_MS_DEFAULT;
+}
+
+void gmud_session_default_config(gmud_session_config *cfg)
+{
+    cfg->mode = GMUD_SESSION_OFF;
+    cfg->carry_on = 0;
+    cfg->reply_data = NULL;
+    cfg->welcome_timeout_ms = GMUD_WELCOME_TIMEOUT_MS_DEFAULT;
 }
 
 static int check_rate(uint32_t rate, uint32_t burst, const char *what, gmud_error *err)

@@ -68,10 +68,10 @@ static void server_main(int port_fd)
     static srv_state s;
     gmud_server_config cfg;
     bench_server_config(&cfg, g_clients);
-    cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.cb.on_connect = srv_connect;
-    cfg.cb.on_close = srv_close;
-    cfg.cb.user = &s;
+    cfg.conn.payload = GMUD_PAYLOAD_TEXT;
+    cfg.conn.cb.on_connect = srv_connect;
+    cfg.conn.cb.on_close = srv_close;
+    cfg.conn.cb.user = &s;
     bench_server_start(&s.srv, "server", g_clients, &cfg, port_fd);
     uv_run(&s.srv.loop, UV_RUN_DEFAULT);
     bench_server_finish(&s.srv);
@@ -194,9 +194,9 @@ static void gmud_clients(uint16_t port, client_run *r, void (*measure)(void))
     gmud_client_config cfg;
     gmud_client_default_config(&cfg);
     cfg.port = port;
-    cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.cb.on_message = gc_message;
-    cfg.cb.user = r;
+    cfg.conn.payload = GMUD_PAYLOAD_TEXT;
+    cfg.conn.cb.on_message = gc_message;
+    cfg.conn.cb.user = r;
     gmud_client **c = bench_xmalloc(g_clients * sizeof *c);
     gmud_error err;
     for (size_t i = 0; i < g_clients; i++)

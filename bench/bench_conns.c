@@ -293,10 +293,10 @@ static void gmud_main(child *c, int port_fd)
         bench_fail("uv_loop_init");
     gmud_server_config cfg;
     bench_server_config(&cfg, c->n);
-    cfg.cb.on_connect = gmud_on_connect;
-    cfg.cb.on_message = gmud_on_message;
-    cfg.cb.on_close = gmud_on_close;
-    cfg.cb.user = c;
+    cfg.conn.cb.on_connect = gmud_on_connect;
+    cfg.conn.cb.on_message = gmud_on_message;
+    cfg.conn.cb.on_close = gmud_on_close;
+    cfg.conn.cb.user = c;
     gmud_error err;
     gmud_server *server = gmud_server_create(loop, &cfg, &err);
     if (server == NULL)

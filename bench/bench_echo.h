@@ -88,11 +88,11 @@ static inline void bench_echo_main(int port_fd, int clients, gmud_session_mode m
     static bench_server e;
     gmud_server_config cfg;
     bench_server_config(&cfg, (size_t)clients);
-    cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.session.mode = mode;
-    cfg.cb.on_message = bench_echo_on_message;
-    cfg.cb.on_close = bench_echo_on_close;
-    cfg.cb.user = &e;
+    cfg.conn.payload = GMUD_PAYLOAD_TEXT;
+    cfg.conn.session.mode = mode;
+    cfg.conn.cb.on_message = bench_echo_on_message;
+    cfg.conn.cb.on_close = bench_echo_on_close;
+    cfg.conn.cb.user = &e;
     bench_server_start(&e, "echo", (size_t)clients, &cfg, port_fd);
     uv_run(&e.loop, UV_RUN_DEFAULT);
     bench_server_finish(&e);
@@ -192,12 +192,12 @@ static inline void bench_ev_open(bench_ev *c, gmud_session_mode mode, uint16_t p
     gmud_client_config cfg;
     gmud_client_default_config(&cfg);
     cfg.port = port;
-    cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.session.mode = mode;
-    cfg.cb.on_connect = bench_ev_on_connect;
-    cfg.cb.on_message = bench_ev_on_message;
-    cfg.cb.on_close = bench_ev_on_close;
-    cfg.cb.user = c;
+    cfg.conn.payload = GMUD_PAYLOAD_TEXT;
+    cfg.conn.session.mode = mode;
+    cfg.conn.cb.on_connect = bench_ev_on_connect;
+    cfg.conn.cb.on_message = bench_ev_on_message;
+    cfg.conn.cb.on_close = bench_ev_on_close;
+    cfg.conn.cb.user = c;
     gmud_error err;
     c->client = gmud_client_create(&c->loop, &cfg, &err);
     if (c->client == NULL)

@@ -149,13 +149,13 @@ static void receivers_main(const params *p, uint16_t port, int rss_fd)
     gmud_client_config cfg;
     gmud_client_default_config(&cfg);
     cfg.port = port;
-    cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.cb.on_message = rx_on_message;
-    cfg.cb.on_close = rx_on_close;
+    cfg.conn.payload = GMUD_PAYLOAD_TEXT;
+    cfg.conn.cb.on_message = rx_on_message;
+    cfg.conn.cb.on_close = rx_on_close;
     for (size_t i = 0; i < p->clients; i++) {
         gmud_error err;
         rx.c[i].rx = &rx;
-        cfg.cb.user = &rx.c[i];
+        cfg.conn.cb.user = &rx.c[i];
         rx.c[i].client = gmud_client_create(&rx.loop, &cfg, &err);
         if (rx.c[i].client == NULL)
             bench_fail("gmud_client_create: %s", err.message);
@@ -360,11 +360,11 @@ static figures gmud_round(const params *p, int per_turn)
     s.pump.data = &s;
     gmud_server_config cfg;
     bench_server_config(&cfg, p->clients);
-    cfg.payload = GMUD_PAYLOAD_TEXT;
-    cfg.cb.on_connect = snd_on_connect;
-    cfg.cb.on_message = snd_on_message;
-    cfg.cb.on_close = snd_on_close;
-    cfg.cb.user = &s;
+    cfg.conn.payload = GMUD_PAYLOAD_TEXT;
+    cfg.conn.cb.on_connect = snd_on_connect;
+    cfg.conn.cb.on_message = snd_on_message;
+    cfg.conn.cb.on_close = snd_on_close;
+    cfg.conn.cb.user = &s;
     gmud_error err;
     s.server = gmud_server_create(&s.loop, &cfg, &err);
     if (s.server == NULL)

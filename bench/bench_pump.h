@@ -80,12 +80,12 @@ static inline void bench_pump_sink_main(const bench_pump *p, int port_fd)
     k.p = p;
     gmud_server_config cfg;
     bench_server_config(&cfg, 1);
-    cfg.frame = p->frame;
-    cfg.payload = p->payload;
-    cfg.session.mode = p->mode;
-    cfg.cb.on_message = bench_sink_on_message;
-    cfg.cb.on_close = bench_sink_on_close;
-    cfg.cb.user = &k;
+    cfg.conn.frame = p->frame;
+    cfg.conn.payload = p->payload;
+    cfg.conn.session.mode = p->mode;
+    cfg.conn.cb.on_message = bench_sink_on_message;
+    cfg.conn.cb.on_close = bench_sink_on_close;
+    cfg.conn.cb.user = &k;
     bench_server_start(&k.srv, "sink", 1, &cfg, port_fd);
     uv_run(&k.srv.loop, UV_RUN_DEFAULT);
     if (k.count != p->messages || k.bad != 0)
@@ -203,18 +203,18 @@ static inline void bench_pump_writer(const bench_pump *p, uint16_t port, double 
     gmud_client_config cfg;
     gmud_client_default_config(&cfg);
     cfg.port = port;
-    cfg.frame = p->frame;
-    cfg.payload = p->payload;
-    cfg.session.mode = p->mode;
+    cfg.conn.frame = p->frame;
+    cfg.conn.payload = p->payload;
+    cfg.conn.session.mode = p->mode;
     /* Room for the backlog and more: the sender itself keeps the queue at
      * the backlog, so the slow-consumer limit is never the brake. */
-    cfg.limits.max_queued = 4 * p->backlog + 4 * p->frame_bytes;
-    cfg.limits.read_high_water = 2 * p->backlog + 2 * p->frame_bytes;
-    cfg.limits.read_low_water = p->backlog;
-    cfg.cb.on_connect = bench_source_on_connect;
-    cfg.cb.on_message = bench_source_on_message;
-    cfg.cb.on_close = bench_source_on_close;
-    cfg.cb.user = &c;
+    cfg.conn.limits.max_queued = 4 * p->backlog + 4 * p->frame_bytes;
+    cfg.conn.limits.read_high_water = 2 * p->backlog + 2 * p->frame_bytes;
+    cfg.conn.limits.read_low_water = p->backlog;
+    cfg.conn.cb.on_connect = bench_source_on_connect;
+    cfg.conn.cb.on_message = bench_source_on_message;
+    cfg.conn.cb.on_close = bench_source_on_close;
+    cfg.conn.cb.user = &c;
     gmud_error err;
     c.client = gmud_client_create(&c.loop, &cfg, &err);
     if (c.client == NULL)

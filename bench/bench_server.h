@@ -40,9 +40,9 @@ static inline void bench_server_config(gmud_server_config *cfg, size_t clients)
     gmud_server_default_config(cfg);
     cfg->port = 0;
     cfg->backlog = BENCH_SERVER_BACKLOG;
-    cfg->limits.msg_rate = 0;
-    cfg->limits.byte_rate = 0;
-    cfg->limits.max_connections = clients + 16;
+    cfg->conn.limits.msg_rate = 0;
+    cfg->conn.limits.byte_rate = 0;
+    cfg->conn.limits.max_connections = clients + 16;
     cfg->addr.max_per_addr = 0;
     cfg->addr.new_per_sec = 0;
 }

@@ -461,30 +461,30 @@ static int run(client_app *app)
     gmud_client_default_config(&cfg);
     cfg.host = o->host;
     cfg.port = (uint16_t)o->port;
-    cfg.frame = o->frame;
-    cfg.payload = o->json ? GMUD_PAYLOAD_JSON : GMUD_PAYLOAD_TEXT;
-    cfg.limits = o->limits;
+    cfg.conn.frame = o->frame;
+    cfg.conn.payload = o->json ? GMUD_PAYLOAD_JSON : GMUD_PAYLOAD_TEXT;
+    cfg.conn.limits = o->limits;
     /* The client never stops reading the socket because its own output is
      * backed up: against an echo server that would deadlock (each side
      * waiting for the other to read). Its output is bounded instead by
      * pausing stdin, above. (gmud_client_default_config() says the same;
      * o->limits came from the shared option defaults.) */
-    cfg.limits.read_high_water = SIZE_MAX;
-    cfg.limits.read_low_water = SIZE_MAX - 1;
+    cfg.conn.limits.read_high_water = SIZE_MAX;
+    cfg.conn.limits.read_low_water = SIZE_MAX - 1;
     /* Nor does it rate-limit what its server sends. */
-    cfg.limits.msg_rate = 0;
-    cfg.limits.byte_rate = 0;
-    cfg.session.mode = o->session;
-    cfg.session.reply_data = o->reply_data;
-    cfg.session.welcome_timeout_ms = o->welcome_ms;
-    cfg.cb.on_connect = on_connect;
-    cfg.cb.on_message = on_message;
-    cfg.cb.on_close = on_close;
-    cfg.cb.on_drain = on_drain;
-    cfg.cb.user = app;
-    cfg.log = prog_log;
-    cfg.log_user = &app->opt;
-    cfg.log_level = o->log_level;
+    cfg.conn.limits.msg_rate = 0;
+    cfg.conn.limits.byte_rate = 0;
+    cfg.conn.session.mode = o->session;
+    cfg.conn.session.reply_data = o->reply_data;
+    cfg.conn.session.welcome_timeout_ms = o->welcome_ms;
+    cfg.conn.cb.on_connect = on_connect;
+    cfg.conn.cb.on_message = on_message;
+    cfg.conn.cb.on_close = on_close;
+    cfg.conn.cb.on_drain = on_drain;
+    cfg.conn.cb.user = app;
+    cfg.conn.log = prog_log;
+    cfg.conn.log_user = &app->opt;
+    cfg.conn.log_level = o->log_level;
     app->line_cap = o->frame.max_message + 1; /* room for a "\r" before the "\n" */
     app->line = malloc(app->line_cap);
     app->chunk = malloc(STDIN_CHUNK);

@@ -259,20 +259,20 @@ static int run(server_app *app)
     gmud_server_default_config(&cfg);
     cfg.host = o->host;
     cfg.port = (uint16_t)o->port;
-    cfg.frame = o->frame;
-    cfg.payload = o->json ? GMUD_PAYLOAD_JSON : GMUD_PAYLOAD_TEXT;
-    cfg.limits = o->limits;
-    cfg.session.mode = o->session;
-    cfg.session.carry_on = o->carry_on;
+    cfg.conn.frame = o->frame;
+    cfg.conn.payload = o->json ? GMUD_PAYLOAD_JSON : GMUD_PAYLOAD_TEXT;
+    cfg.conn.limits = o->limits;
+    cfg.conn.session.mode = o->session;
+    cfg.conn.session.carry_on = o->carry_on;
     cfg.addr = o->addr;
-    cfg.cb.on_connect = on_connect;
-    cfg.cb.on_message = on_message;
-    cfg.cb.on_close = on_close;
-    cfg.cb.on_reject = on_reject;
-    cfg.cb.user = app;
-    cfg.log = prog_log;
-    cfg.log_user = &app->opt;
-    cfg.log_level = o->log_level;
+    cfg.conn.cb.on_connect = on_connect;
+    cfg.conn.cb.on_message = on_message;
+    cfg.conn.cb.on_close = on_close;
+    cfg.conn.cb.on_reject = on_reject;
+    cfg.conn.cb.user = app;
+    cfg.conn.log = prog_log;
+    cfg.conn.log_user = &app->opt;
+    cfg.conn.log_level = o->log_level;
     /* Signals first: once "listen" is logged, SIGTERM must find its handler. */
     static const int signums[2] = {SIGINT, SIGTERM};
     for (size_t i = 0; i < 2; i++) {

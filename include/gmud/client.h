@@ -22,20 +22,13 @@ typedef struct gmud_client_config {
     const char *host;             /* literal or name; copied. "127.0.0.1" */
     uint16_t port;                /* 8222 */
     uint32_t connect_timeout_ms;  /* GMUD_OFF: the kernel's timeout. 10000 */
-    gmud_frame_config frame;      /* gmud framing, defaults */
-    gmud_payload payload;         /* GMUD_PAYLOAD_JSON */
-    gmud_json_limits json;        /* gmud_json_default_config */
-    gmud_limits limits;           /* gmud_limits_default_config (max_connections unused),
-                                     but read_high_water SIZE_MAX: a client never
-                                     stops reading (two peers that both stop
-                                     reading while backed up would deadlock);
-                                     max_queued still bounds its memory;
-                                     and no rate limits */
-    gmud_session_config session;  /* mode off */
-    gmud_callbacks cb;            /* all NULL */
-    gmud_log_fn log;              /* NULL: no logging */
-    void *log_user;
-    gmud_log_level log_level;     /* INFO */
+    gmud_conn_config conn;        /* as a server's (gmud/server.h), but
+                                     conn.limits: max_connections unused,
+                                     read_high_water SIZE_MAX (a client never
+                                     stops reading: two peers that both stop
+                                     reading while backed up would deadlock;
+                                     max_queued still bounds its memory), and
+                                     no rate limits */
 } gmud_client_config;
 
 /* Fills cfg with the defaults listed above. */

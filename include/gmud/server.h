@@ -239,24 +239,32 @@ GMUD_API gmud_server *gmud_conn_server(const gmud_conn *conn);
 
 /* ---- Server ----------------------------------------------------------- */
 
-typedef struct gmud_server_config {
-    const char *host;          /* IPv4/IPv6 literal or name; copied. "127.0.0.1" */
-    uint16_t port;             /* 0 picks a free port (see gmud_server_port). 8222 */
-    int backlog;               /* listen() backlog. 511 */
+/* What the connections of a server and of a client are configured with,
+ * alike: the same struct in both configs (gmud_server_config.conn,
+ * gmud_client_config.conn). */
+typedef struct gmud_conn_config {
     gmud_frame_config frame;   /* gmud framing, defaults */
     gmud_payload payload;      /* GMUD_PAYLOAD_JSON */
     gmud_json_limits json;     /* gmud_json_default_config */
-    gmud_limits limits;        /* gmud_limits_default_config */
-    gmud_session_config session; /* mode off */
-    gmud_iplimit_config addr;  /* per-address limits: gmud_iplimit_default_config.
-                                  A connection over them gets an error packet
-                                  (addr_limited), no welcome, and the close
-                                  (GMUD_CLOSE_ADDR_LIMITED); with both limits
-                                  0 no table is kept */
+    gmud_limits limits;        /* gmud_limits_default_config (a client's differ:
+                                  see gmud/client.h) */
+    gmud_session_config session; /* gmud_session_default_config: mode off */
     gmud_callbacks cb;         /* all NULL */
     gmud_log_fn log;           /* NULL: no logging */
     void *log_user;
     gmud_log_level log_level;  /* events above this level are not raised. INFO */
+} gmud_conn_config;
+
+typedef struct gmud_server_config {
+    const char *host;          /* IPv4/IPv6 literal or name; copied. "127.0.0.1" */
+    uint16_t port;             /* 0 picks a free port (see gmud_server_port). 8222 */
+    int backlog;               /* listen() backlog. 511 */
+    gmud_conn_config conn;     /* the connections' settings, as above */
+    gmud_iplimit_config addr;  /* per-address limits: gmud_iplimit_default_config.
+                                  A connection over them gets an error packet
+                                  (addr_limited), no welcome, and the close
+                                  (GMUD_CLOSE_ADDR_LIMITED); with both limits
+                                  GMUD_OFF no table is kept */
 } gmud_server_config;
 
 /* Counters since create. closes[] is by gmud_close_reason; rejects[] by

@@ -23,20 +23,20 @@ void gmud_client_default_config(gmud_client_config *cfg)
     cfg->host = "127.0.0.1";
     cfg->port = 8222;
     cfg->connect_timeout_ms = 10000;
-    gmud_frame_default_config(&cfg->frame, GMUD_FRAMING_GMUD);
-    cfg->payload = GMUD_PAYLOAD_JSON;
-    gmud_json_default_config(&cfg->json);
-    gmud_limits_default_config(&cfg->limits);
+    gmud_frame_default_config(&cfg->conn.frame, GMUD_FRAMING_GMUD);
+    cfg->conn.payload = GMUD_PAYLOAD_JSON;
+    gmud_json_default_config(&cfg->conn.json);
+    gmud_limits_default_config(&cfg->conn.limits);
     /* A client does not stop reading while its output is backed up: if the
      * server did the same, each would wait for the other to read. Its
      * memory stays bounded by max_queued. */
-    cfg->limits.read_high_water = SIZE_MAX;
-    cfg->limits.read_low_water = SIZE_MAX - 1;
+    cfg->conn.limits.read_high_water = SIZE_MAX;
+    cfg->conn.limits.read_low_water = SIZE_MAX - 1;
     /* Nor does it throttle what its server sends. */
-    cfg->limits.msg_rate = 0;
-    cfg->limits.byte_rate = 0;
-    gmud_session_default_config(&cfg->session);
-    cfg->log_level = GMUD_LOG_INFO;
+    cfg->conn.limits.msg_rate = 0;
+    cfg->conn.limits.byte_rate = 0;
+    gmud_session_default_config(&cfg->conn.session);
+    cfg->conn.log_level = GMUD_LOG_INFO;
 }
 
 static void client_conn_gone(rt_ctx *rt)
@@ -102,8 +102,8 @@ static void on_connect(uv_connect_t *req, int status)
 gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, gmud_error *err)
 {
     const char *host = cfg->host ? cfg->host : "127.0.0.1";
-    if (gmud_frame_config_check(&cfg->frame, err) != GMUD_OK ||
-        gmud_limits_check(&cfg->limits, err) != GMUD_OK)
+    if (gmud_frame_config_check(&cfg->conn.frame, err) != GMUD_OK ||
+        gmud_limits_check(&cfg->conn.limits, err) != GMUD_OK)
         return NULL;
     gmud_client *client = calloc(1, sizeof *client);
     if (client == NULL) {
@@ -115,7 +115,7 @@ gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, 
         return NULL;
     }
     rt_ctx *rt = &client->rt;
-    RT_TAKE_CONFIG(rt, cfg);
+    rt_take_config(rt, &cfg->conn);
     rt->owner = client;
     rt->conn_gone = client_conn_gone;
     rt->reopen = reopen;

@@ -132,20 +132,8 @@ enum gmud_conn_flags {
 };
 
 /* Copies the settings gmud_server_config and gmud_client_config share
- * (same names in both) into rt. A macro because the two config types
- * differ: one place to add a shared setting, so neither side forgets it. */
-#define RT_TAKE_CONFIG(rt, cfg)          \
-    do {                                      \
-        (rt)->frame = (cfg)->frame;           \
-        (rt)->payload = (cfg)->payload;       \
-        (rt)->json = (cfg)->json;             \
-        (rt)->limits = (cfg)->limits;         \
-        (rt)->session = (cfg)->session;       \
-        (rt)->cb = (cfg)->cb;                 \
-        (rt)->log = (cfg)->log;               \
-        (rt)->log_user = (cfg)->log_user;     \
-        (rt)->log_level = (cfg)->log_level;   \
-    } while (0)
+ * (their gmud_conn_config) into rt. */
+void rt_take_config(rt_ctx *rt, const gmud_conn_config *cfg);
 
 /* Initialises rt's handles on loop (cfg fields must be filled first).
  * 0 or GMUD_ERR_NOMEM/GMUD_ERR_INVALID with err filled. */

@@ -25,6 +25,19 @@ void rt_logf(rt_ctx *rt, gmud_log_level level, const char *peer, const char *eve
 
 /* ---- The rt ----------------------------------------------------------- */
 
+void rt_take_config(rt_ctx *rt, const gmud_conn_config *cfg)
+{
+    rt->frame = cfg->frame;
+    rt->payload = cfg->payload;
+    rt->json = cfg->json;
+    rt->limits = cfg->limits;
+    rt->session = cfg->session;
+    rt->cb = cfg->cb;
+    rt->log = cfg->log;
+    rt->log_user = cfg->log_user;
+    rt->log_level = cfg->log_level;
+}
+
 int rt_init(rt_ctx *rt, uv_loop_t *loop, gmud_error *err)
 {
     int rc = gmud_frame_config_check(&rt->frame, err);

@@ -32,13 +32,13 @@ void gmud_server_default_config(gmud_server_config *cfg)
     cfg->host = "127.0.0.1";
     cfg->port = 8222;
     cfg->backlog = 511;
-    gmud_frame_default_config(&cfg->frame, GMUD_FRAMING_GMUD);
-    cfg->payload = GMUD_PAYLOAD_JSON;
-    gmud_json_default_config(&cfg->json);
-    gmud_limits_default_config(&cfg->limits);
+    gmud_frame_default_config(&cfg->conn.frame, GMUD_FRAMING_GMUD);
+    cfg->conn.payload = GMUD_PAYLOAD_JSON;
+    gmud_json_default_config(&cfg->conn.json);
+    gmud_limits_default_config(&cfg->conn.limits);
     gmud_iplimit_default_config(&cfg->addr);
-    gmud_session_default_config(&cfg->session);
-    cfg->log_level = GMUD_LOG_INFO;
+    gmud_session_default_config(&cfg->conn.session);
+    cfg->conn.log_level = GMUD_LOG_INFO;
 }
 
 static void maybe_done(gmud_server *server)
@@ -200,7 +200,7 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
         return NULL;
     }
     rt_ctx *rt = &server->rt;
-    RT_TAKE_CONFIG(rt, cfg);
+    rt_take_config(rt, &cfg->conn);
     rt->server = server;
     rt->owner = server;
     rt->conn_gone = server_conn_gone;

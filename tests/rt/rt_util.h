@@ -257,18 +257,18 @@ static inline void rt_server_config(gmud_server_config *cfg, const char *framing
 {
     gmud_server_default_config(cfg);
     cfg->port = 0;
-    gmud_frame_config_parse(&cfg->frame, framing, NULL);
-    cfg->payload = payload;
-    cfg->log = rt_log;
-    cfg->log_level = GMUD_LOG_DEBUG;
+    gmud_frame_config_parse(&cfg->conn.frame, framing, NULL);
+    cfg->conn.payload = payload;
+    cfg->conn.log = rt_log;
+    cfg->conn.log_level = GMUD_LOG_DEBUG;
 }
 
 /* For tests whose point is a flood (backpressure, a proxy pushing
  * hundreds of messages): the default spam limits would drop most of it. */
 static inline void rt_no_rate_limits(gmud_server_config *cfg)
 {
-    cfg->limits.msg_rate = 0;
-    cfg->limits.byte_rate = 0;
+    cfg->conn.limits.msg_rate = 0;
+    cfg->conn.limits.byte_rate = 0;
 }
 
 static inline void rt_client_config(gmud_client_config *cfg, const gmud_server_config *scfg,
@@ -276,10 +276,10 @@ static inline void rt_client_config(gmud_client_config *cfg, const gmud_server_c
 {
     gmud_client_default_config(cfg);
     cfg->port = (uint16_t)port;
-    cfg->frame = scfg->frame;
-    cfg->payload = scfg->payload;
-    cfg->log = rt_log;
-    cfg->log_level = GMUD_LOG_DEBUG;
+    cfg->conn.frame = scfg->conn.frame;
+    cfg->conn.payload = scfg->conn.payload;
+    cfg->conn.log = rt_log;
+    cfg->conn.log_level = GMUD_LOG_DEBUG;
 }
 
 /* A fresh log capture, then the server; on failure says why and fails

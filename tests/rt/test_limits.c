@@ -53,10 +53,10 @@ static gmud_server *start(uv_loop_t *loop, gmud_server_config *cfg, srv_t *s)
     memset(s, 0, sizeof *s);
     s->first_reason = -1;
     s->echo = 1;
-    cfg->cb.on_connect = s_connect;
-    cfg->cb.on_close = s_close;
-    cfg->cb.on_message = s_message;
-    cfg->cb.user = s;
+    cfg->conn.cb.on_connect = s_connect;
+    cfg->conn.cb.on_close = s_close;
+    cfg->conn.cb.on_message = s_message;
+    cfg->conn.cb.user = s;
     s->srv = rt_server_create(loop, cfg);
     return s->srv;
 }
@@ -90,7 +90,7 @@ static void peer_init(peer_t *p, gmud_server *srv, const gmud_server_config *cfg
 {
     memset(p, 0, sizeof *p);
     p->port = gmud_server_port(srv);
-    p->cfg = cfg->frame;
+    p->cfg = cfg->conn.frame;
 }
 
 static void local_name(int fd, char *out, size_t cap)
@@ -234,9 +234,9 @@ static void test_slow_consumer(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
-    cfg.limits.max_queued = 256 * 1024;
-    cfg.limits.read_high_water = 128 * 1024;
-    cfg.limits.read_low_water = 32 * 1024;
+    cfg.conn.limits.max_queued = 256 * 1024;
+    cfg.conn.limits.read_high_water = 128 * 1024;
+    cfg.conn.limits.read_low_water = 32 * 1024;
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s);
     s.echo = 0;
@@ -252,10 +252,10 @@ static void test_slow_consumer(void)
     r.loop = &loop;
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &cfg, p.port);
-    ccfg.cb.on_connect = r_connect;
-    ccfg.cb.on_message = r_message;
-    ccfg.cb.on_close = r_close;
-    ccfg.cb.user = &r;
+    ccfg.conn.cb.on_connect = r_connect;
+    ccfg.conn.cb.on_message = r_message;
+    ccfg.conn.cb.on_close = r_close;
+    ccfg.conn.cb.user = &r;
     r.cli = gmud_client_create(&loop, &ccfg, NULL);
     /* Both connected (the server side too) before the broadcasts begin. */
     CHECK(rt_run_until(&loop, rt_int_set, &r.connected, 2000));
@@ -364,7 +364,7 @@ static void test_echo_nonreader(void)
     run_peer(&loop, peer_sends_never_reads, &p, 10000);
     gmud_timer_stop(t);
     CHECK_EQ_INT(atomic_load(&p.blocked), 1);
-    CHECK(w.max_queued <= cfg.limits.max_queued);
+    CHECK(w.max_queued <= cfg.conn.limits.max_queued);
     CHECK(w.paused_seen);
     gmud_stats st;
     gmud_server_stats(srv, &st);
@@ -372,7 +372,7 @@ static void test_echo_nonreader(void)
     CHECK_EQ_INT(st.closes[GMUD_CLOSE_SLOW_CONSUMER], 0);
     printf("non-reading echo client: sent %zu bytes before blocking; server queued at most "
            "%zu bytes (bound %zu), %llu read pauses\n",
-           p.sent, w.max_queued, cfg.limits.max_queued, (unsigned long long)st.read_pauses);
+           p.sent, w.max_queued, cfg.conn.limits.max_queued, (unsigned long long)st.read_pauses);
     rt_server_end(&loop, srv);
     rt_loop_finish(&loop);
 }
@@ -411,8 +411,8 @@ static void test_slowloris(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
-    cfg.limits.frame_timeout_ms = 300;
-    cfg.limits.sweep_ms = 50;
+    cfg.conn.limits.frame_timeout_ms = 300;
+    cfg.conn.limits.sweep_ms = 50;
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;
@@ -461,7 +461,7 @@ static void run_bad_frame(const char *framing, size_t max_message, gmud_payload 
     uv_loop_init(&loop);
     gmud_server_config cfg;
     rt_server_config(&cfg, framing, payload);
-    cfg.frame.max_message = max_message;
+    cfg.conn.frame.max_message = max_message;
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s);
     bad_frame_t b;
@@ -602,7 +602,7 @@ static void test_connection_limit(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
-    cfg.limits.max_connections = 3;
+    cfg.conn.limits.max_connections = 3;
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;
@@ -649,8 +649,8 @@ static void test_connection_limit_sessions(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
-    cfg.session.mode = GMUD_SESSION_ON;
-    cfg.limits.max_connections = 1;
+    cfg.conn.session.mode = GMUD_SESSION_ON;
+    cfg.conn.limits.max_connections = 1;
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;
@@ -801,9 +801,9 @@ static void test_idle_timeout(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
-    CHECK_EQ_INT(cfg.limits.idle_timeout_ms, 0);
-    cfg.limits.idle_timeout_ms = 200;
-    cfg.limits.sweep_ms = 20;
+    CHECK_EQ_INT(cfg.conn.limits.idle_timeout_ms, 0);
+    cfg.conn.limits.idle_timeout_ms = 200;
+    cfg.conn.limits.sweep_ms = 20;
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;
@@ -920,11 +920,11 @@ static void test_drain_streaming(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
-    cfg.limits.max_queued = 256 * 1024; /* the stream is 16 MB */
+    cfg.conn.limits.max_queued = 256 * 1024; /* the stream is 16 MB */
     srv_t s;
     stream_t st;
     memset(&st, 0, sizeof st);
-    cfg.cb.on_drain = stream_drain;
+    cfg.conn.cb.on_drain = stream_drain;
     gmud_server *srv = start(&loop, &cfg, &s);
     s.then_connect = stream_connect; /* the stream begins at the connect */
     s.user = &st;
@@ -945,7 +945,7 @@ static void test_drain_streaming(void)
     CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_PEER);
     printf("drain: %d messages of %d bytes through max_queued %zu, %d on_drain calls (%d while "
            "the peer slept)\n",
-           sp.msgs, DRAIN_MSG, cfg.limits.max_queued, atomic_load(&st.drains),
+           sp.msgs, DRAIN_MSG, cfg.conn.limits.max_queued, atomic_load(&st.drains),
            sp.drains_before_read);
     rt_server_end(&loop, srv);
     rt_loop_finish(&loop);
@@ -995,10 +995,10 @@ static void test_drain_idle(void)
     memset(&d, 0, sizeof d);
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &cfg, gmud_server_port(srv));
-    ccfg.cb.on_connect = dc_connect;
-    ccfg.cb.on_drain = dc_drain;
-    ccfg.cb.on_close = dc_close;
-    ccfg.cb.user = &d;
+    ccfg.conn.cb.on_connect = dc_connect;
+    ccfg.conn.cb.on_drain = dc_drain;
+    ccfg.conn.cb.on_close = dc_close;
+    ccfg.conn.cb.user = &d;
     gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
     CHECK(cli != NULL);
     CHECK(rt_run_until(&loop, rt_int_set, &d.drains, 2000));

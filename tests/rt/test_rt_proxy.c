@@ -185,7 +185,7 @@ static void run_proxy(const char *framing, gmud_payload payload, size_t max_len,
     gmud_server_config scfg;
     rt_server_config(&scfg, framing, payload);
     rt_no_rate_limits(&scfg);
-    scfg.cb.on_message = srv_echo;
+    scfg.conn.cb.on_message = srv_echo;
     gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
     proxy_t p;
     memset(&p, 0, sizeof p);
@@ -204,9 +204,9 @@ static void run_proxy(const char *framing, gmud_payload payload, size_t max_len,
     r.seed = seed * 7 + 1;
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &scfg, port);
-    ccfg.cb.on_message = cli_message;
-    ccfg.cb.on_close = cli_close;
-    ccfg.cb.user = &r;
+    ccfg.conn.cb.on_message = cli_message;
+    ccfg.conn.cb.on_close = cli_close;
+    ccfg.conn.cb.user = &r;
     r.cli = gmud_client_create(&loop, &ccfg, NULL);
     r.timer = gmud_timer_start(&loop, 1, 1, send_burst, &r);
     CHECK(rt_run_until(&loop, rt_int_set, &r.closed, 10000));

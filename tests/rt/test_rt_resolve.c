@@ -103,17 +103,17 @@ int main(void)
     memset(&st, 0, sizeof st);
     gmud_server_config scfg;
     rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
-    scfg.cb.on_message = s_message;
-    scfg.cb.user = &st;
+    scfg.conn.cb.on_message = s_message;
+    scfg.conn.cb.user = &st;
     gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
     CHECK(srv != NULL);
 
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &scfg, gmud_server_port(srv));
     ccfg.host = "two.test";
-    ccfg.cb.on_connect = c_connect;
-    ccfg.cb.on_close = c_close;
-    ccfg.cb.user = &st;
+    ccfg.conn.cb.on_connect = c_connect;
+    ccfg.conn.cb.on_close = c_close;
+    ccfg.conn.cb.user = &st;
     gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
     gmud_conn *early = gmud_client_conn(cli);
     CHECK_EQ_INT(gmud_conn_send(early, "early", 5, NULL), 0);

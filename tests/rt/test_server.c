@@ -104,10 +104,10 @@ static void run_echo(const char *framing, gmud_payload payload, const char *host
     gmud_server_config scfg;
     rt_server_config(&scfg, framing, payload);
     scfg.host = host;
-    scfg.cb.on_message = srv_echo_message;
-    scfg.cb.on_connect = srv_echo_connect;
-    scfg.cb.on_close = srv_echo_close;
-    scfg.cb.user = &e;
+    scfg.conn.cb.on_message = srv_echo_message;
+    scfg.conn.cb.on_connect = srv_echo_connect;
+    scfg.conn.cb.on_close = srv_echo_close;
+    scfg.conn.cb.user = &e;
     gmud_error err;
     gmud_server *srv = gmud_server_create(&loop, &scfg, &err);
     CHECK(srv != NULL);
@@ -118,10 +118,10 @@ static void run_echo(const char *framing, gmud_payload payload, const char *host
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &scfg, gmud_server_port(srv));
     ccfg.host = host;
-    ccfg.cb.on_connect = cli_echo_connect;
-    ccfg.cb.on_message = cli_echo_message;
-    ccfg.cb.on_close = cli_echo_close;
-    ccfg.cb.user = &e;
+    ccfg.conn.cb.on_connect = cli_echo_connect;
+    ccfg.conn.cb.on_message = cli_echo_message;
+    ccfg.conn.cb.on_close = cli_echo_close;
+    ccfg.conn.cb.user = &e;
     e.cli = gmud_client_create(&loop, &ccfg, &err);
     CHECK(e.cli != NULL);
     CHECK(rt_run_until(&loop, echo_done, &e, 3000));
@@ -247,7 +247,7 @@ static void test_coalescing(void)
     uv_loop_init(&loop);
     gmud_server_config scfg;
     rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
-    scfg.cb.on_connect = srv_send_burst;
+    scfg.conn.cb.on_connect = srv_send_burst;
     gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
     CHECK(srv != NULL);
     peer_t p;
@@ -345,9 +345,9 @@ static void test_shutdown_flushes(void)
     memset(&f, 0, sizeof f);
     gmud_server_config scfg;
     rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
-    scfg.cb.on_connect = srv_queue_then_shutdown;
-    scfg.cb.on_close = srv_flush_close;
-    scfg.cb.user = &f;
+    scfg.conn.cb.on_connect = srv_queue_then_shutdown;
+    scfg.conn.cb.on_close = srv_flush_close;
+    scfg.conn.cb.user = &f;
     f.srv = gmud_server_create(&loop, &scfg, NULL);
     CHECK(f.srv != NULL);
     peer_t p;
@@ -398,9 +398,9 @@ static void test_half_close(void)
     memset(&e, 0, sizeof e);
     gmud_server_config scfg;
     rt_server_config(&scfg, "line", GMUD_PAYLOAD_TEXT);
-    scfg.cb.on_message = srv_echo_message;
-    scfg.cb.on_close = srv_echo_close;
-    scfg.cb.user = &e;
+    scfg.conn.cb.on_message = srv_echo_message;
+    scfg.conn.cb.on_close = srv_echo_close;
+    scfg.conn.cb.user = &e;
     gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
     CHECK(srv != NULL);
     peer_t p;
@@ -439,9 +439,9 @@ static void test_connect_failed(void)
     rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &scfg, ntohs(a.sin_port));
-    ccfg.cb.on_connect = cli_echo_connect;
-    ccfg.cb.on_close = cli_echo_close;
-    ccfg.cb.user = &e;
+    ccfg.conn.cb.on_connect = cli_echo_connect;
+    ccfg.conn.cb.on_close = cli_echo_close;
+    ccfg.conn.cb.user = &e;
     rt_log_clear();
     gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
     CHECK(cli != NULL);
@@ -499,14 +499,14 @@ static void test_send_before_connect(void)
     uv_loop_init(&loop);
     gmud_server_config scfg;
     rt_server_config(&scfg, "length", GMUD_PAYLOAD_TEXT);
-    scfg.cb.on_message = srv_echo_message;
+    scfg.conn.cb.on_message = srv_echo_message;
     gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
     early_t e = {0, 0};
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &scfg, gmud_server_port(srv));
-    ccfg.cb.on_message = cli_early_message;
-    ccfg.cb.on_close = cli_early_close;
-    ccfg.cb.user = &e;
+    ccfg.conn.cb.on_message = cli_early_message;
+    ccfg.conn.cb.on_close = cli_early_close;
+    ccfg.conn.cb.user = &e;
     gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
     CHECK_EQ_INT(gmud_conn_send(gmud_client_conn(cli), "early", 5, NULL), 0);
     CHECK_EQ_INT(gmud_conn_send(gmud_client_conn(cli), "early", 5, NULL), 0);
@@ -526,7 +526,7 @@ static void test_api_edges(void)
     gmud_server_config scfg;
     rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
     gmud_error err;
-    scfg.limits.max_queued = 0;
+    scfg.conn.limits.max_queued = 0;
     CHECK(gmud_server_create(&loop, &scfg, &err) == NULL);
     CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
     rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
@@ -565,8 +565,8 @@ static void check_max_payload(uv_loop_t *loop, const char *framing, gmud_session
     rt_server_config(&scfg, framing, GMUD_PAYLOAD_TEXT);
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &scfg, 1);
-    ccfg.session.mode = mode;
-    ccfg.limits.max_queued = 1 << 20;
+    ccfg.conn.session.mode = mode;
+    ccfg.conn.limits.max_queued = 1 << 20;
     gmud_error err;
     gmud_client *cli = gmud_client_create(loop, &ccfg, &err);
     CHECK(cli != NULL);
@@ -695,16 +695,16 @@ static void test_broadcast(void)
     memset(&t, 0, sizeof t);
     gmud_server_config scfg;
     rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_JSON);
-    scfg.limits.sweep_ms = 20;
-    scfg.cb.on_message = chat_relay;
-    scfg.cb.user = &t;
+    scfg.conn.limits.sweep_ms = 20;
+    scfg.conn.cb.on_message = chat_relay;
+    scfg.conn.cb.user = &t;
     t.srv = gmud_server_create(&loop, &scfg, NULL);
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &scfg, gmud_server_port(t.srv));
-    ccfg.cb.on_connect = chat_connected;
-    ccfg.cb.on_message = chat_message;
-    ccfg.cb.on_close = chat_closed;
-    ccfg.cb.user = &t;
+    ccfg.conn.cb.on_connect = chat_connected;
+    ccfg.conn.cb.on_message = chat_message;
+    ccfg.conn.cb.on_close = chat_closed;
+    ccfg.conn.cb.user = &t;
     for (int i = 0; i < 3; i++)
         t.cli[i] = gmud_client_create(&loop, &ccfg, NULL);
     CHECK(rt_run_until(&loop, chat_delivered, &t, 3000));
@@ -775,9 +775,9 @@ static void test_raw_cut(void)
     raw_t r = {0, 0, 0};
     gmud_server_config scfg;
     rt_server_config(&scfg, "raw", GMUD_PAYLOAD_TEXT);
-    scfg.frame.max_message = 100;
-    scfg.cb.on_message = raw_count;
-    scfg.cb.user = &r;
+    scfg.conn.frame.max_message = 100;
+    scfg.conn.cb.on_message = raw_count;
+    scfg.conn.cb.user = &r;
     gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
     peer_t p;
     memset(&p, 0, sizeof p);
@@ -862,16 +862,16 @@ static void test_reentrancy(void)
     memset(&r, 0, sizeof r);
     gmud_server_config scfg;
     rt_server_config(&scfg, "line", GMUD_PAYLOAD_TEXT);
-    scfg.cb.on_message = reent_server_message;
-    scfg.cb.on_close = reent_server_close;
-    scfg.cb.user = &r;
+    scfg.conn.cb.on_message = reent_server_message;
+    scfg.conn.cb.on_close = reent_server_close;
+    scfg.conn.cb.user = &r;
     gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &scfg, gmud_server_port(srv));
-    ccfg.cb.on_connect = reent_client_connect;
-    ccfg.cb.on_message = reent_client_message;
-    ccfg.cb.on_close = reent_client_close;
-    ccfg.cb.user = &r;
+    ccfg.conn.cb.on_connect = reent_client_connect;
+    ccfg.conn.cb.on_message = reent_client_message;
+    ccfg.conn.cb.on_close = reent_client_close;
+    ccfg.conn.cb.user = &r;
     gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
     CHECK(rt_run_until(&loop, rt_int_set, &r.client_closed, 3000));
     /* Nothing after "close" reached the application; the replies sent
@@ -885,7 +885,7 @@ static void test_reentrancy(void)
     /* Destroying a server with a client still connected: the client sees
      * the end of stream; the server's on_close is not called. */
     memset(&r, 0, sizeof r);
-    ccfg.cb.on_connect = NULL;
+    ccfg.conn.cb.on_connect = NULL;
     cli = gmud_client_create(&loop, &ccfg, NULL);
     CHECK(rt_run_until(&loop, NULL, NULL, 100));
     CHECK_EQ_INT(gmud_server_connections(srv), 1);
@@ -985,9 +985,9 @@ static void *share_run(void *arg)
     gmud_server_config scfg;
     rt_server_config(&scfg, "length", GMUD_PAYLOAD_TEXT);
     rt_no_rate_limits(&scfg);
-    scfg.log = NULL; /* the log capture is the main thread's */
-    scfg.cb.on_message = share_srv_message;
-    scfg.cb.user = sl;
+    scfg.conn.log = NULL; /* the log capture is the main thread's */
+    scfg.conn.cb.on_message = share_srv_message;
+    scfg.conn.cb.user = sl;
     sl->srv = gmud_server_create(&sl->loop, &scfg, NULL);
     if (sl->srv == NULL) {
         sl->failures++;
@@ -995,13 +995,13 @@ static void *share_run(void *arg)
     }
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &scfg, gmud_server_port(sl->srv));
-    ccfg.log = NULL;
-    ccfg.cb.on_connect = share_cli_connect;
-    ccfg.cb.on_message = share_cli_message;
+    ccfg.conn.log = NULL;
+    ccfg.conn.cb.on_connect = share_cli_connect;
+    ccfg.conn.cb.on_message = share_cli_message;
     for (int i = 0; i < SHARE_CLIENTS; i++) {
         sl->c[i].sl = sl;
         sl->c[i].idx = i;
-        ccfg.cb.user = &sl->c[i];
+        ccfg.conn.cb.user = &sl->c[i];
         sl->c[i].cli = gmud_client_create(&sl->loop, &ccfg, NULL);
         sl->failures += sl->c[i].cli == NULL;
     }

@@ -419,7 +419,7 @@ static void srv_config(gmud_server_config *cfg, const char *framing, gmud_payloa
                        gmud_session_mode mode)
 {
     rt_server_config(cfg, framing, payload);
-    cfg->session.mode = mode;
+    cfg->conn.session.mode = mode;
 }
 
 static gmud_server *start(uv_loop_t *loop, gmud_server_config *cfg, srv_t *s, app_kind kind)
@@ -428,11 +428,11 @@ static gmud_server *start(uv_loop_t *loop, gmud_server_config *cfg, srv_t *s, ap
     for (int i = 0; i < MAXC; i++)
         s->recs[i].reason = -1;
     s->kind = kind;
-    cfg->cb.on_connect = s_connect;
-    cfg->cb.on_message = s_message;
-    cfg->cb.on_close = s_close;
-    cfg->cb.on_reject = s_reject;
-    cfg->cb.user = s;
+    cfg->conn.cb.on_connect = s_connect;
+    cfg->conn.cb.on_message = s_message;
+    cfg->conn.cb.on_close = s_close;
+    cfg->conn.cb.on_reject = s_reject;
+    cfg->conn.cb.user = s;
     s->srv = rt_server_create(loop, cfg);
     return s->srv;
 }
@@ -519,12 +519,12 @@ static gmud_client *client_start(uv_loop_t *loop, const gmud_server_config *scfg
 {
     gmud_client_config cfg;
     rt_client_config(&cfg, scfg, port);
-    cfg.session.mode = mode;
-    cfg.cb.on_connect = c_connect;
-    cfg.cb.on_message = c_message;
-    cfg.cb.on_close = c_close;
-    cfg.cb.on_reject = c_reject;
-    cfg.cb.user = k;
+    cfg.conn.session.mode = mode;
+    cfg.conn.cb.on_connect = c_connect;
+    cfg.conn.cb.on_message = c_message;
+    cfg.conn.cb.on_close = c_close;
+    cfg.conn.cb.on_reject = c_reject;
+    cfg.conn.cb.user = k;
     k->reason = -1;
     gmud_error err;
     k->cli = gmud_client_create(loop, &cfg, &err);
@@ -1063,10 +1063,10 @@ static void test_lecture_client(void)
     /* A second client with its own reply data: escaped as json.dumps does. */
     gmud_client_config ccfg;
     rt_client_config(&ccfg, &cfg, gmud_server_port(srv));
-    ccfg.session.mode = GMUD_SESSION_LECTURE;
+    ccfg.conn.session.mode = GMUD_SESSION_LECTURE;
     char data[] = "caf\xc3\xa9 \"x\"\n\xf0\x9f\x98\x80";
-    ccfg.session.reply_data = data;
-    ccfg.cb = (gmud_callbacks){.on_connect = c_connect, .on_message = c_message,
+    ccfg.conn.session.reply_data = data;
+    ccfg.conn.cb = (gmud_callbacks){.on_connect = c_connect, .on_message = c_message,
                                .on_close = c_close, .on_reject = c_reject, .user = &u};
     u.reason = -1;
     u.cli = gmud_client_create(&loop, &ccfg, NULL);
@@ -1261,7 +1261,7 @@ static void test_lecture_carry_on(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE);
-    cfg.session.carry_on = 1;
+    cfg.conn.session.carry_on = 1;
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s, APP_LECTURE);
     s.lecture_first = 1;
@@ -1309,8 +1309,8 @@ static void test_lecture_rate(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE);
-    cfg.limits.msg_rate = 10;
-    cfg.limits.msg_burst = 5;
+    cfg.conn.limits.msg_rate = 10;
+    cfg.conn.limits.msg_burst = 5;
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s, APP_LECTURE);
     s.lecture_first = 8;
@@ -1450,9 +1450,9 @@ static void test_rate_messages(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_OFF);
-    cfg.limits.msg_rate = 10;
-    cfg.limits.msg_burst = 5;
-    cfg.limits.rate_close_ms = 400;
+    cfg.conn.limits.msg_rate = 10;
+    cfg.conn.limits.msg_burst = 5;
+    cfg.conn.limits.rate_close_ms = 400;
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s, APP_ECHO);
     cli_t k;
@@ -1543,9 +1543,9 @@ static void test_rate_bytes(void)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     srv_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT, GMUD_SESSION_OFF);
-    cfg.limits.msg_rate = 0;
-    cfg.limits.byte_rate = 1000;
-    cfg.limits.byte_burst = 1000;
+    cfg.conn.limits.msg_rate = 0;
+    cfg.conn.limits.byte_rate = 1000;
+    cfg.conn.limits.byte_burst = 1000;
     srv_t s;
     gmud_server *srv = start(&loop, &cfg, &s, APP_ECHO);
     peer_t p;
@@ -1592,8 +1592,8 @@ static void expect_client_refused(const char *framing, gmud_payload payload,
     srv_config(&scfg, framing, payload, mode);
     gmud_client_config cfg;
     rt_client_config(&cfg, &scfg, 9);
-    cfg.session.mode = mode;
-    cfg.session.reply_data = reply_data;
+    cfg.conn.session.mode = mode;
+    cfg.conn.session.reply_data = reply_data;
     gmud_error err;
     memset(&err, 0, sizeof err);
     gmud_client *cli = gmud_client_create(&loop, &cfg, &err);
@@ -1623,7 +1623,7 @@ static void test_config(void)
         srv_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT, GMUD_SESSION_LECTURE);
         gmud_client_config cfg;
         rt_client_config(&cfg, &scfg, 9);
-        cfg.session.mode = GMUD_SESSION_LECTURE;
+        cfg.conn.session.mode = GMUD_SESSION_LECTURE;
         gmud_client *cli = gmud_client_create(&loop, &cfg, NULL);
         CHECK(cli != NULL);
         gmud_client_destroy(cli);

@@ -478,17 +478,17 @@ static void test_spam(void)
     /* JSON payload: every delivered message is parsed, the work a flood
      * would multiply; the buckets come before the parse. */
     rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
-    cfg.log_level = GMUD_LOG_INFO;
-    cfg.limits.msg_rate = MSG_RATE;
-    cfg.limits.msg_burst = MSG_BURST;
-    cfg.limits.rate_close_ms = RATE_CLOSE_MS;
+    cfg.conn.log_level = GMUD_LOG_INFO;
+    cfg.conn.limits.msg_rate = MSG_RATE;
+    cfg.conn.limits.msg_burst = MSG_BURST;
+    cfg.conn.limits.rate_close_ms = RATE_CLOSE_MS;
     static srv_t s;
     memset(&s, 0, sizeof s);
-    cfg.cb.on_connect = s_connect;
-    cfg.cb.on_message = s_message;
-    cfg.cb.on_reject = s_reject;
-    cfg.cb.on_close = s_close;
-    cfg.cb.user = &s;
+    cfg.conn.cb.on_connect = s_connect;
+    cfg.conn.cb.on_message = s_message;
+    cfg.conn.cb.on_reject = s_reject;
+    cfg.conn.cb.on_close = s_close;
+    cfg.conn.cb.user = &s;
     gmud_server *srv = rt_server_create(&loop, &cfg);
     if (srv == NULL)
         return;
@@ -496,7 +496,7 @@ static void test_spam(void)
     memset(&d, 0, sizeof d);
     d.srv = &s;
     d.port = gmud_server_port(srv);
-    d.frame = cfg.frame;
+    d.frame = cfg.conn.frame;
     pthread_t th;
     pthread_create(&th, NULL, driver, &d);
     int64_t t0 = rt_now_ms();

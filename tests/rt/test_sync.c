@@ -92,13 +92,13 @@ static void run_sync(const char *framing)
     uv_loop_init(&loop);
     gmud_server_config cfg;
     rt_server_config(&cfg, framing, GMUD_PAYLOAD_TEXT);
-    cfg.cb.on_message = echo;
+    cfg.conn.cb.on_message = echo;
     gmud_server *srv = gmud_server_create(&loop, &cfg, NULL);
     CHECK(srv != NULL);
     sync_case t;
     memset(&t, 0, sizeof t);
     t.port = gmud_server_port(srv);
-    t.cfg = cfg.frame;
+    t.cfg = cfg.conn.frame;
     pthread_t th;
     pthread_create(&th, NULL, sync_client, &t);
     CHECK(rt_run_until(&loop, rt_flag, &t.done, 6000));
@@ -226,13 +226,13 @@ static void run_session(gmud_session_mode mode)
     gmud_server_config cfg;
     rt_server_config(&cfg, "gmud",
                      mode == GMUD_SESSION_ON ? GMUD_PAYLOAD_TEXT : GMUD_PAYLOAD_JSON);
-    cfg.session.mode = mode;
+    cfg.conn.session.mode = mode;
     if (mode == GMUD_SESSION_ON) {
-        cfg.cb.on_message = echo;
+        cfg.conn.cb.on_message = echo;
     } else {
         g_lecture_replies = 0;
-        cfg.cb.on_connect = lecture_on_connect;
-        cfg.cb.on_message = lecture_on_reply;
+        cfg.conn.cb.on_connect = lecture_on_connect;
+        cfg.conn.cb.on_message = lecture_on_reply;
     }
     gmud_server *srv = gmud_server_create(&loop, &cfg, NULL);
     CHECK(srv != NULL);

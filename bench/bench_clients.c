@@ -195,6 +195,7 @@ static void gmud_clients(uint16_t port, client_run *r, void (*measure)(void))
     gmud_client_default_config(&cfg);
     cfg.port = port;
     cfg.conn.payload = GMUD_PAYLOAD_TEXT;
+    cfg.conn.session.mode = GMUD_SESSION_OFF; /* as the server's */
     cfg.conn.cb.on_message = gc_message;
     cfg.conn.cb.user = r;
     gmud_client **c = bench_xmalloc(g_clients * sizeof *c);

@@ -273,8 +273,8 @@ static void gmud_on_message(gmud_conn *conn, const uint8_t *data, size_t len, js
     unsigned long got = atomic_fetch_add(&c->sh->received, 1) + 1;
     if (!c->loaded && got >= c->want) {
         child_loaded(c);
-        if (gmud_timer_start(&g_gmud_loop, c->settle_ms, 0, gmud_settled, c) == NULL)
-            bench_fail("gmud_timer_start: no memory");
+        if (gmud_timer_create(&g_gmud_loop, c->settle_ms, 0, gmud_settled, c) == NULL)
+            bench_fail("gmud_timer_create: no memory");
     }
 }
 

@@ -150,6 +150,7 @@ static void receivers_main(const params *p, uint16_t port, int rss_fd)
     gmud_client_default_config(&cfg);
     cfg.port = port;
     cfg.conn.payload = GMUD_PAYLOAD_TEXT;
+    cfg.conn.session.mode = GMUD_SESSION_OFF; /* as the server's */
     cfg.conn.cb.on_message = rx_on_message;
     cfg.conn.cb.on_close = rx_on_close;
     for (size_t i = 0; i < p->clients; i++) {

@@ -308,8 +308,8 @@ static void peers_close(rtt_peers *p)
     close(p->epoll_fd);
     close(p->uv_fd);
     close(p->gmud_fd);
-    gmud_sync_close(p->sync_gmud);
-    gmud_sync_close(p->sync_raw);
+    gmud_sync_destroy(p->sync_gmud);
+    gmud_sync_destroy(p->sync_raw);
     bench_ev_close(&p->ev);
     for (int i = 0; i < 5; i++)
         if (bench_wait(p->pids[i], IO_TIMEOUT_MS) != 0)

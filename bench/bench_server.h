@@ -42,6 +42,7 @@ static inline void bench_server_config(gmud_server_config *cfg, size_t clients)
     cfg->backlog = BENCH_SERVER_BACKLOG;
     cfg->conn.limits.msg_rate = 0;
     cfg->conn.limits.byte_rate = 0;
+    cfg->conn.session.mode = GMUD_SESSION_OFF; /* the framing is measured */
     cfg->conn.limits.max_connections = clients + 16;
     cfg->addr.max_per_addr = 0;
     cfg->addr.new_per_sec = 0;

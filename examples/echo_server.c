@@ -38,7 +38,6 @@ int main(int argc, char **argv)
     gmud_server_default_config(&cfg); /* 127.0.0.1:8222, gmud framing, JSON */
     if (argc > 1)
         cfg.port = (uint16_t)atoi(argv[1]); /* 0: any free port */
-    cfg.conn.session.mode = GMUD_SESSION_ON; /* as gmud-client expects by default */
     cfg.conn.cb.on_message = on_message;
     cfg.conn.cb.on_close = on_close;
     cfg.conn.cb.user = &count;

@@ -268,7 +268,7 @@ static void on_drain(gmud_conn *conn, void *user)
 static void wait_over(gmud_timer *timer, void *user)
 {
     client_app *app = user;
-    gmud_timer_stop(timer);
+    gmud_timer_destroy(timer);
     app->wait_timer = NULL;
     gmud_client_close(app->client);
 }
@@ -297,7 +297,7 @@ static void input_ended(client_app *app)
     if (app->line_len > 0 && !app->line_too_long)
         end_line(app, app->line, app->line_len);
     app->line_len = 0;
-    app->wait_timer = gmud_timer_start(&app->loop, app->opt.wait_ms, 0, wait_over, app);
+    app->wait_timer = gmud_timer_create(&app->loop, app->opt.wait_ms, 0, wait_over, app);
     if (app->wait_timer == NULL)
         gmud_client_close(app->client);
 }
@@ -430,7 +430,7 @@ static void on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error
     (void)conn;
     app->conn = NULL;
     input_close(app);
-    gmud_timer_stop(app->wait_timer);
+    gmud_timer_destroy(app->wait_timer);
     app->wait_timer = NULL;
     app->paused = 0;
     uv_prepare_stop(&app->flusher);

@@ -47,7 +47,7 @@ static void app_stop(server_app *app, const char *why)
     app->stopping = 1;
     prog_logf(&app->opt, GMUD_LOG_INFO, NULL, "shutdown", "%s; flushing for at most %gs", why,
               app->opt.shutdown_ms / 1000.0);
-    gmud_timer_stop(app->clock);
+    gmud_timer_destroy(app->clock);
     app->clock = NULL;
     /* Closing the watchers restores the default action: a second Ctrl-C
      * while the flush runs ends the process at once. */
@@ -200,7 +200,7 @@ static void on_connect(gmud_conn *conn, void *user)
     if (lecture(app) && app->opt.interval_ms == 0)
         return; /* replies pace the exchange; no timer */
     /* The lecture's server starts counting when its client connects. */
-    app->clock = gmud_timer_start(&app->loop, 0, app->opt.interval_ms, clock_tick, app);
+    app->clock = gmud_timer_create(&app->loop, 0, app->opt.interval_ms, clock_tick, app);
     if (app->clock == NULL)
         prog_logf(&app->opt, GMUD_LOG_ERROR, gmud_conn_peer(conn), "clock", "out of memory");
 }

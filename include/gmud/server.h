@@ -163,7 +163,7 @@ typedef struct gmud_callbacks {
  * passed to on_reject, answered with an error packet, and the connection
  * closes as GMUD_CLOSE_SESSION. */
 typedef struct gmud_session_config {
-    gmud_session_mode mode;  /* GMUD_SESSION_OFF */
+    gmud_session_mode mode;  /* GMUD_SESSION_DEFAULT (on; see gmud/session.h) */
     int carry_on;            /* server, lecture mode: a bad reply is logged,
                                 counted and dropped, and the connection stays
                                 open (the lecture's own server prints and
@@ -248,7 +248,7 @@ typedef struct gmud_conn_config {
     gmud_json_limits json;     /* gmud_json_default_config */
     gmud_limits limits;        /* gmud_limits_default_config (a client's differ:
                                   see gmud/client.h) */
-    gmud_session_config session; /* gmud_session_default_config: mode off */
+    gmud_session_config session; /* gmud_session_default_config: mode on */
     gmud_callbacks cb;         /* all NULL */
     gmud_log_fn log;           /* NULL: no logging */
     void *log_user;
@@ -348,14 +348,14 @@ typedef struct gmud_timer gmud_timer;
 
 /* Calls cb(timer, user) after first_ms, then every repeat_ms (0: once).
  * The timer owns its memory: stop every timer exactly once with
- * gmud_timer_stop, one-shot timers too, also from inside cb. A timer keeps
+ * gmud_timer_destroy, one-shot timers too, also from inside cb. A timer keeps
  * the loop alive until stopped. NULL on no memory. */
-GMUD_API gmud_timer *gmud_timer_start(uv_loop_t *loop, uint64_t first_ms, uint64_t repeat_ms,
+GMUD_API gmud_timer *gmud_timer_create(uv_loop_t *loop, uint64_t first_ms, uint64_t repeat_ms,
                              void (*cb)(gmud_timer *timer, void *user), void *user);
 
 /* Stops and frees the timer (the memory goes when the loop runs on). NULL
  * is a no-op. */
-GMUD_API void gmud_timer_stop(gmud_timer *timer);
+GMUD_API void gmud_timer_destroy(gmud_timer *timer);
 
 #ifdef __cplusplus
 }

@@ -145,6 +145,17 @@ typedef enum gmud_session_mode {
     GMUD_SESSION_ON = 2
 } gmud_session_mode;
 
+/* The default mode of every config, the library's and the programs'
+ * alike: on, for the default gmud framing (and, in the runtime, JSON
+ * payload). A session stops replayed and injected packets for 16 bytes a
+ * packet and one welcome, and an honest peer never notices it, so it is
+ * on unless asked off. Off is for plain frames: the lecture's approaches
+ * 1 to 5 and the peers written that way. A config whose framing mode on
+ * cannot use (raw, line) must say off too: it is refused, not changed
+ * behind the caller's back. (gmud's programs pick off themselves for
+ * those framings, and for text payload, when --session is not given.) */
+#define GMUD_SESSION_DEFAULT GMUD_SESSION_ON
+
 /* "off", "lecture", "on"; "unknown" out of range. */
 GMUD_API const char *gmud_session_mode_name(gmud_session_mode mode);
 

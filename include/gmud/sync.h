@@ -45,7 +45,7 @@
  *            count, so the application sends nothing: gmud_sync_send() is
  *            refused. Any framing but raw.
  *
- * In both session modes gmud_sync_open() reads the welcome before it
+ * In both session modes gmud_sync_create() reads the welcome before it
  * returns, within the connect's timeout, and frames must hold at least 50
  * bytes (the longest welcome). A first frame that is not a welcome (not a
  * JSON object, or a missing, mistyped or out-of-range field, or a
@@ -91,14 +91,16 @@ typedef struct gmud_sync gmud_sync;
 
 typedef struct gmud_sync_config {
     gmud_frame_config frame;   /* the framing; the server's */
-    gmud_session_mode session; /* GMUD_SESSION_OFF, _LECTURE or _ON */
+    gmud_session_mode session; /* GMUD_SESSION_OFF, _LECTURE or _ON.
+                                  GMUD_SESSION_DEFAULT (on) */
     const char *reply_data;    /* lecture: the replies' data, UTF-8 text without NUL;
                                 * NULL = GMUD_SESSION_LECTURE_DATA. Copied by open. */
     gmud_json_limits json;     /* bounds for parsing the welcome */
 } gmud_sync_config;
 
-/* Fills cfg: gmud framing with its defaults, sessions off, the lecture's
- * reply data, the default JSON limits. */
+/* Fills cfg: gmud framing with its defaults, session mode on (as
+ * gmud_session.h's GMUD_SESSION_DEFAULT says why), the lecture's reply
+ * data, the default JSON limits. */
 GMUD_API void gmud_sync_default_config(gmud_sync_config *cfg);
 
 /* Connects to host:port (literal or name) and, in a session mode, reads the
@@ -111,10 +113,10 @@ GMUD_API void gmud_sync_default_config(gmud_sync_config *cfg);
  * refused), GMUD_ERR_TIMEOUT (connect or welcome), GMUD_ERR_NOMEM,
  * GMUD_ERR_CLOSED or GMUD_ERR_TRUNCATED (closed before the welcome), or a
  * welcome error (above). */
-GMUD_API gmud_sync *gmud_sync_open(const char *host, unsigned port, const gmud_sync_config *cfg,
+GMUD_API gmud_sync *gmud_sync_create(const char *host, unsigned port, const gmud_sync_config *cfg,
                           int timeout_ms, gmud_error *err);
 
-/* gmud_sync_open() with sessions off and the framing cfg (copied). */
+/* gmud_sync_create() with sessions off and the framing cfg (copied). */
 GMUD_API gmud_sync *gmud_sync_connect(const char *host, unsigned port, const gmud_frame_config *cfg,
                              int timeout_ms, gmud_error *err);
 
@@ -144,7 +146,7 @@ GMUD_API uint64_t gmud_sync_session_id(const gmud_sync *s);
 GMUD_API int gmud_sync_fd(const gmud_sync *s);
 
 /* Closes and frees; NULL is a no-op. */
-GMUD_API void gmud_sync_close(gmud_sync *s);
+GMUD_API void gmud_sync_destroy(gmud_sync *s);
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,7 @@ void gmud_limits_default_config(gmud_limits *lim)
 
 void gmud_session_default_config(gmud_session_config *cfg)
 {
-    cfg->mode = GMUD_SESSION_OFF;
+    cfg->mode = GMUD_SESSION_DEFAULT;
     cfg->carry_on = 0;
     cfg->reply_data = NULL;
     cfg->welcome_timeout_ms = GMUD_WELCOME_TIMEOUT_MS_DEFAULT;

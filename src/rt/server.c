@@ -395,7 +395,7 @@ static void on_timer(uv_timer_t *handle)
     t->cb(t, t->user);
 }
 
-gmud_timer *gmud_timer_start(uv_loop_t *loop, uint64_t first_ms, uint64_t repeat_ms,
+gmud_timer *gmud_timer_create(uv_loop_t *loop, uint64_t first_ms, uint64_t repeat_ms,
                              void (*cb)(gmud_timer *timer, void *user), void *user)
 {
     gmud_timer *t = calloc(1, sizeof *t);
@@ -414,7 +414,7 @@ static void on_timer_closed(uv_handle_t *handle)
     free(handle->data);
 }
 
-void gmud_timer_stop(gmud_timer *timer)
+void gmud_timer_destroy(gmud_timer *timer)
 {
     if (timer == NULL)
         return;

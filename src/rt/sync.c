@@ -404,7 +404,7 @@ void gmud_sync_default_config(gmud_sync_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     gmud_frame_default_config(&cfg->frame, GMUD_FRAMING_GMUD);
-    cfg->session = GMUD_SESSION_OFF;
+    cfg->session = GMUD_SESSION_DEFAULT;
     cfg->reply_data = NULL;
     gmud_json_default_config(&cfg->json);
 }
@@ -438,7 +438,7 @@ static int read_welcome(gmud_sync *s, int64_t deadline, gmud_error *err)
     return rc < 0 ? rc : GMUD_OK;
 }
 
-gmud_sync *gmud_sync_open(const char *host, unsigned port, const gmud_sync_config *cfg,
+gmud_sync *gmud_sync_create(const char *host, unsigned port, const gmud_sync_config *cfg,
                           int timeout_ms, gmud_error *err)
 {
     gmud_sync *s = calloc(1, sizeof *s);
@@ -469,7 +469,7 @@ gmud_sync *gmud_sync_open(const char *host, unsigned port, const gmud_sync_confi
     return s;
 
 fail:
-    gmud_sync_close(s);
+    gmud_sync_destroy(s);
     return NULL;
 }
 
@@ -479,7 +479,8 @@ gmud_sync *gmud_sync_connect(const char *host, unsigned port, const gmud_frame_c
     gmud_sync_config c;
     gmud_sync_default_config(&c);
     c.frame = *cfg;
-    return gmud_sync_open(host, port, &c, timeout_ms, err);
+    c.session = GMUD_SESSION_OFF;
+    return gmud_sync_create(host, port, &c, timeout_ms, err);
 }
 
 uint64_t gmud_sync_session_id(const gmud_sync *s)
@@ -492,7 +493,7 @@ int gmud_sync_fd(const gmud_sync *s)
     return s->fd;
 }
 
-void gmud_sync_close(gmud_sync *s)
+void gmud_sync_destroy(gmud_sync *s)
 {
     if (s == NULL)
         return;

@@ -259,6 +259,7 @@ static inline void rt_server_config(gmud_server_config *cfg, const char *framing
     cfg->port = 0;
     gmud_frame_config_parse(&cfg->conn.frame, framing, NULL);
     cfg->conn.payload = payload;
+    cfg->conn.session.mode = GMUD_SESSION_OFF; /* plain frames unless a test asks */
     cfg->conn.log = rt_log;
     cfg->conn.log_level = GMUD_LOG_DEBUG;
 }
@@ -278,6 +279,7 @@ static inline void rt_client_config(gmud_client_config *cfg, const gmud_server_c
     cfg->port = (uint16_t)port;
     cfg->conn.frame = scfg->conn.frame;
     cfg->conn.payload = scfg->conn.payload;
+    cfg->conn.session.mode = scfg->conn.session.mode;
     cfg->conn.log = rt_log;
     cfg->conn.log_level = GMUD_LOG_DEBUG;
 }

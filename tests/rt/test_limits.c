@@ -261,7 +261,7 @@ static void test_slow_consumer(void)
     CHECK(rt_run_until(&loop, rt_int_set, &r.connected, 2000));
     CHECK(rt_run_until(&loop, two_connected, srv, 2000));
     bcast_t b = {srv, 0};
-    gmud_timer *t = gmud_timer_start(&loop, 5, 5, on_broadcast, &b);
+    gmud_timer *t = gmud_timer_create(&loop, 5, 5, on_broadcast, &b);
     void *both[3] = {&s, &r, &b};
     CHECK(rt_run_until(&loop, slow_phase_done, both, 6000));
     CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_SLOW_CONSUMER);
@@ -269,7 +269,7 @@ static void test_slow_consumer(void)
     /* The reader carries on, undelayed, after the other was dropped. */
     int before = r.got;
     rt_run_until(&loop, NULL, NULL, 300);
-    gmud_timer_stop(t);
+    gmud_timer_destroy(t);
     rt_run_until(&loop, reader_caught_up, both, 1000);
     CHECK(r.got > before + 10);
     CHECK_EQ_INT(r.got, b.sent);
@@ -360,9 +360,9 @@ static void test_echo_nonreader(void)
     peer_t p;
     peer_init(&p, srv, &cfg);
     watch_t w = {srv, 0, 0};
-    gmud_timer *t = gmud_timer_start(&loop, 2, 2, on_watch, &w);
+    gmud_timer *t = gmud_timer_create(&loop, 2, 2, on_watch, &w);
     run_peer(&loop, peer_sends_never_reads, &p, 10000);
-    gmud_timer_stop(t);
+    gmud_timer_destroy(t);
     CHECK_EQ_INT(atomic_load(&p.blocked), 1);
     CHECK(w.max_queued <= cfg.conn.limits.max_queued);
     CHECK(w.paused_seen);
@@ -448,7 +448,7 @@ static void *peer_bad_frame(void *arg)
         local_name(gmud_sync_fd(s), p->local, sizeof p->local);
         rt_send_all(gmud_sync_fd(s), b->bytes, b->len);
         p->ok = expect_error_then_eof(s, b->payload, b->code, p->note, sizeof p->note);
-        gmud_sync_close(s);
+        gmud_sync_destroy(s);
     }
     atomic_store(&p->done, 1);
     return NULL;
@@ -541,7 +541,7 @@ static void *peer_bad_json(void *arg)
     if (ok)
         p->eof = gmud_sync_recv(s, 3000, &m, &err) == GMUD_ERR_CLOSED;
     p->ok = ok && errors == 5;
-    gmud_sync_close(s);
+    gmud_sync_destroy(s);
     atomic_store(&p->done, 1);
     return NULL;
 }
@@ -591,7 +591,7 @@ static void *peer_fourth(void *arg)
              gmud_sync_recv(s[i], 2000, &m, &err) == 1 && m.len == 7;
     p->ok = ok;
     for (int i = 0; i < 4; i++)
-        gmud_sync_close(s[i]);
+        gmud_sync_destroy(s[i]);
     atomic_store(&p->done, 1);
     return NULL;
 }
@@ -632,13 +632,13 @@ static void *peer_second_session(void *arg)
     gmud_sync_default_config(&sc);
     sc.frame = p->cfg;
     sc.session = GMUD_SESSION_ON;
-    gmud_sync *first = gmud_sync_open("127.0.0.1", (unsigned)p->port, &sc, 2000, &err);
-    gmud_sync *second = gmud_sync_open("127.0.0.1", (unsigned)p->port, &sc, 2000, &err);
+    gmud_sync *first = gmud_sync_create("127.0.0.1", (unsigned)p->port, &sc, 2000, &err);
+    gmud_sync *second = gmud_sync_create("127.0.0.1", (unsigned)p->port, &sc, 2000, &err);
     p->ok = first != NULL && second == NULL && err.code == GMUD_ERR_SERVER_FULL;
     if (second == NULL)
         snprintf(p->note, sizeof p->note, "%s", err.message);
-    gmud_sync_close(first);
-    gmud_sync_close(second);
+    gmud_sync_destroy(first);
+    gmud_sync_destroy(second);
     atomic_store(&p->done, 1);
     return NULL;
 }
@@ -692,14 +692,14 @@ static void *peer_third_refused(void *arg)
                                    sizeof p->note);
     ok = ok && served(s[0]) && served(s[1]);
     if (ok && p->eof) { /* eof: "expect room after a close" */
-        gmud_sync_close(s[0]);
+        gmud_sync_destroy(s[0]);
         s[0] = NULL;
         /* The server counts the close when it sees it: retry, bounded. */
         int again = 0;
         for (int tries = 0; tries < 40 && !again; tries++) {
             gmud_sync *n = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
             again = served(n);
-            gmud_sync_close(n);
+            gmud_sync_destroy(n);
             if (!again)
                 rt_sleep_ms(50);
         }
@@ -709,7 +709,7 @@ static void *peer_third_refused(void *arg)
     }
     p->ok = ok;
     for (int i = 0; i < 3; i++)
-        gmud_sync_close(s[i]);
+        gmud_sync_destroy(s[i]);
     atomic_store(&p->done, 1);
     return NULL;
 }

@@ -153,7 +153,7 @@ static void send_burst(gmud_timer *t, void *u)
         r->sent++;
     }
     if (r->sent == MSGS) {
-        gmud_timer_stop(t);
+        gmud_timer_destroy(t);
         r->timer = NULL;
     }
 }
@@ -208,9 +208,9 @@ static void run_proxy(const char *framing, gmud_payload payload, size_t max_len,
     ccfg.conn.cb.on_close = cli_close;
     ccfg.conn.cb.user = &r;
     r.cli = gmud_client_create(&loop, &ccfg, NULL);
-    r.timer = gmud_timer_start(&loop, 1, 1, send_burst, &r);
+    r.timer = gmud_timer_create(&loop, 1, 1, send_burst, &r);
     CHECK(rt_run_until(&loop, rt_int_set, &r.closed, 10000));
-    gmud_timer_stop(r.timer);
+    gmud_timer_destroy(r.timer);
     CHECK(rt_run_until(&loop, rt_flag, &p.done, 3000));
     pthread_join(th, NULL);
     close(p.listen_fd);

@@ -145,7 +145,7 @@ int main(void)
     gmud_error err;
     gmud_sync *s = gmud_sync_connect("two.test", gmud_server_port(srv), &fc, 2000, &err);
     CHECK(s != NULL);
-    gmud_sync_close(s);
+    gmud_sync_destroy(s);
     s = gmud_sync_connect("two.test", (unsigned)refusing_port, &fc, 2000, &err);
     CHECK(s == NULL);
     if (s == NULL) {

@@ -541,7 +541,7 @@ static void test_api_edges(void)
     CHECK_EQ_INT(err.code, GMUD_ERR_IO);
     gmud_server_destroy(NULL);
     gmud_client_destroy(NULL);
-    gmud_timer_stop(NULL);
+    gmud_timer_destroy(NULL);
     CHECK(strcmp(gmud_close_reason_name(GMUD_CLOSE_SLOW_CONSUMER), "slow consumer") == 0);
     CHECK(strcmp(gmud_close_reason_name(GMUD_CLOSE_BAD_MESSAGES), "too many bad messages") == 0);
     CHECK(strcmp(gmud_close_reason_name((gmud_close_reason)99), "unknown") == 0);
@@ -601,7 +601,7 @@ static void on_tick(gmud_timer *t, void *u)
 {
     int *n = u;
     if (++*n == 3)
-        gmud_timer_stop(t);
+        gmud_timer_destroy(t);
 }
 
 static void test_timer(void)
@@ -609,7 +609,7 @@ static void test_timer(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
     int n = 0;
-    gmud_timer *t = gmud_timer_start(&loop, 5, 5, on_tick, &n);
+    gmud_timer *t = gmud_timer_create(&loop, 5, 5, on_tick, &n);
     CHECK(t != NULL);
     rt_run_until(&loop, NULL, NULL, 100);
     CHECK_EQ_INT(n, 3);

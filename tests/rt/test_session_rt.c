@@ -1478,10 +1478,10 @@ static void test_rate_messages(void)
     CHECK_EQ_INT(r->reason, -1);
 
     honest_t h = {&k, 0};
-    gmud_timer *t = gmud_timer_start(&loop, 0, 150, on_honest, &h);
+    gmud_timer *t = gmud_timer_create(&loop, 0, 150, on_honest, &h);
     atomic_store(&p.go, 1);
     peer_join(&loop, &p, th, 5000);
-    gmud_timer_stop(t);
+    gmud_timer_destroy(t);
     CHECK(rt_run_until(&loop, honest_caught_up, &h, 2000));
     CHECK(rt_run_until(&loop, rec_closed, r, 2000));
     /* The spammer: closed once refused for rate_close_ms, one warning in

@@ -81,7 +81,7 @@ static void *sync_client(void *arg)
         ok = ok && gmud_sync_recv(s, 100, &m, &err) == GMUD_ERR_CLOSED;
     }
     t->ok = ok;
-    gmud_sync_close(s);
+    gmud_sync_destroy(s);
     atomic_store(&t->done, 1);
     return NULL;
 }
@@ -136,7 +136,7 @@ static void test_failures(void)
     cfg.max_message = 0;
     CHECK(gmud_sync_connect("127.0.0.1", 8222, &cfg, 1000, &err) == NULL);
     CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
-    gmud_sync_close(NULL);
+    gmud_sync_destroy(NULL);
 }
 
 /* ---- Sessions against the event server --------------------------------- */
@@ -187,7 +187,7 @@ static void *session_client(void *arg)
     gmud_error err;
     gmud_slice m;
     int ok = 1;
-    gmud_sync *s = gmud_sync_open("127.0.0.1", (unsigned)t->port, &cfg, 2000, &err);
+    gmud_sync *s = gmud_sync_create("127.0.0.1", (unsigned)t->port, &cfg, 2000, &err);
     if (s == NULL) {
         snprintf(t->note, sizeof t->note, "open: %s", err.message);
         ok = 0;
@@ -212,7 +212,7 @@ static void *session_client(void *arg)
             snprintf(t->note, sizeof t->note, "not closed after 3 replies: %s", err.message);
     }
     t->ok = ok;
-    gmud_sync_close(s);
+    gmud_sync_destroy(s);
     atomic_store(&t->done, 1);
     return NULL;
 }
@@ -451,7 +451,7 @@ static gmud_sync *fake_open(const fake *f, const char *framing, gmud_session_mod
     gmud_frame_config_parse(&cfg.frame, framing, NULL);
     cfg.session = mode;
     cfg.reply_data = reply_data;
-    return gmud_sync_open("127.0.0.1", (unsigned)f->port, &cfg, 2000, err);
+    return gmud_sync_create("127.0.0.1", (unsigned)f->port, &cfg, 2000, err);
 }
 
 static int64_t now_us(void)
@@ -501,7 +501,7 @@ static void test_on_exchange(void)
     CHECK_EQ_INT(gmud_sync_recv(s, 2000, &m, &err), 1);
     CHECK_EQ_INT(m.len, 0);
     CHECK_EQ_INT(gmud_sync_recv(s, 0, &m, &err), 0);
-    gmud_sync_close(s);
+    gmud_sync_destroy(s);
     fake_join(&f);
 
     /* What the fake read: the first frame whole, then the headers. */
@@ -604,7 +604,7 @@ static void test_on_refusals(void)
         CHECK_EQ_INT(gmud_sync_send(s, "z", 1, &again), cases[i].code);
         CHECK(strcmp(again.message, err.message) == 0);
         CHECK_EQ_INT(gmud_sync_recv(s, 0, &m, NULL), cases[i].code);
-        gmud_sync_close(s);
+        gmud_sync_destroy(s);
         fake_join(&f);
         /* The server hears why: one error packet, in the session (the
          * client's sequence 0), naming the code; then nothing. */
@@ -647,7 +647,7 @@ static void test_on_fixed(void)
         CHECK_EQ_INT(m.len, 48); /* padding included, header not */
         gmud_slice t = gmud_frame_trim_padding(m);
         CHECK_MEM(t.data, t.len, "hi", 2);
-        gmud_sync_close(s);
+        gmud_sync_destroy(s);
     }
     fake_join(&f);
     CHECK_EQ_INT(f.frames, 2);
@@ -697,7 +697,7 @@ static void test_on_glued(void)
         rt_sleep_ms(20);
         CHECK_EQ_INT(gmud_sync_recv(s, 0, &m, &err), 1);
         CHECK_MEM(m.data, m.len, "more", 4);
-        gmud_sync_close(s);
+        gmud_sync_destroy(s);
     }
     fake_join(&f);
 }
@@ -729,7 +729,7 @@ static void test_on_send_fails(void)
     CHECK(strcmp(again.message, err.message) == 0);
     CHECK_EQ_INT(gmud_sync_recv(s, 0, &m, &again), GMUD_ERR_IO);
     CHECK(strcmp(again.message, err.message) == 0);
-    gmud_sync_close(s);
+    gmud_sync_destroy(s);
 }
 
 /* ---- Mode lecture, byte by byte ----------------------------------------- */
@@ -781,7 +781,7 @@ static void run_lecture(const char *framing)
         }
         CHECK_EQ_INT(gmud_sync_send(s, "x", 1, &err), GMUD_ERR_INVALID);
         CHECK_CONTAINS(err.message, "in lecture mode the client only replies");
-        gmud_sync_close(s);
+        gmud_sync_destroy(s);
     }
     fake_join(&f);
     CHECK_EQ_INT(f.frames, 3);
@@ -810,7 +810,7 @@ static void test_lecture_reply_data(void)
     CHECK(s != NULL);
     if (s != NULL) {
         CHECK_EQ_INT(gmud_sync_recv(s, 2000, &m, &err), 1);
-        gmud_sync_close(s);
+        gmud_sync_destroy(s);
     }
     fake_join(&f);
     /* json.dumps({"session_id": 4242, "sequence_id": 1,
@@ -866,7 +866,7 @@ static void test_lecture_reply_fails(void)
     CHECK_EQ_INT(gmud_sync_recv(s, 0, &m, &again), GMUD_ERR_IO);
     CHECK(strcmp(again.message, err.message) == 0);
     CHECK_EQ_INT(gmud_sync_send(s, "x", 1, &again), GMUD_ERR_IO);
-    gmud_sync_close(s);
+    gmud_sync_destroy(s);
 }
 
 /* ---- Welcomes that are not ---------------------------------------------- */
@@ -933,7 +933,7 @@ static void test_bad_welcomes(void)
             cfg.session = (gmud_session_mode)mode;
             gmud_error err;
             int64_t t0 = now_us();
-            gmud_sync *s = gmud_sync_open("127.0.0.1", (unsigned)f.port, &cfg, 200, &err);
+            gmud_sync *s = gmud_sync_create("127.0.0.1", (unsigned)f.port, &cfg, 200, &err);
             int64_t took = now_us() - t0;
             CHECK(s == NULL);
             if (s == NULL && err.code != cases[i].code)
@@ -943,7 +943,7 @@ static void test_bad_welcomes(void)
             CHECK_CONTAINS(err.message, cases[i].says);
             if (cases[i].kind == FIRST_SILENCE)
                 CHECK(took >= 200000 && took < 1000000);
-            gmud_sync_close(s);
+            gmud_sync_destroy(s);
             fake_join(&f);
             if (cases[i].kind != FIRST_RAW)
                 CHECK(f.eof); /* the failed open closed its socket */
@@ -989,7 +989,7 @@ static void test_bad_configs(void)
         cfg.session = (gmud_session_mode)cases[i].mode;
         cfg.reply_data = cases[i].reply;
         gmud_error err;
-        CHECK(gmud_sync_open("127.0.0.1", 9, &cfg, 1000, &err) == NULL);
+        CHECK(gmud_sync_create("127.0.0.1", 9, &cfg, 1000, &err) == NULL);
         CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
         CHECK_CONTAINS(err.message, cases[i].says);
     }
@@ -1000,7 +1000,7 @@ static void test_bad_configs(void)
     cfg.session = GMUD_SESSION_ON;
     cfg.json.max_depth = 0;
     gmud_error err;
-    CHECK(gmud_sync_open("127.0.0.1", 9, &cfg, 1000, &err) == NULL);
+    CHECK(gmud_sync_create("127.0.0.1", 9, &cfg, 1000, &err) == NULL);
     CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
     CHECK_CONTAINS(err.message, "JSON limits");
 }
@@ -1129,7 +1129,7 @@ static void test_waits(void)
     CHECK_EQ_INT(ask(s, "kick 50 late", 1000, &m, &took), 1);
     CHECK_MEM(m.data, m.len, "late", 4);
     CHECK_EQ_INT(g_kicks, 1);
-    gmud_sync_close(s);
+    gmud_sync_destroy(s);
     fake_join(&f);
     sigaction(SIGUSR1, &old, NULL);
 }

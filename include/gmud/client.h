@@ -19,7 +19,7 @@ extern "C" {
 typedef struct gmud_client gmud_client;
 
 typedef struct gmud_client_config {
-    const char *host;             /* literal or name; copied. "127.0.0.1" */
+    const char *host;             /* literal or name; copied. GMUD_HOST_DEFAULT */
     uint16_t port;                /* 8222 */
     uint32_t connect_timeout_ms;  /* GMUD_OFF: the kernel's timeout. 10000 */
     gmud_conn_config conn;        /* as a server's (gmud/server.h), but

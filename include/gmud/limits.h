@@ -20,7 +20,18 @@ extern "C" {
 /* Zero: off, none, no timeout (where a field allows it). */
 #define GMUD_OFF 0
 
+/* Where a server listens and a client connects unless told: loopback, and
+ * the lecture's port. */
+#define GMUD_HOST_DEFAULT "127.0.0.1"
+
 enum {
+    GMUD_PORT_DEFAULT = 8222,
+
+    /* Server: the listen() backlog; client: how long a connect may take
+     * (ms). */
+    GMUD_BACKLOG_DEFAULT = 511,
+    GMUD_CONNECT_TIMEOUT_MS_DEFAULT = 10000,
+
     /* Largest payload any framing carries (bytes). length/gmud frames hold a
      * 16-bit unsigned length, so 65535 is also their hard ceiling. */
     GMUD_MAX_MESSAGE_DEFAULT = 65535,

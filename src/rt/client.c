@@ -20,9 +20,9 @@ struct gmud_client {
 void gmud_client_default_config(gmud_client_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->host = "127.0.0.1";
-    cfg->port = 8222;
-    cfg->connect_timeout_ms = 10000;
+    cfg->host = GMUD_HOST_DEFAULT;
+    cfg->port = GMUD_PORT_DEFAULT;
+    cfg->connect_timeout_ms = GMUD_CONNECT_TIMEOUT_MS_DEFAULT;
     gmud_frame_default_config(&cfg->conn.frame, GMUD_FRAMING_GMUD);
     cfg->conn.payload = GMUD_PAYLOAD_JSON;
     gmud_json_default_config(&cfg->conn.json);
@@ -101,7 +101,7 @@ static void on_connect(uv_connect_t *req, int status)
 
 gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, gmud_error *err)
 {
-    const char *host = cfg->host ? cfg->host : "127.0.0.1";
+    const char *host = cfg->host ? cfg->host : GMUD_HOST_DEFAULT;
     if (gmud_frame_config_check(&cfg->conn.frame, err) != GMUD_OK ||
         gmud_limits_check(&cfg->conn.limits, err) != GMUD_OK)
         return NULL;

@@ -29,9 +29,9 @@ struct gmud_server {
 void gmud_server_default_config(gmud_server_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->host = "127.0.0.1";
-    cfg->port = 8222;
-    cfg->backlog = 511;
+    cfg->host = GMUD_HOST_DEFAULT;
+    cfg->port = GMUD_PORT_DEFAULT;
+    cfg->backlog = GMUD_BACKLOG_DEFAULT;
     gmud_frame_default_config(&cfg->conn.frame, GMUD_FRAMING_GMUD);
     cfg->conn.payload = GMUD_PAYLOAD_JSON;
     gmud_json_default_config(&cfg->conn.json);
@@ -193,7 +193,7 @@ static void on_connection(uv_stream_t *listener, int status)
 gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, gmud_error *err)
 {
     gmud_server *server = calloc(1, sizeof *server);
-    const char *host = cfg->host ? cfg->host : "127.0.0.1";
+    const char *host = cfg->host ? cfg->host : GMUD_HOST_DEFAULT;
     if (server == NULL || (server->host = strdup(host)) == NULL) {
         free(server);
         gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory creating a server");
@@ -225,7 +225,7 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
     if (rc != 0)
         close(fd);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&server->listener, cfg->backlog > 0 ? cfg->backlog : 511,
+        rc = uv_listen((uv_stream_t *)&server->listener, cfg->backlog > 0 ? cfg->backlog : GMUD_BACKLOG_DEFAULT,
                        on_connection);
     if (rc != 0) {
         gmud_error_set(err, GMUD_ERR_IO, 0, "cannot listen on %s:%u: %s", server->host,

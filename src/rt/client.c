@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "seamed.h"
 #include "resolve.h"
 #include "gmud/client.h"
 
@@ -101,6 +102,12 @@ static void on_connect(uv_connect_t *req, int status)
 
 gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, gmud_error *err)
 {
+    return client_create_seamed(loop, cfg, NULL, err);
+}
+
+gmud_client *client_create_seamed(uv_loop_t *loop, const gmud_client_config *cfg,
+                                  const seam_factory *seams, gmud_error *err)
+{
     const char *host = cfg->host ? cfg->host : GMUD_HOST_DEFAULT;
     if (gmud_frame_config_check(&cfg->conn.frame, err) != GMUD_OK ||
         gmud_limits_check(&cfg->conn.limits, err) != GMUD_OK)
@@ -116,6 +123,8 @@ gmud_client *gmud_client_create(uv_loop_t *loop, const gmud_client_config *cfg, 
     }
     rt_ctx *rt = &client->rt;
     rt_take_config(rt, &cfg->conn);
+    if (seams != NULL)
+        rt->seams = *seams;
     rt->owner = client;
     rt->conn_gone = client_conn_gone;
     rt->reopen = reopen;

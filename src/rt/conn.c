@@ -84,8 +84,16 @@ gmud_conn *conn_new(rt_ctx *rt, gmud_error *err)
         free(conn);
         return NULL;
     }
+    if (rt->seams.create != NULL &&
+        (conn->seam = rt->seams.create(rt->seams.arg, rt->server != NULL, err)) == NULL) {
+        gmud_frame_decoder_destroy(conn->dec);
+        free(conn);
+        return NULL;
+    }
     int rc = uv_tcp_init(rt->loop, &conn->tcp);
     if (rc != 0) {
+        if (conn->seam != NULL)
+            conn->seam->ops->destroy(conn->seam);
         gmud_frame_decoder_destroy(conn->dec);
         free(conn);
         gmud_error_set(err, GMUD_ERR_IO, 0, "cannot create a socket: %s", uv_strerror(rc));
@@ -178,6 +186,7 @@ void conn_free_io(gmud_conn *conn)
         return;
     buf_free(&conn->io->out[0]);
     buf_free(&conn->io->out[1]);
+    buf_free(&conn->io->plain);
     free(conn->io);
     conn->io = NULL;
 }
@@ -210,6 +219,8 @@ static void unlink_conn(gmud_conn *conn)
 static void destroy_conn(gmud_conn *conn)
 {
     gmud_frame_decoder_destroy(conn->dec);
+    if (conn->seam != NULL)
+        conn->seam->ops->destroy(conn->seam);
     conn_free_io(conn);
     free(conn->detail);
     free(conn);

@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "endpoint.h"
+#include "seam.h"
 #include "gmud/server.h"
 
 typedef struct rt_ctx rt_ctx;
@@ -64,6 +65,8 @@ struct rt_ctx {
     byte_buf scratch;       /* JSON text being serialised */
     byte_buf frames;        /* a frame encoded once for a broadcast */
     ep_config ep;           /* the protocol engine's rules, one for all conns */
+    seam_factory seams;     /* makes each connection's seam; create NULL: none */
+    byte_buf seam_plain;    /* with seams: one read's plaintext */
 
     gmud_conn *conns;       /* all connections, newest first */
     gmud_conn *dirty;       /* connections with output to flush */
@@ -86,6 +89,8 @@ typedef struct conn_io {
     uv_write_t req;
     uv_shutdown_t shut;
     byte_buf out[2];
+    byte_buf plain;         /* with a seam: frames queued this turn, not yet
+                               through it (write.c seals them at flush) */
     size_t inflight;        /* bytes of out[!pending] handed to uv_write */
     uint8_t pending;
     uint8_t writing;
@@ -100,6 +105,7 @@ struct gmud_conn {
     conn_io *io;
     gmud_error *detail;     /* why it closed, when there is a detail */
     endpoint ep;            /* the protocol engine's state: session, rates */
+    seam *seam;             /* between socket and framing; NULL: plain TCP */
     struct sockaddr_in6 addr; /* server: the peer, for the per-address count
                                  (an IPv4 peer is stored as sockaddr_in) */
     void *data;
@@ -215,7 +221,7 @@ ptrdiff_t rt_dump_json(rt_ctx *rt, const json_t *v, gmud_error *err);
 static inline size_t conn_queued_bytes(const gmud_conn *conn)
 {
     const conn_io *io = conn->io;
-    return io ? io->out[io->pending].len + io->inflight : 0;
+    return io ? io->out[io->pending].len + io->inflight + io->plain.len : 0;
 }
 
 /* conn.c: reading on and off (not while throttled and open); the
@@ -242,6 +248,12 @@ void conn_io_error(gmud_conn *conn, const char *what, int status);
 int conn_send_payload(gmud_conn *conn, const void *prefix, size_t plen, const void *data,
                       size_t len, gmud_error *err);
 int conn_send_frame(gmud_conn *conn, const void *data, size_t len, gmud_error *err);
+
+/* write.c, for a seam's own bytes (a handshake's): the buffer they go on,
+ * written as they are (NULL on no memory); then, once n bytes were added,
+ * the queue bound and a flush (an error: conn is closed). */
+byte_buf *conn_wire_buf(gmud_conn *conn, gmud_error *err);
+int conn_wire_added(gmud_conn *conn, size_t n, gmud_error *err);
 
 /* rt.c: counts a refused input by its code; frees the rt once it is
  * closing and everything on it has closed. sweep.c: the sweep timer's

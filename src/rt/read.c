@@ -69,6 +69,37 @@ static void decode_all(gmud_conn *conn, const uint8_t *p, size_t n)
         conn->frame_start = uv_now(conn->rt->loop);
 }
 
+/* The one place a connection's bytes enter from its socket: to the decoder
+ * as they are, or through the connection's seam first (whose replies to
+ * the peer, a handshake's, go out at once). */
+static void bytes_in(gmud_conn *conn, const uint8_t *p, size_t n)
+{
+    seam *sm = conn->seam;
+    if (sm == NULL) {
+        decode_all(conn, p, n);
+        return;
+    }
+    rt_ctx *rt = conn->rt;
+    byte_buf *plain = &rt->seam_plain;
+    gmud_error e;
+    byte_buf *wire = conn_wire_buf(conn, &e);
+    plain->len = 0;
+    if (wire == NULL) {
+        conn_close_now(conn, GMUD_CLOSE_IO, &e);
+        return;
+    }
+    size_t before = wire->len;
+    int rc = sm->ops->input(sm, p, n, plain, wire, &e);
+    if (rc != GMUD_OK) {
+        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "seam", "%s input refused: %s", sm->ops->name,
+                e.message);
+        conn_close_now(conn, GMUD_CLOSE_PROTOCOL, &e);
+        return;
+    }
+    if (conn_wire_added(conn, wire->len - before, &e) == GMUD_OK)
+        decode_all(conn, plain->data, plain->len);
+}
+
 static void on_eof(gmud_conn *conn)
 {
     rt_ctx *rt = conn->rt;
@@ -82,6 +113,9 @@ static void on_eof(gmud_conn *conn)
         return;
     }
     gmud_error e;
+    if (conn->seam != NULL && conn->seam->ops->end(conn->seam, &e) != GMUD_OK)
+        rt_logf(rt, GMUD_LOG_INFO, conn->peer, "seam", "unclean end of %s: %s",
+                conn->seam->ops->name, e.message);
     if (gmud_frame_decoder_finish(conn->dec, &e) != GMUD_OK) {
         rt_count_reject(rt, e.code);
         rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "truncated frame: %s", e.message);
@@ -114,5 +148,5 @@ void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return; /* closing: read only to see the peer's end of stream */
     conn->last_rx = uv_now(rt->loop);
     conn->flags |= CONN_ACTIVE;
-    decode_all(conn, (const uint8_t *)buf->base, (size_t)nread);
+    bytes_in(conn, (const uint8_t *)buf->base, (size_t)nread);
 }

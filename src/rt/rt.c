@@ -78,6 +78,7 @@ void rt_maybe_free(rt_ctx *rt)
         return;
     rt_readbuf_give(rt->readbuf);
     ep_config_free(&rt->ep);
+    buf_free(&rt->seam_plain);
     buf_free(&rt->scratch);
     buf_free(&rt->frames);
     rt->free_owner(rt);

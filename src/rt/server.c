@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "seamed.h"
 #include "resolve.h"
 
 struct gmud_server {
@@ -192,6 +193,12 @@ static void on_connection(uv_stream_t *listener, int status)
 
 gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, gmud_error *err)
 {
+    return server_create_seamed(loop, cfg, NULL, err);
+}
+
+gmud_server *server_create_seamed(uv_loop_t *loop, const gmud_server_config *cfg,
+                                  const seam_factory *seams, gmud_error *err)
+{
     gmud_server *server = calloc(1, sizeof *server);
     const char *host = cfg->host ? cfg->host : GMUD_HOST_DEFAULT;
     if (server == NULL || (server->host = strdup(host)) == NULL) {
@@ -201,6 +208,8 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
     }
     rt_ctx *rt = &server->rt;
     rt_take_config(rt, &cfg->conn);
+    if (seams != NULL)
+        rt->seams = *seams;
     rt->server = server;
     rt->owner = server;
     rt->conn_gone = server_conn_gone;

@@ -18,6 +18,7 @@
 #include "endpoint.h"
 #include "frame_head.h"
 #include "resolve.h"
+#include "seamed.h"
 #include "gmud/limits.h"
 
 /* Deadlines are nanoseconds on CLOCK_MONOTONIC (the time since boot, so
@@ -31,8 +32,12 @@ struct gmud_sync {
     endpoint ep;             /* its session */
     gmud_frame_decoder *dec;
     byte_buf out;            /* one encoded frame, reused */
-    uint8_t *in;             /* GMUD_READ_BUFFER_SIZE bytes read, in[off..len) not yet decoded */
+    uint8_t *in;             /* GMUD_READ_BUFFER_SIZE bytes read */
+    const uint8_t *src;      /* in, or the seam's plaintext of it: src[off..len)
+                                not yet decoded */
     size_t off, len;
+    seam *seam;              /* between socket and framing; NULL: plain TCP */
+    byte_buf plain, wire;    /* with a seam: plaintext of a read; its bytes out */
     int eof;
     int bad_stream;          /* the decoder refused the stream */
     int64_t rcvtimeo_ms;     /* the socket's SO_RCVTIMEO now; 0 = none (block for ever) */
@@ -142,6 +147,62 @@ static int open_socket(const char *host, unsigned port, int64_t deadline, gmud_e
     return fd;
 }
 
+/* ---- The transport seam: bytes out, bytes in --------------------------- */
+
+/* The one place bytes leave: p[0..n) whole to the socket, one send() unless
+ * the kernel takes only part. */
+static int send_all(gmud_sync *s, const uint8_t *p, size_t n, gmud_error *err)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = send(s->fd, p + done, n - done, MSG_NOSIGNAL);
+        if (w > 0)
+            done += (size_t)w;
+        else if (w < 0 && errno != EINTR)
+            return sys_error(err, "send failed", errno);
+        else if (w == 0)
+            return sys_error(err, "send failed", EPIPE);
+    }
+    return GMUD_OK;
+}
+
+/* Frames p[0..n) out: as they are, or through the seam. */
+static int send_frames(gmud_sync *s, const uint8_t *p, size_t n, gmud_error *err)
+{
+    if (s->seam == NULL)
+        return send_all(s, p, n, err);
+    s->wire.len = 0;
+    int rc = s->seam->ops->output(s->seam, p, n, &s->wire, err);
+    return rc != GMUD_OK ? rc : send_all(s, s->wire.data, s->wire.len, err);
+}
+
+/* The one place bytes enter: n bytes just read into s->in become what is
+ * decoded next, as they are or through the seam (whose replies to the
+ * peer go out at once). A seam that fails breaks the connection for good:
+ * the failure is sticky, as a session's. */
+static int bytes_in(gmud_sync *s, size_t n, gmud_error *err)
+{
+    s->off = 0;
+    s->src = s->in;
+    s->len = n;
+    if (s->seam == NULL || n == 0)
+        return GMUD_OK;
+    s->plain.len = 0;
+    s->wire.len = 0;
+    gmud_error e;
+    int rc = s->seam->ops->input(s->seam, s->in, n, &s->plain, &s->wire, &e);
+    if (rc == GMUD_OK && s->wire.len > 0)
+        rc = send_all(s, s->wire.data, s->wire.len, &e);
+    s->src = s->plain.data;
+    s->len = rc == GMUD_OK ? s->plain.len : 0;
+    if (rc != GMUD_OK) {
+        s->broken = e;
+        if (err != NULL)
+            *err = e;
+    }
+    return rc;
+}
+
 /* ---- Waiting and reading ------------------------------------------------ */
 
 /* Sets the socket's SO_RCVTIMEO to ms (0: none), unless it is set so already:
@@ -202,10 +263,9 @@ static int read_more(gmud_sync *s, int64_t deadline, int64_t first_ms, gmud_erro
         }
         ssize_t r = recv(s->fd, s->in, GMUD_READ_BUFFER_SIZE, flags);
         if (r >= 0) {
-            s->off = 0;
-            s->len = (size_t)r;
             s->eof = r == 0;
-            return 1;
+            int in = bytes_in(s, (size_t)r, err);
+            return in != GMUD_OK ? in : 1;
         }
         if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
             return sys_error(err, "recv failed", errno);
@@ -222,7 +282,7 @@ static int decode_buffered(gmud_sync *s, gmud_slice *msg, gmud_error *err)
     if (s->off == s->len)
         return 0;
     size_t n = s->len - s->off;
-    ptrdiff_t used = gmud_frame_decode(s->dec, s->in + s->off, n, msg, err);
+    ptrdiff_t used = gmud_frame_decode(s->dec, s->src + s->off, n, msg, err);
     if (used < 0) {
         s->bad_stream = 1;
         return (int)used;
@@ -247,6 +307,11 @@ static int next_frame(gmud_sync *s, int64_t deadline, int64_t first_ms, gmud_sli
             rc = gmud_frame_decoder_finish(s->dec, err);
             if (rc != GMUD_OK)
                 return rc;
+            gmud_error e;
+            if (s->seam != NULL && s->seam->ops->end(s->seam, &e) != GMUD_OK)
+                return gmud_error_set(err, GMUD_ERR_CLOSED, 0,
+                                      "connection closed by the peer, uncleanly: %s",
+                                      e.message);
             return gmud_error_set(err, GMUD_ERR_CLOSED, 0,
                                   "connection closed by the peer (between frames)");
         }
@@ -270,19 +335,7 @@ static int send_frame(gmud_sync *s, const void *prefix, size_t plen, const void 
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory encoding a message");
     ptrdiff_t n = gmud_frame_encode_prefixed(&s->cfg, prefix, plen, payload, len, s->out.data,
                                              s->out.cap, err);
-    if (n < 0)
-        return (int)n;
-    size_t done = 0;
-    while (done < (size_t)n) {
-        ssize_t w = send(s->fd, s->out.data + done, (size_t)n - done, MSG_NOSIGNAL);
-        if (w > 0)
-            done += (size_t)w;
-        else if (w < 0 && errno != EINTR)
-            return sys_error(err, "send failed", errno);
-        else if (w == 0)
-            return sys_error(err, "send failed", EPIPE);
-    }
-    return GMUD_OK;
+    return n < 0 ? (int)n : send_frames(s, s->out.data, (size_t)n, err);
 }
 
 /* Remembers a session failure: this and every later call returns it. */
@@ -439,7 +492,13 @@ static int read_welcome(gmud_sync *s, int64_t deadline, gmud_error *err)
 }
 
 gmud_sync *gmud_sync_create(const char *host, unsigned port, const gmud_sync_config *cfg,
-                          int timeout_ms, gmud_error *err)
+                            int timeout_ms, gmud_error *err)
+{
+    return sync_create_seamed(host, port, cfg, timeout_ms, NULL, err);
+}
+
+gmud_sync *sync_create_seamed(const char *host, unsigned port, const gmud_sync_config *cfg,
+                              int timeout_ms, const seam_factory *seams, gmud_error *err)
 {
     gmud_sync *s = calloc(1, sizeof *s);
     if (s == NULL || (s->in = malloc(GMUD_READ_BUFFER_SIZE)) == NULL) {
@@ -455,6 +514,10 @@ gmud_sync *gmud_sync_create(const char *host, unsigned port, const gmud_sync_con
         return NULL;
     }
     ep_init(&s->ep, &s->rules, now_ms());
+    s->src = s->in;
+    if (seams != NULL && seams->create != NULL &&
+        (s->seam = seams->create(seams->arg, 0, err)) == NULL)
+        goto fail;
     int64_t deadline = deadline_in(timeout_ms);
     if (port == 0 || port > 65535) {
         gmud_error_set(err, GMUD_ERR_INVALID, 0, "port %u is outside 1..65535", port);
@@ -500,6 +563,10 @@ void gmud_sync_destroy(gmud_sync *s)
     if (s->fd >= 0)
         close(s->fd);
     gmud_frame_decoder_destroy(s->dec);
+    if (s->seam != NULL)
+        s->seam->ops->destroy(s->seam);
+    buf_free(&s->plain);
+    buf_free(&s->wire);
     buf_free(&s->out);
     ep_config_free(&s->rules);
     free(s->in);

@@ -124,11 +124,31 @@ static void on_write(uv_write_t *req, int status)
     }
     conn->rt->stats.bytes_out += io->inflight;
     io->inflight = 0;
-    if (io->out[io->pending].len > 0)
+    if (io->out[io->pending].len > 0 || io->plain.len > 0)
         conn_mark_dirty(conn);
     backpressure(conn);
     conn_finish_closing(conn);
     drained(conn);
+}
+
+/* With a seam: the frames queued this turn go through it together, onto
+ * the buffer to write. 0, or the connection is closed. */
+static int seal(gmud_conn *conn)
+{
+    conn_io *io = conn->io;
+    if (conn->seam == NULL || io->plain.len == 0 || conn->state == CONN_CLOSED)
+        return 0;
+    gmud_error e;
+    int rc = conn->seam->ops->output(conn->seam, io->plain.data, io->plain.len,
+                                     &io->out[io->pending], &e);
+    io->plain.len = 0;
+    if (rc != GMUD_OK) {
+        rt_logf(conn->rt, GMUD_LOG_WARN, conn->peer, "seam", "%s output failed: %s",
+                conn->seam->ops->name, e.message);
+        conn_close_now(conn, GMUD_CLOSE_IO, &e);
+        return -1;
+    }
+    return 0;
 }
 
 void conn_flush(gmud_conn *conn)
@@ -138,7 +158,8 @@ void conn_flush(gmud_conn *conn)
         drained(conn);
         return;
     }
-    if (io->writing || conn->state == CONN_CONNECTING || conn->state == CONN_CLOSED)
+    if (conn->state == CONN_CONNECTING || conn->state == CONN_CLOSED || seal(conn) != 0 ||
+        io->writing)
         return;
     byte_buf *b = &io->out[io->pending];
     if (b->len == 0) {
@@ -209,6 +230,13 @@ static int closing_error(gmud_conn *conn, gmud_error *err)
                           (unsigned long long)conn->id, conn->peer);
 }
 
+/* Where a send's frame goes: straight onto the buffer to write, or, with a
+ * seam, onto the turn's plaintext (sealed at flush). */
+static inline byte_buf *queue_buf(gmud_conn *conn)
+{
+    return conn->seam ? &conn->io->plain : &conn->io->out[conn->io->pending];
+}
+
 static int ensure_io(gmud_conn *conn, gmud_error *err)
 {
     if (conn->io == NULL && (conn->io = calloc(1, sizeof *conn->io)) == NULL)
@@ -242,6 +270,22 @@ static int slow_consumer(gmud_conn *conn, size_t q, size_t n, gmud_error *err)
     return GMUD_ERR_SLOW_CONSUMER;
 }
 
+byte_buf *conn_wire_buf(gmud_conn *conn, gmud_error *err)
+{
+    return ensure_io(conn, err) == GMUD_OK ? &conn->io->out[conn->io->pending] : NULL;
+}
+
+int conn_wire_added(gmud_conn *conn, size_t n, gmud_error *err)
+{
+    if (n == 0)
+        return GMUD_OK;
+    size_t q = conn_queued_bytes(conn), max = conn->rt->limits.max_queued;
+    if (q > max)
+        return slow_consumer(conn, q - n, n, err);
+    conn_mark_dirty(conn);
+    return GMUD_OK;
+}
+
 int conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err)
 {
     if (conn->state != CONN_OPEN && conn->state != CONN_CONNECTING)
@@ -251,7 +295,7 @@ int conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err
         rc = ensure_io(conn, err);
     if (rc != GMUD_OK)
         return rc;
-    if (buf_append(&conn->io->out[conn->io->pending], bytes, n) != 0)
+    if (buf_append(queue_buf(conn), bytes, n) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory queueing %zu bytes", n);
     conn->rt->stats.messages_out++;
     conn_mark_dirty(conn);
@@ -276,7 +320,7 @@ int conn_send_payload(gmud_conn *conn, const void *prefix, size_t plen, const vo
         rc = ensure_io(conn, err);
     if (rc != GMUD_OK)
         return rc;
-    byte_buf *b = &conn->io->out[conn->io->pending];
+    byte_buf *b = queue_buf(conn);
     if (buf_reserve(b, size) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory queueing %zu bytes", size);
     uint8_t *p = b->data + b->len;

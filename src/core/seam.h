@@ -1,0 +1,59 @@
+/* Internal: the transport seam, the one place a connection's bytes pass
+ * between its socket and its framing.
+ *
+ * Plain TCP has no seam (a NULL seam pointer): the socket's bytes go to the
+ * decoder as they are read, and the encoder's frames are what is written,
+ * with no copy. A seam (TLS, next) sits in between, sans I/O:
+ *
+ *   socket bytes in  -> input()  -> plaintext for the decoder
+ *                                -> bytes owed to the peer (handshake,
+ *                                   alerts, tickets), written at once
+ *   queued frames    -> output() -> bytes for the socket
+ *
+ * The event runtime (src/rt/read.c, write.c) and the blocking client
+ * (src/rt/sync.c) each call these in one place: read.c's bytes_in and
+ * write.c's seal for the one, read_more and send_all for the other. The
+ * event runtime hands output() everything queued during a loop turn at
+ * once, so that many small frames share one record.
+ *
+ * A seam belongs to one connection and one thread. Its functions append
+ * to the caller's buffers and return 0 or a negative gmud_err code with
+ * err filled; after an error the connection is closed. */
+#ifndef GMUD_CORE_SEAM_H
+#define GMUD_CORE_SEAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "gmud/error.h"
+
+typedef struct seam seam;
+
+typedef struct seam_ops {
+    const char *name;
+    /* Bytes read from the socket, in[0..n): appends plaintext to *plain and
+     * whatever must go back to the peer to *wire. */
+    int (*input)(seam *s, const uint8_t *in, size_t n, byte_buf *plain, byte_buf *wire,
+                 gmud_error *err);
+    /* Frames to send, p[0..n): appends their bytes for the socket to *wire. */
+    int (*output)(seam *s, const uint8_t *p, size_t n, byte_buf *wire, gmud_error *err);
+    /* The peer ended the stream: 0 if that is a clean end for this seam
+     * (for TLS: after close_notify), else why it is not. */
+    int (*end)(seam *s, gmud_error *err);
+    void (*destroy)(seam *s);
+} seam_ops;
+
+/* Implementations embed this first. */
+struct seam {
+    const seam_ops *ops;
+};
+
+/* Makes a connection's seam: server is 1 on the accepting side. NULL with
+ * err filled if it cannot. */
+typedef struct seam_factory {
+    seam *(*create)(void *arg, int server, gmud_error *err);
+    void *arg;
+} seam_factory;
+
+#endif

@@ -79,7 +79,6 @@ static int take_reply_data(ep_config *cfg, gmud_error *err)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the lecture's replies");
     memcpy(cfg->reply_text, data, len + 1);
     cfg->reply_len = len;
-    cfg->reply_data = cfg->reply_text; /* the caller's pointer may go */
     gmud_error e;
     ptrdiff_t n = gmud_session_lecture_reply(GMUD_SESSION_ID_MAX, GMUD_SEQ_EXHAUSTED - 1, data,
                                              len, cfg->out.data, cfg->out.cap, &e);
@@ -90,6 +89,21 @@ static int take_reply_data(ep_config *cfg, gmud_error *err)
                               "a reply carrying this data takes up to %td bytes, over the "
                               "%zu-byte message",
                               n, room);
+    cfg->reply_data = cfg->reply_text; /* the caller's pointer may go */
+    return GMUD_OK;
+}
+
+/* The limits the engine enforces, as gmud_limits_check has them. */
+static int check_limits(const ep_config *cfg, gmud_error *err)
+{
+    if ((cfg->msg_rate != 0 && cfg->msg_burst == 0) ||
+        (cfg->byte_rate != 0 && cfg->byte_burst == 0))
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "a rate needs a positive burst");
+    if ((cfg->msg_rate != 0 || cfg->byte_rate != 0) && cfg->rate_close_ms == 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "rate close period must be positive");
+    /* Only payloads that are parsed can be bad. */
+    if (cfg->json && (cfg->max_bad_messages == 0 || cfg->max_bad_messages > 255))
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "max bad messages must be 1..255");
     return GMUD_OK;
 }
 
@@ -101,10 +115,10 @@ static int prepare(ep_config *cfg, gmud_error *err)
     /* The JSON limits, checked now rather than on the first message. */
     if (rc == GMUD_OK && (cfg->json || cfg->mode != GMUD_SESSION_OFF))
         rc = gmud_json_check_bounds((const uint8_t *)"{}", 2, &cfg->json_limits, err);
+    if (rc == GMUD_OK)
+        rc = check_limits(cfg, err);
     if (rc != GMUD_OK)
         return rc;
-    if (cfg->max_bad_messages == 0)
-        cfg->max_bad_messages = 1;
     gmud_error_set(&cfg->rate_error, GMUD_ERR_RATE_LIMITED, 0,
                    "over the rate limit (%u messages/s burst %u, %u bytes/s burst %u): "
                    "messages are dropped",
@@ -150,6 +164,7 @@ void ep_init(endpoint *ep, ep_config *cfg, uint64_t now)
         gmud_bucket_init(&ep->msg_bucket, cfg->msg_rate, cfg->msg_burst, now);
     if (cfg->byte_rate != 0)
         gmud_bucket_init(&ep->byte_bucket, cfg->byte_rate, cfg->byte_burst, now);
+    /* rate_close_ms > 0 whenever a rate is on (checked); unused otherwise. */
     gmud_overlimit_init(&ep->over, cfg->rate_close_ms ? cfg->rate_close_ms : 1);
     ep->bad_messages = 0;
     ep->welcome_due = cfg->welcome_timeout_ms == GMUD_OFF ? UINT64_MAX
@@ -170,27 +185,35 @@ static void printable(char *out, size_t cap, const char *in)
     out[i] = '\0';
 }
 
-/* {"error": text, "code": code} into cfg->out, the text cut until the
- * whole object fits max bytes (escapes may lengthen it, so measure rather
- * than guess); the code is never cut. Its length, or -1. */
+/* {"error": text, "code": code} dumped into cfg->out; its length, or -1. */
+static ptrdiff_t dump_error(ep_config *cfg, const char *code, const char *text)
+{
+    json_t *v = json_pack("{s:s, s:s}", "error", text, "code", code);
+    size_t size = v ? json_dumpb(v, (char *)cfg->out.data, cfg->out.cap, JSON_COMPACT) : 0;
+    json_decref(v);
+    return size == 0 || size > cfg->out.cap ? -1 : (ptrdiff_t)size;
+}
+
+/* {"error": text, "code": code} into cfg->out, within max bytes: the
+ * longest start of text whose escaped form fits beside the code, which is
+ * never cut. text is printable ASCII (printable()), which JSON escapes only
+ * at '"' and '\\', to two bytes. Its length, or -1. */
 static ptrdiff_t error_json(ep_config *cfg, const char *code, const char *text, size_t max)
 {
-    size_t room = strlen(text);
-    for (int tries = 0; tries < 4; tries++) {
-        char cut[256];
-        snprintf(cut, sizeof cut, "%.*s", (int)room, text);
-        json_t *v = json_pack("{s:s, s:s}", "error", cut, "code", code);
-        size_t size = v ? json_dumpb(v, (char *)cfg->out.data, cfg->out.cap, JSON_COMPACT) : 0;
-        json_decref(v);
-        if (size == 0 || size > cfg->out.cap)
-            return -1;
-        if (size <= max)
-            return (ptrdiff_t)size;
-        if (size - max > room)
-            return -1;
-        room -= size - max;
+    ptrdiff_t bare = dump_error(cfg, code, "");
+    if (bare < 0 || (size_t)bare > max)
+        return -1;
+    size_t room = max - (size_t)bare, used = 0, n = 0;
+    for (; text[n] != '\0'; n++) {
+        size_t w = text[n] == '"' || text[n] == '\\' ? 2 : 1;
+        if (used + w > room)
+            break;
+        used += w;
     }
-    return -1;
+    char cut[256];
+    snprintf(cut, sizeof cut, "%.*s", (int)n, text);
+    ptrdiff_t size = dump_error(cfg, code, cut);
+    return size >= 0 && (size_t)size <= max ? size : -1;
 }
 
 /* "error <code>: <text>" into cfg->out, cut to max bytes. */
@@ -253,10 +276,12 @@ static void add_error_packet(endpoint *ep, const gmud_error *e, ep_result *r)
         r->what |= EP_SEND;
 }
 
-static void add_close(endpoint *ep, ep_close close, const gmud_error *detail, ep_result *r)
+static void add_close(endpoint *ep, ep_kind kind, ep_close close, const gmud_error *detail,
+                      ep_result *r)
 {
     ep->state = EP_DONE;
     r->what |= EP_CLOSE;
+    r->kind = kind;
     r->close = close;
     if (detail != NULL)
         r->detail = *detail;
@@ -319,6 +344,9 @@ int ep_send_begin(endpoint *ep, const void *data, size_t len, ep_packet *pkt,
         if (cfg->role == EP_CLIENT)
             return gmud_error_set(err, GMUD_ERR_INVALID, 0,
                                   "in lecture mode the client only replies (the library does)");
+        if (ep->sess.id == 0)
+            return gmud_error_set(err, GMUD_ERR_NOT_WELCOMED, 0,
+                                  "no session yet: the welcome goes first");
         pkt->spend = SPEND_COUNT;
         return GMUD_OK;
     default:
@@ -359,7 +387,7 @@ static void session_reject(endpoint *ep, const gmud_error *e, ep_result *r)
     if (cfg->carry_on && cfg->mode == GMUD_SESSION_LECTURE && cfg->role == EP_SERVER)
         return;
     add_error_packet(ep, e, r);
-    add_close(ep, EP_CLOSE_SESSION, e, r);
+    add_close(ep, EP_KIND_SESSION, EP_CLOSE_SESSION, e, r);
 }
 
 /* Mode on: the header at msg is not the next packet's: says why. */
@@ -388,7 +416,7 @@ static void rate_refused(endpoint *ep, uint64_t now, ep_result *r)
         gmud_error e;
         gmud_error_set(&e, GMUD_ERR_RATE_LIMITED, 0, "over the rate limit for %llu ms",
                        (unsigned long long)gmud_overlimit_duration(&ep->over, now));
-        add_close(ep, EP_CLOSE_RATE_LIMITED, &e, r);
+        add_close(ep, EP_KIND_RATE, EP_CLOSE_RATE_LIMITED, &e, r);
     }
 }
 
@@ -418,16 +446,18 @@ static void bad_payload(endpoint *ep, const gmud_error *e, ep_result *r)
     add_refused(EP_KIND_PAYLOAD, e, r);
     add_error_packet(ep, e, r);
     if (++ep->bad_messages >= ep->cfg->max_bad_messages)
-        add_close(ep, EP_CLOSE_BAD_MESSAGES, e, r);
+        add_close(ep, EP_KIND_PAYLOAD, EP_CLOSE_BAD_MESSAGES, e, r);
 }
 
 void ep_on_framing_error(endpoint *ep, const gmud_error *e, ep_result *r)
 {
     r->what = 0;
     r->json = NULL;
+    if (ep->state == EP_DONE)
+        return;
     add_refused(EP_KIND_FRAMING, e, r);
     add_error_packet(ep, e, r);
-    add_close(ep, EP_CLOSE_PROTOCOL, e, r);
+    add_close(ep, EP_KIND_FRAMING, EP_CLOSE_PROTOCOL, e, r);
 }
 
 void ep_on_tick(endpoint *ep, uint64_t now, ep_result *r)
@@ -440,8 +470,7 @@ void ep_on_tick(endpoint *ep, uint64_t now, ep_result *r)
     gmud_error_set(&e, GMUD_ERR_NOT_WELCOMED, 0,
                    "no welcome within %u ms: does the server run sessions (%s mode)?",
                    (unsigned)ep->cfg->welcome_timeout_ms, gmud_session_mode_name(ep->cfg->mode));
-    r->kind = EP_KIND_TIMEOUT;
-    add_close(ep, EP_CLOSE_SESSION, &e, r);
+    add_close(ep, EP_KIND_TIMEOUT, EP_CLOSE_SESSION, &e, r);
 }
 
 /* ---- Receiving: the sessions --------------------------------------------- */
@@ -458,8 +487,7 @@ static void take_welcome(endpoint *ep, gmud_slice msg, ep_result *r)
     int rc = gmud_json_parse(msg.data, msg.len, &cfg->json_limits, &json, &e);
     if (rc == GMUD_OK && gmud_session_refusal(json, &e) != GMUD_OK) {
         json_decref(json);
-        r->kind = EP_KIND_REFUSAL;
-        add_close(ep, EP_CLOSE_PROTOCOL, &e, r);
+        add_close(ep, EP_KIND_REFUSAL, EP_CLOSE_PROTOCOL, &e, r);
         return;
     }
     if (rc == GMUD_OK)
@@ -474,6 +502,17 @@ static void take_welcome(endpoint *ep, gmud_slice msg, ep_result *r)
     }
     ep->state = EP_OPEN;
     r->what |= EP_WELCOMED;
+}
+
+/* Server, lecture mode: a reply refused by its checks. Carrying on, as the
+ * lecture's server does, the next reply is expected to answer the next
+ * packet. */
+static void reply_refused(endpoint *ep, const gmud_error *e, ep_result *r)
+{
+    gmud_session *sess = &ep->sess;
+    session_reject(ep, e, r);
+    if (ep->state == EP_OPEN && sess->recv_seq < GMUD_SEQ_EXHAUSTED - 1)
+        sess->recv_seq++;
 }
 
 /* Server, lecture mode: the reply's fields against what was sent; 1 if it
@@ -492,11 +531,7 @@ static int check_reply(endpoint *ep, const json_t *json, ep_result *r)
         gmud_session_commit_seq(sess, sess->recv_seq, NULL);
         return 1;
     }
-    session_reject(ep, &e, r);
-    /* Carrying on, as the lecture's server does: the next reply is expected
-     * to answer the next packet. */
-    if (ep->state == EP_OPEN && sess->recv_seq < GMUD_SEQ_EXHAUSTED - 1)
-        sess->recv_seq++;
+    reply_refused(ep, &e, r);
     return 0;
 }
 
@@ -507,7 +542,7 @@ static void add_reply(endpoint *ep, ep_result *r)
     gmud_error e;
     if (ep->sess.send_seq == GMUD_SEQ_EXHAUSTED) {
         gmud_error_set(&e, GMUD_ERR_SEQ_EXHAUSTED, 0, "no sequence numbers left to reply with");
-        add_close(ep, EP_CLOSE_SESSION, &e, r);
+        add_close(ep, EP_KIND_SESSION, EP_CLOSE_SESSION, &e, r);
         return;
     }
     /* The longest reply was written at ep_config_ready: this fits. */
@@ -549,21 +584,27 @@ void ep_on_frame(endpoint *ep, gmud_slice msg, uint64_t now, ep_result *r)
         msg = gmud_frame_trim_padding(msg);
     if (!rate_allows(ep, msg.len, now, r))
         return;
+    int lecture = cfg->mode == GMUD_SESSION_LECTURE;
+    /* A lecture client answers every data packet, whatever it holds: the
+     * server counted it. */
+    if (lecture && cfg->role == EP_CLIENT)
+        add_reply(ep, r);
     if (cfg->json) {
         gmud_error e;
         if (gmud_json_parse(msg.data, msg.len, &cfg->json_limits, &r->json, &e) != GMUD_OK) {
-            bad_payload(ep, &e, r);
+            /* A reply that is JSON but not an object is a bad reply (a
+             * session error, PROTOCOL.md 6.5), not a bad payload. */
+            if (lecture && cfg->role == EP_SERVER && e.code == GMUD_ERR_NOT_OBJECT)
+                reply_refused(ep, &e, r);
+            else
+                bad_payload(ep, &e, r);
             return;
         }
     }
-    if (cfg->mode == GMUD_SESSION_LECTURE) {
-        if (cfg->role == EP_CLIENT) {
-            add_reply(ep, r);
-        } else if (!check_reply(ep, r->json, r)) {
-            json_decref(r->json);
-            r->json = NULL;
-            return;
-        }
+    if (lecture && cfg->role == EP_SERVER && !check_reply(ep, r->json, r)) {
+        json_decref(r->json);
+        r->json = NULL;
+        return;
     }
     r->what |= EP_DELIVER;
     r->msg = msg;

@@ -328,9 +328,11 @@ int ep_send_begin(endpoint *ep, const void *data, size_t len, ep_packet *pkt,
         if (ep->sess.id == 0)
             return gmud_error_set(err, GMUD_ERR_NOT_WELCOMED, 0,
                                   "no session yet: send once on_connect has run");
-        if (ep->sess.send_seq == GMUD_SEQ_EXHAUSTED)
+        if (ep->sess.send_seq == GMUD_SEQ_EXHAUSTED) {
+            ep->state = EP_DONE;
             return gmud_error_set(err, GMUD_ERR_SEQ_EXHAUSTED, 0,
                                   "no sequence numbers left to send with");
+        }
         if (len > ep_max_payload(cfg))
             return gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,
                                   "message of %zu bytes over the %zu the framing leaves "

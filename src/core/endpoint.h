@@ -175,7 +175,9 @@ void ep_on_tick(endpoint *ep, uint64_t now, ep_result *r);
 /* Prepares the application's data[0..len) as the next packet: checks that
  * it may be sent now and fits, reserves the next sequence, writes the
  * header (mode on). 0, or GMUD_ERR_NOT_WELCOMED (no session yet),
- * GMUD_ERR_SEQ_EXHAUSTED, GMUD_ERR_INVALID (a lecture client only
+ * GMUD_ERR_SEQ_EXHAUSTED (the session can send no more: the endpoint is
+ * done, and the connection must close, PROTOCOL.md 6.3), GMUD_ERR_INVALID
+ * (a lecture client only
  * replies), GMUD_ERR_UNENCODABLE (longer than ep_max_payload; the
  * encoder's own checks say why in mode off). */
 int ep_send_begin(endpoint *ep, const void *data, size_t len, ep_packet *pkt,

@@ -161,6 +161,10 @@ void conn_start(gmud_conn *conn, int announce)
     conn_start_reading(conn);
     if (conn_queued_bytes(conn) > 0)
         conn_flush(conn);
+    /* The first write (a server's welcome) can fail, a peer that reset at
+     * once: then there is no connection to announce or to count. */
+    if (conn->state != CONN_OPEN)
+        return;
     /* A client in a session mode announces once welcomed (conn_act). */
     if (ep_awaiting_welcome(&conn->ep))
         ep_init(&conn->ep, &rt->ep, conn->last_rx); /* its clock starts now */

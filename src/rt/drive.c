@@ -44,11 +44,29 @@ static int queue_packet(gmud_conn *conn, const ep_packet *pkt, gmud_error *err)
     return rc;
 }
 
+/* The session can send no more: as PROTOCOL.md 6.3 has it, nothing more is
+ * sent, seq_exhausted is logged, and the connection closes. */
+static void exhausted(gmud_conn *conn, const gmud_error *e)
+{
+    rt_count_reject(conn->rt, e->code);
+    rt_logf(conn->rt, GMUD_LOG_WARN, conn->peer, "session", "%s: connection %llu: %s",
+            gmud_err_name(e->code), (unsigned long long)conn->id, e->message);
+    conn_close_soft(conn, GMUD_CLOSE_SESSION, e, conn->rt->limits.linger_ms);
+}
+
 int conn_send_frame(gmud_conn *conn, const void *data, size_t len, gmud_error *err)
 {
     ep_packet pkt;
-    int rc = ep_send_begin(&conn->ep, data, len, &pkt, err);
-    return rc != GMUD_OK ? rc : queue_packet(conn, &pkt, err);
+    gmud_error e;
+    int rc = ep_send_begin(&conn->ep, data, len, &pkt, &e);
+    if (rc == GMUD_ERR_SEQ_EXHAUSTED)
+        exhausted(conn, &e);
+    if (rc != GMUD_OK) {
+        if (err != NULL)
+            *err = e;
+        return rc;
+    }
+    return queue_packet(conn, &pkt, err);
 }
 
 int gmud_conn_send(gmud_conn *conn, const void *data, size_t len, gmud_error *err)

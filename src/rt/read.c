@@ -117,9 +117,9 @@ static void on_eof(gmud_conn *conn)
         rt_logf(rt, GMUD_LOG_INFO, conn->peer, "seam", "unclean end of %s: %s",
                 conn->seam->ops->name, e.message);
     if (gmud_frame_decoder_finish(conn->dec, &e) != GMUD_OK) {
-        rt_count_reject(rt, e.code);
-        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "truncated frame: %s", e.message);
-        conn_close_now(conn, GMUD_CLOSE_PROTOCOL, &e);
+        /* The peer only stopped sending: it still reads. It gets what was
+         * queued for the messages it completed, then the error packet. */
+        reject_framing(conn, &e);
         return;
     }
     /* The peer may only have shut down its side: what we queued still goes

@@ -374,9 +374,15 @@ int gmud_sync_send(gmud_sync *s, const void *data, size_t len, gmud_error *err)
     if (s->broken.code != GMUD_OK)
         return still_broken(s, err);
     ep_packet pkt;
-    int rc = ep_send_begin(&s->ep, data, len, &pkt, err);
-    if (rc != GMUD_OK)
+    gmud_error e;
+    int rc = ep_send_begin(&s->ep, data, len, &pkt, &e);
+    if (rc == GMUD_ERR_SEQ_EXHAUSTED)
+        session_broken(s, &e); /* nothing more can be sent: PROTOCOL.md 6.3 */
+    if (rc != GMUD_OK) {
+        if (err != NULL)
+            *err = e;
         return rc;
+    }
     if (len > s->cfg.max_message || pkt.head_len + len > s->cfg.max_message)
         return (int)gmud_frame_encode_prefixed(&s->cfg, pkt.head, pkt.head_len, data, len,
                                                NULL, 0, err); /* the encoder says why */

@@ -1559,6 +1559,10 @@ static void test_send_refusals(void)
         if (cases[i].state == ST_EXHAUSTED) {
             /* Nor an error packet: no sequence to put on it. */
             CHECK_EQ_INT(ep_error_packet(ep, "replayed", "x", &pkt, &err), GMUD_ERR_SEQ_EXHAUSTED);
+            /* And the endpoint is done (PROTOCOL.md 6.3: the connection
+             * closes): a valid frame from the peer is not taken. */
+            CHECK_EQ_INT(ep->state, EP_DONE);
+            CHECK_EQ_INT(feed_bits(ep, text("anything"), T0), 0);
         }
         pair_free(&p);
         if (check_failures != before)

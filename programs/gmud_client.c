@@ -104,7 +104,8 @@ static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t 
     app->got_first = 1;
     /* Nothing on the wire names the session mode: say what the welcome
      * means rather than let every later packet fail to parse. */
-    if (first && json != NULL && app->opt.session == GMUD_SESSION_OFF && is_welcome(json))
+    if (first && json != NULL && app->opt.conn.session.mode == GMUD_SESSION_OFF &&
+        is_welcome(json))
         fail(app, "the server sent a session welcome: it runs sessions; use --session on "
                   "(or lecture) to talk to it");
     if (json == NULL) {
@@ -136,7 +137,7 @@ static void send_line(client_app *app, const char *line, size_t len)
 {
     gmud_error err = {0};
     app->lineno++;
-    if (app->opt.json) {
+    if (app->opt.conn.payload == GMUD_PAYLOAD_JSON) {
         size_t i = 0;
         while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
             i++;
@@ -189,7 +190,7 @@ static int backlog_full(client_app *app)
 {
     if (app->paused)
         return 1;
-    if (app->conn == NULL || gmud_conn_queued(app->conn) < app->opt.limits.max_queued / 2)
+    if (app->conn == NULL || gmud_conn_queued(app->conn) < app->opt.conn.limits.max_queued / 2)
         return 0;
     input_stop(app);
     app->paused = 1;
@@ -203,7 +204,7 @@ static int backlog_full(client_app *app)
  * paused input after a line, and the rest waits for on_drain. */
 static size_t take_input(client_app *app, const char *data, size_t len)
 {
-    size_t max = app->opt.frame.max_message;
+    size_t max = app->opt.conn.frame.max_message;
     const char *start = data;
     while (len > 0 && app->conn != NULL && !app->send_closed) {
         const char *nl = memchr(data, '\n', len);
@@ -406,7 +407,7 @@ static void on_connect(gmud_conn *conn, void *user)
 {
     client_app *app = user;
     app->conn = conn;
-    if (app->opt.session == GMUD_SESSION_LECTURE) {
+    if (app->opt.conn.session.mode == GMUD_SESSION_LECTURE) {
         /* The library answers each packet with the lecture's reply; stdin
          * has nothing to send. The server's close ends the run. */
         return;
@@ -461,22 +462,12 @@ static int run(client_app *app)
     gmud_client_default_config(&cfg);
     cfg.host = o->host;
     cfg.port = (uint16_t)o->port;
-    cfg.conn.frame = o->frame;
-    cfg.conn.payload = o->json ? GMUD_PAYLOAD_JSON : GMUD_PAYLOAD_TEXT;
-    cfg.conn.limits = o->limits;
-    /* The client never stops reading the socket because its own output is
-     * backed up: against an echo server that would deadlock (each side
-     * waiting for the other to read). Its output is bounded instead by
-     * pausing stdin, above. (gmud_client_default_config() says the same;
-     * o->limits came from the shared option defaults.) */
-    cfg.conn.limits.read_high_water = SIZE_MAX;
-    cfg.conn.limits.read_low_water = SIZE_MAX - 1;
-    /* Nor does it rate-limit what its server sends. */
-    cfg.conn.limits.msg_rate = 0;
-    cfg.conn.limits.byte_rate = 0;
-    cfg.conn.session.mode = o->session;
-    cfg.conn.session.reply_data = o->reply_data;
-    cfg.conn.session.welcome_timeout_ms = o->welcome_ms;
+    /* o->conn.limits are a client's (gmud_client_default_config): it never
+     * stops reading the socket because its own output is backed up
+     * (against an echo server that would deadlock, each side waiting for
+     * the other to read; its output is bounded instead by pausing stdin,
+     * above), nor rate-limits what its server sends. */
+    cfg.conn = o->conn;
     cfg.conn.cb.on_connect = on_connect;
     cfg.conn.cb.on_message = on_message;
     cfg.conn.cb.on_close = on_close;
@@ -484,8 +475,7 @@ static int run(client_app *app)
     cfg.conn.cb.user = app;
     cfg.conn.log = prog_log;
     cfg.conn.log_user = &app->opt;
-    cfg.conn.log_level = o->log_level;
-    app->line_cap = o->frame.max_message + 1; /* room for a "\r" before the "\n" */
+    app->line_cap = o->conn.frame.max_message + 1; /* room for a "\r" before the "\n" */
     app->line = malloc(app->line_cap);
     app->chunk = malloc(STDIN_CHUNK);
     if (app->line == NULL || app->chunk == NULL) {

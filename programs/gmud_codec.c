@@ -15,19 +15,26 @@
 #include "gmud/json.h"
 #include "options.h"
 
+/* The defaults shown are the library's (gmud_frame_default_config). */
 static void usage(FILE *out)
 {
+    gmud_frame_config d;
+    char delim[4 * GMUD_DELIM_MAX + 1];
+    gmud_frame_default_config(&d, GMUD_FRAMING_GMUD);
+    prog_delim_text(&d, delim, sizeof delim);
     fprintf(out,
             "usage: gmud-codec demo\n"
             "       gmud-codec encode [options] < lines > frames\n"
             "       gmud-codec decode [options] < frames > lines\n"
             "options:\n"
-            "  --framing raw|line|fixed:N|length|gmud   (default gmud)\n"
-            "  --label XXXX        gmud framing label (default GMUD)\n"
-            "  --delim TEXT        line delimiter, C escapes allowed (default \\n)\n"
-            "  --max-message N     largest payload in bytes (default 65535)\n"
+            "  --framing raw|line|fixed:N|length|gmud   (default %s)\n"
+            "  --label XXXX        gmud framing label (default %.*s)\n"
+            "  --delim TEXT        line delimiter, C escapes allowed (default %s)\n"
+            "  --max-message N     largest payload in bytes (default %zu)\n"
             "  --json              payloads must be JSON objects (checked both ways)\n"
-            "  --help              this text\n");
+            "  --help              this text\n",
+            gmud_framing_name(d.framing), (int)sizeof d.label, (const char *)d.label, delim,
+            d.max_message);
 }
 
 typedef struct options {

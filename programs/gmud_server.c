@@ -76,7 +76,7 @@ typedef struct lecture_peer {
 
 static int lecture(const server_app *app)
 {
-    return app->opt.session == GMUD_SESSION_LECTURE;
+    return app->opt.conn.session.mode == GMUD_SESSION_LECTURE;
 }
 
 static void lecture_send(server_app *app, gmud_conn *conn)
@@ -135,7 +135,7 @@ static void on_reject(gmud_conn *conn, const gmud_error *why, void *user)
     printf("%s\n", seq ? "Session data wrong - replay hack?" : "Invalid Packet");
     fflush(stdout);
     lecture_peer *p = gmud_conn_data(conn);
-    if (p != NULL && app->opt.carry_on) {
+    if (p != NULL && app->opt.conn.session.carry_on) {
         p->waiting = 0;
         if (app->opt.interval_ms == 0)
             lecture_send(app, conn);
@@ -163,8 +163,9 @@ static void clock_tick(gmud_timer *timer, void *user)
         return;
     }
     time_t now = time(NULL);
-    int len = app->opt.json ? app_clock_json(app->clock_n, now, msg, sizeof msg)
-                            : app_clock_text(app->clock_n, now, msg, sizeof msg);
+    int len = app->opt.conn.payload == GMUD_PAYLOAD_JSON
+                  ? app_clock_json(app->clock_n, now, msg, sizeof msg)
+                  : app_clock_text(app->clock_n, now, msg, sizeof msg);
     if (len < 0) {
         prog_logf(&app->opt, GMUD_LOG_ERROR, NULL, "clock", "cannot format message %llu",
                   app->clock_n);
@@ -259,11 +260,7 @@ static int run(server_app *app)
     gmud_server_default_config(&cfg);
     cfg.host = o->host;
     cfg.port = (uint16_t)o->port;
-    cfg.conn.frame = o->frame;
-    cfg.conn.payload = o->json ? GMUD_PAYLOAD_JSON : GMUD_PAYLOAD_TEXT;
-    cfg.conn.limits = o->limits;
-    cfg.conn.session.mode = o->session;
-    cfg.conn.session.carry_on = o->carry_on;
+    cfg.conn = o->conn;
     cfg.addr = o->addr;
     cfg.conn.cb.on_connect = on_connect;
     cfg.conn.cb.on_message = on_message;
@@ -272,7 +269,6 @@ static int run(server_app *app)
     cfg.conn.cb.user = app;
     cfg.conn.log = prog_log;
     cfg.conn.log_user = &app->opt;
-    cfg.conn.log_level = o->log_level;
     /* Signals first: once "listen" is logged, SIGTERM must find its handler. */
     static const int signums[2] = {SIGINT, SIGTERM};
     for (size_t i = 0; i < 2; i++) {

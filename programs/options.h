@@ -17,11 +17,10 @@
 
 typedef enum prog_kind { PROG_SERVER = 1, PROG_CLIENT = 2 } prog_kind;
 
-/* Defaults the library does not define; the limits' come from
- * gmud_limits_default_config() (gmud/limits.h). */
-#define PROG_DEFAULT_HOST "127.0.0.1"
+/* The defaults only the programs have. Every other default is the
+ * library's: prog_options_parse() copies it from gmud_server_default_config()
+ * or gmud_client_default_config() (the values are in gmud/limits.h). */
 enum {
-    PROG_DEFAULT_PORT = 8222,          /* the lecture's port */
     PROG_DEFAULT_INTERVAL_MS = 1000,   /* clock: time between messages */
     PROG_DEFAULT_WAIT_MS = 1000        /* client: wait after stdin ends */
 };
@@ -31,17 +30,20 @@ typedef struct prog_options {
     prog_kind kind;
     const char *host;            /* an address literal or a host name */
     int port;                    /* 0..65535; 0 lets the server pick one */
-    gmud_frame_config frame;     /* framing, label, delimiter, max_message */
-    int json;                    /* payload: 1 json, 0 text */
-    gmud_log_level log_level;
-    gmud_limits limits;          /* per connection (max_connections: server) */
+    gmud_conn_config conn;       /* what the program's connections are
+                                    configured with: framing, payload, limits
+                                    (max_connections: server), session (mode,
+                                    server: carry_on, client: reply_data and
+                                    welcome timeout), log level. From the
+                                    library's defaults for the program (a
+                                    client's limits never pause reading nor
+                                    limit rates: gmud/client.h); the callbacks
+                                    and the log function are the program's to
+                                    set */
     gmud_iplimit_config addr;    /* server: per-address limits */
     uint32_t shutdown_ms;        /* server: flush time on SIGINT/SIGTERM, > 0 */
-    gmud_session_mode session;   /* default: on for gmud framing with json, else off */
-    int session_set;             /* --session given */
-    int carry_on;                /* server, lecture mode: --session-carry-on */
-    const char *reply_data;      /* client, lecture mode: NULL = the lecture's */
-    uint32_t welcome_ms;         /* client, session modes: wait for the welcome */
+    int session_set;             /* --session given (else conn.session.mode is
+                                    on for gmud framing with json, else off) */
     /* server */
     app_kind app;
     uint32_t interval_ms;        /* clock: > 0 */
@@ -72,6 +74,10 @@ int prog_framing_apply(const char *prog, gmud_frame_config *frame, const prog_fr
 
 /* Prints the usage and every option the program takes, with defaults. */
 void prog_options_help(prog_kind kind, FILE *out);
+
+/* frame's line delimiter as --delim takes it, C escapes for the bytes that
+ * need them ("\\n" for the default), in buf[0..n); for help texts. */
+void prog_delim_text(const gmud_frame_config *frame, char *buf, size_t n);
 
 /* Process setup both programs need before anything else: stdin, stdout and
  * stderr opened on /dev/null if closed (else the first socket would become

@@ -76,6 +76,11 @@ enum {
     /* Runtime: a frame that has begun must complete within (ms): slowloris. */
     GMUD_FRAME_TIMEOUT_MS_DEFAULT = 10000,
 
+    /* Runtime: queued output that makes no progress for this long (ms) closes
+     * the connection as a slow consumer (nginx's send_timeout): a peer that
+     * stops reading is reclaimed even while its queue is under max_queued. */
+    GMUD_SEND_TIMEOUT_MS_DEFAULT = 10000,
+
     /* Runtime: idle timeout (ms). The one limit that is off (0) by default:
      * the lecture's clients may stay silent for as long as they like. */
     GMUD_IDLE_TIMEOUT_MS_DEFAULT = 0,

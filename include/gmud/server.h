@@ -95,6 +95,8 @@ typedef struct gmud_limits {
                                    < read_high_water */
     uint32_t frame_timeout_ms;  /* a begun frame must complete within; > 0 */
     uint32_t idle_timeout_ms;   /* no input for this long closes; GMUD_OFF */
+    uint32_t send_timeout_ms;   /* queued output that makes no progress this long
+                                   closes ("slow consumer"); GMUD_OFF */
     uint32_t linger_ms;         /* a closing connection waits this long at most
                                    for its output to drain and the peer's end
                                    of stream; > 0 */

@@ -9,6 +9,7 @@ void gmud_limits_default_config(gmud_limits *lim)
     lim->read_low_water = GMUD_READ_LOW_WATER_DEFAULT;
     lim->frame_timeout_ms = GMUD_FRAME_TIMEOUT_MS_DEFAULT;
     lim->idle_timeout_ms = GMUD_IDLE_TIMEOUT_MS_DEFAULT;
+    lim->send_timeout_ms = GMUD_SEND_TIMEOUT_MS_DEFAULT;
     lim->linger_ms = GMUD_LINGER_MS_DEFAULT;
     lim->sweep_ms = GMUD_SWEEP_MS_DEFAULT;
     lim->max_bad_messages = GMUD_MAX_BAD_MESSAGES_DEFAULT;

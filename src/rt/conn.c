@@ -104,6 +104,7 @@ gmud_conn *conn_new(rt_ctx *rt, gmud_error *err)
     conn->id = ++rt->next_id;
     conn->state = CONN_CONNECTING;
     conn->last_rx = uv_now(rt->loop);
+    conn->last_tx = conn->last_rx;
     strcpy(conn->peer, "-");
     ep_init(&conn->ep, &rt->ep, conn->last_rx);
     conn->next = rt->conns;

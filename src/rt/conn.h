@@ -112,6 +112,8 @@ struct gmud_conn {
     uint64_t id;
     uint64_t frame_start;   /* loop ms when the pending partial frame began; 0 none */
     uint64_t last_rx;       /* loop ms of the last input */
+    uint64_t last_tx;       /* loop ms the queue last moved (or began); the
+                               send timeout counts from it */
     uint64_t deadline;      /* CLOSING/CONNECTING: loop ms after which to close hard */
     uint8_t state;
     uint8_t reason;

@@ -9,6 +9,28 @@
 
 /* ---- The sweep -------------------------------------------------------- */
 
+/* Output queued and none of it taken for the send timeout: a peer that
+ * stopped reading. Closed as a slow consumer, before it holds its queue
+ * (and, with reading paused, the kernel's buffers) for ever. */
+static int stalled(gmud_conn *conn, uint64_t now)
+{
+    const gmud_limits *lim = &conn->rt->limits;
+    size_t q = conn_queued_bytes(conn);
+    if (q == 0) {
+        conn->last_tx = now; /* the clock counts from when output waits */
+        return 0;
+    }
+    if (lim->send_timeout_ms == GMUD_OFF || now - conn->last_tx < lim->send_timeout_ms)
+        return 0;
+    gmud_error e;
+    gmud_error_set(&e, GMUD_ERR_SLOW_CONSUMER, 0,
+                   "%zu bytes queued and none taken for %llu ms (send timeout %u ms)", q,
+                   (unsigned long long)(now - conn->last_tx), (unsigned)lim->send_timeout_ms);
+    rt_logf(conn->rt, GMUD_LOG_WARN, conn->peer, "reject", "slow consumer: %s", e.message);
+    conn_close_now(conn, GMUD_CLOSE_SLOW_CONSUMER, &e);
+    return 1;
+}
+
 static void sweep_one(gmud_conn *conn, uint64_t now)
 {
     rt_ctx *rt = conn->rt;
@@ -26,6 +48,8 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
         }
         return;
     }
+    if (stalled(conn, now))
+        return;
     if (ep_awaiting_welcome(&conn->ep)) {
         ep_result r;
         ep_on_tick(&conn->ep, now, &r);

@@ -124,6 +124,7 @@ static void on_write(uv_write_t *req, int status)
     }
     conn->rt->stats.bytes_out += io->inflight;
     io->inflight = 0;
+    conn->last_tx = uv_now(conn->rt->loop); /* progress: the send timeout restarts */
     if (io->out[io->pending].len > 0 || io->plain.len > 0)
         conn_mark_dirty(conn);
     backpressure(conn);
@@ -185,6 +186,7 @@ void conn_flush(gmud_conn *conn)
         }
         if (n <= 0)
             break;
+        conn->last_tx = uv_now(rt->loop);
         sent += (size_t)n;
         rt->stats.bytes_out += (size_t)n;
         if ((size_t)n < chunk)

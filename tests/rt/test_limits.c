@@ -48,16 +48,18 @@ static void s_message(gmud_conn *c, const uint8_t *d, size_t n, json_t *j, void 
         gmud_conn_send(c, d, n, NULL);
 }
 
-static gmud_server *start(uv_loop_t *loop, gmud_server_config *cfg, srv_t *s)
+/* fx's server, with s recording it (and any on_drain already in fx->cfg). */
+static gmud_server *start(rt_fixture *fx, srv_t *s)
 {
     memset(s, 0, sizeof *s);
     s->first_reason = -1;
     s->echo = 1;
-    cfg->conn.cb.on_connect = s_connect;
-    cfg->conn.cb.on_close = s_close;
-    cfg->conn.cb.on_message = s_message;
-    cfg->conn.cb.user = s;
-    s->srv = rt_server_create(loop, cfg);
+    gmud_callbacks cb = fx->cfg.conn.cb;
+    cb.on_connect = s_connect;
+    cb.on_close = s_close;
+    cb.on_message = s_message;
+    cb.user = s;
+    s->srv = rt_fx_serve(fx, cb);
     return s->srv;
 }
 
@@ -71,12 +73,10 @@ static int first_closed(void *p)
     return ((srv_t *)p)->first_reason >= 0;
 }
 
-/* A peer thread's state. */
+/* A peer thread's state; main tells the peer to finish with rt.release. */
 typedef struct peer_t {
-    int port;
-    gmud_frame_config cfg;
-    atomic_int done;
-    atomic_int stop;        /* main tells the peer to finish */
+    rt_peer rt;
+    gmud_frame_config cfg;  /* the server's framing */
     atomic_int blocked;     /* the peer's sends backed up */
     int ok;                 /* the peer saw what it expected */
     int eof;
@@ -86,28 +86,27 @@ typedef struct peer_t {
     char note[256];
 } peer_t;
 
-static void peer_init(peer_t *p, gmud_server *srv, const gmud_server_config *cfg)
+static void peer_init(peer_t *p, const rt_fixture *fx)
 {
     memset(p, 0, sizeof *p);
-    p->port = gmud_server_port(srv);
-    p->cfg = cfg->conn.frame;
+    p->cfg = fx->cfg.conn.frame;
 }
 
-static void local_name(int fd, char *out, size_t cap)
+/* The usual test: fx's server (start, recording into s), then the peer fn
+ * with a fresh p in a thread, to its end (at most ms). */
+static void run_peer(rt_fixture *fx, srv_t *s, peer_t *p, void *(*fn)(void *), int ms)
 {
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    snprintf(out, cap, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    start(fx, s);
+    peer_init(p, fx);
+    rt_fx_run_peer(fx, &p->rt, fn, p, ms);
 }
 
-static void run_peer(uv_loop_t *loop, void *(*fn)(void *), peer_t *p, int ms)
+/* The peer saw what it expected; if not, what it saw instead. */
+static void check_ok(const peer_t *p, const char *what)
 {
-    pthread_t th;
-    pthread_create(&th, NULL, fn, p);
-    CHECK(rt_run_until(loop, rt_flag, &p->done, ms));
-    atomic_store(&p->stop, 1);
-    pthread_join(th, NULL);
+    if (!p->ok)
+        fprintf(stderr, "%s: %s\n", what, p->note);
+    CHECK(p->ok);
 }
 
 /* Expects one error packet with this code (json or text), then the close. */
@@ -200,14 +199,10 @@ static void on_broadcast(gmud_timer *t, void *u)
 static void *peer_never_reads(void *arg)
 {
     peer_t *p = arg;
-    int fd = rt_connect("127.0.0.1", p->port, 4096);
-    if (fd >= 0)
-        local_name(fd, p->local, sizeof p->local);
-    atomic_store(&p->done, 1);
-    for (int i = 0; i < 1000 && !atomic_load(&p->stop); i++)
-        rt_sleep_ms(10);
-    if (fd >= 0)
-        close(fd);
+    int fd = rt_peer_raw(&p->rt, NULL, 4096, p->local, sizeof p->local);
+    atomic_store(&p->rt.ready, 1);
+    rt_wait_flag(&p->rt.release, 10000);
+    rt_close_fd(fd);
     return NULL;
 }
 
@@ -230,62 +225,51 @@ static int reader_caught_up(void *arg)
 
 static void test_slow_consumer(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
-    cfg.conn.limits.max_queued = 256 * 1024;
-    cfg.conn.limits.read_high_water = 128 * 1024;
-    cfg.conn.limits.read_low_water = 32 * 1024;
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    fx.cfg.conn.limits.max_queued = 256 * 1024;
+    fx.cfg.conn.limits.read_high_water = 128 * 1024;
+    fx.cfg.conn.limits.read_low_water = 32 * 1024;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
+    gmud_server *srv = start(&fx, &s);
     s.echo = 0;
     peer_t p;
-    peer_init(&p, srv, &cfg);
-    pthread_t th;
-    pthread_create(&th, NULL, peer_never_reads, &p);
-    CHECK(rt_run_until(&loop, rt_flag, &p.done, 2000));
-    CHECK(rt_run_until(&loop, first_connected, &s, 2000)); /* the non-reader is first */
+    peer_init(&p, &fx);
+    rt_fx_peer(&fx, &p.rt, peer_never_reads, &p); /* released by rt_fx_end */
+    CHECK(rt_run_until(&fx.loop, rt_flag, &p.rt.ready, 2000));
+    CHECK(rt_run_until(&fx.loop, first_connected, &s, 2000)); /* the non-reader is first */
 
     reader_t r;
     memset(&r, 0, sizeof r);
-    r.loop = &loop;
-    gmud_client_config ccfg;
-    rt_client_config(&ccfg, &cfg, p.port);
-    ccfg.conn.cb.on_connect = r_connect;
-    ccfg.conn.cb.on_message = r_message;
-    ccfg.conn.cb.on_close = r_close;
-    ccfg.conn.cb.user = &r;
-    r.cli = gmud_client_create(&loop, &ccfg, NULL);
+    r.loop = &fx.loop;
+    r.cli = rt_fx_client(&fx, NULL,
+                         (gmud_callbacks){.on_connect = r_connect,
+                                          .on_message = r_message,
+                                          .on_close = r_close,
+                                          .user = &r});
     /* Both connected (the server side too) before the broadcasts begin. */
-    CHECK(rt_run_until(&loop, rt_int_set, &r.connected, 2000));
-    CHECK(rt_run_until(&loop, two_connected, srv, 2000));
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &r.connected, 2000));
+    CHECK(rt_run_until(&fx.loop, two_connected, srv, 2000));
     bcast_t b = {srv, 0};
-    gmud_timer *t = gmud_timer_create(&loop, 5, 5, on_broadcast, &b);
+    gmud_timer *t = gmud_timer_create(&fx.loop, 5, 5, on_broadcast, &b);
     void *both[3] = {&s, &r, &b};
-    CHECK(rt_run_until(&loop, slow_phase_done, both, 6000));
+    CHECK(rt_run_until(&fx.loop, slow_phase_done, both, 6000));
     CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_SLOW_CONSUMER);
     CHECK(rt_log_find(p.local, "slow consumer") != NULL);
     /* The reader carries on, undelayed, after the other was dropped. */
     int before = r.got;
-    rt_run_until(&loop, NULL, NULL, 300);
+    rt_run_until(&fx.loop, NULL, NULL, 300);
     gmud_timer_destroy(t);
-    rt_run_until(&loop, reader_caught_up, both, 1000);
+    rt_run_until(&fx.loop, reader_caught_up, both, 1000);
     CHECK(r.got > before + 10);
     CHECK_EQ_INT(r.got, b.sent);
     /* Loose enough for a loaded machine; on an idle one it is ~10 ms. */
     CHECK(r.max_gap_ms < 400);
     CHECK_EQ_INT(r.closed, 0);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
-    CHECK_EQ_INT(st.closes[GMUD_CLOSE_SLOW_CONSUMER], 1);
+    CHECK_EQ_INT(rt_fx_stats(&fx).closes[GMUD_CLOSE_SLOW_CONSUMER], 1);
     printf("slow consumer: reader got %d of %d broadcasts, max gap %llu ms\n", r.got, b.sent,
            (unsigned long long)r.max_gap_ms);
-    atomic_store(&p.stop, 1);
-    pthread_join(th, NULL);
-    gmud_client_destroy(r.cli);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ---- An echo client that never reads ---------------------------------- */
@@ -293,7 +277,7 @@ static void test_slow_consumer(void)
 static void *peer_sends_never_reads(void *arg)
 {
     peer_t *p = arg;
-    int fd = rt_connect("127.0.0.1", p->port, 4096);
+    int fd = rt_peer_raw(&p->rt, NULL, 4096, NULL, 0);
     uint8_t frame[1100];
     uint8_t msg[1000];
     memset(msg, 'e', sizeof msg);
@@ -315,11 +299,9 @@ static void *peer_sends_never_reads(void *arg)
         if (w < n && rt_send_all(fd, frame + w, (size_t)(n - w)) == 0)
             p->sent += (size_t)(n - w);
     }
-    atomic_store(&p->done, 1);
-    for (int i = 0; i < 300 && !atomic_load(&p->stop); i++)
-        rt_sleep_ms(10);
-    if (fd >= 0)
-        close(fd);
+    atomic_store(&p->rt.ready, 1);
+    rt_wait_flag(&p->rt.release, 3000);
+    rt_close_fd(fd);
     return NULL;
 }
 
@@ -350,31 +332,30 @@ static void on_watch(gmud_timer *t, void *u)
 
 static void test_echo_nonreader(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
-    rt_no_rate_limits(&cfg);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    rt_no_rate_limits(&fx.cfg);
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
+    gmud_server *srv = start(&fx, &s);
     peer_t p;
-    peer_init(&p, srv, &cfg);
+    peer_init(&p, &fx);
     watch_t w = {srv, 0, 0};
-    gmud_timer *t = gmud_timer_create(&loop, 2, 2, on_watch, &w);
-    run_peer(&loop, peer_sends_never_reads, &p, 10000);
+    gmud_timer *t = gmud_timer_create(&fx.loop, 2, 2, on_watch, &w);
+    rt_fx_peer(&fx, &p.rt, peer_sends_never_reads, &p);
+    CHECK(rt_run_until(&fx.loop, rt_flag, &p.rt.ready, 10000)); /* its sends backed up */
+    rt_fx_peer_end(&fx, &p.rt);
     gmud_timer_destroy(t);
     CHECK_EQ_INT(atomic_load(&p.blocked), 1);
-    CHECK(w.max_queued <= cfg.conn.limits.max_queued);
+    CHECK(w.max_queued <= fx.cfg.conn.limits.max_queued);
     CHECK(w.paused_seen);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK(st.read_pauses >= 1);
     CHECK_EQ_INT(st.closes[GMUD_CLOSE_SLOW_CONSUMER], 0);
     printf("non-reading echo client: sent %zu bytes before blocking; server queued at most "
            "%zu bytes (bound %zu), %llu read pauses\n",
-           p.sent, w.max_queued, cfg.conn.limits.max_queued, (unsigned long long)st.read_pauses);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+           p.sent, w.max_queued, fx.cfg.conn.limits.max_queued,
+           (unsigned long long)st.read_pauses);
+    rt_fx_end(&fx);
 }
 
 /* ---- Slowloris -------------------------------------------------------- */
@@ -383,9 +364,8 @@ static void test_echo_nonreader(void)
  * the server to close; records the end of stream and how long it took. */
 static void *peer_wait_close(peer_t *p, const char *first, size_t n)
 {
-    int fd = rt_connect("127.0.0.1", p->port, 0);
+    int fd = rt_peer_raw(&p->rt, NULL, 0, p->local, sizeof p->local);
     if (fd >= 0) {
-        local_name(fd, p->local, sizeof p->local);
         int64_t t0 = rt_now_ms();
         if (n > 0)
             rt_send_all(fd, first, n);
@@ -396,8 +376,20 @@ static void *peer_wait_close(peer_t *p, const char *first, size_t n)
         p->elapsed_ms = rt_now_ms() - t0;
         close(fd);
     }
-    atomic_store(&p->done, 1);
     return NULL;
+}
+
+/* Runs peer fn (a peer_wait_close) against fx's server, which must close
+ * it for `reason` from min_ms to 1.5 s after it connected, and see the
+ * close itself within close_ms. */
+static void check_server_closes(rt_fixture *fx, srv_t *s, peer_t *p, void *(*fn)(void *),
+                                int64_t min_ms, int close_ms, gmud_close_reason reason)
+{
+    run_peer(fx, s, p, fn, 5000);
+    CHECK_EQ_INT(p->eof, 1);
+    CHECK(p->elapsed_ms >= min_ms && p->elapsed_ms < 1500);
+    CHECK(rt_run_until(&fx->loop, first_closed, s, close_ms));
+    CHECK_EQ_INT(s->first_reason, reason);
 }
 
 static void *peer_half_frame(void *arg)
@@ -407,25 +399,16 @@ static void *peer_half_frame(void *arg)
 
 static void test_slowloris(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
-    cfg.conn.limits.frame_timeout_ms = 300;
-    cfg.conn.limits.sweep_ms = 50;
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    fx.cfg.conn.limits.frame_timeout_ms = 300;
+    fx.cfg.conn.limits.sweep_ms = 50;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;
-    peer_init(&p, srv, &cfg);
-    run_peer(&loop, peer_half_frame, &p, 5000);
-    CHECK_EQ_INT(p.eof, 1);
-    CHECK(p.elapsed_ms >= 280 && p.elapsed_ms < 1500);
-    CHECK(rt_run_until(&loop, first_closed, &s, 1000));
-    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_FRAME_TIMEOUT);
+    check_server_closes(&fx, &s, &p, peer_half_frame, 280, 1000, GMUD_CLOSE_FRAME_TIMEOUT);
     CHECK(rt_log_find(p.local, "frame timeout") != NULL);
     printf("slowloris: closed after %lld ms (timeout 300 ms)\n", (long long)p.elapsed_ms);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ---- Framing errors: oversize, wrong label ---------------------------- */
@@ -443,49 +426,41 @@ static void *peer_bad_frame(void *arg)
     bad_frame_t *b = arg;
     peer_t *p = &b->p;
     gmud_error err;
-    gmud_sync *s = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
+    gmud_sync *s = gmud_sync_connect("127.0.0.1", (unsigned)p->rt.port, &p->cfg, 2000, &err);
     if (s != NULL) {
-        local_name(gmud_sync_fd(s), p->local, sizeof p->local);
+        rt_local_name(gmud_sync_fd(s), p->local, sizeof p->local);
         rt_send_all(gmud_sync_fd(s), b->bytes, b->len);
         p->ok = expect_error_then_eof(s, b->payload, b->code, p->note, sizeof p->note);
         gmud_sync_destroy(s);
     }
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void run_bad_frame(const char *framing, size_t max_message, gmud_payload payload,
                           const void *bytes, size_t len, const char *code, const char *logged)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, framing, payload);
-    cfg.conn.frame.max_message = max_message;
+    rt_fixture fx;
+    rt_fx_init(&fx, framing, payload);
+    fx.cfg.conn.frame.max_message = max_message;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
+    start(&fx, &s);
     bad_frame_t b;
-    peer_init(&b.p, srv, &cfg);
+    peer_init(&b.p, &fx);
     b.payload = payload;
     b.bytes = bytes;
     b.len = len;
     b.code = code;
-    run_peer(&loop, peer_bad_frame, &b.p, 6000);
-    if (!b.p.ok)
-        fprintf(stderr, "%s: got %s\n", code, b.p.note);
-    CHECK(b.p.ok);
-    CHECK(rt_run_until(&loop, first_closed, &s, 1000));
+    rt_fx_run_peer(&fx, &b.p.rt, peer_bad_frame, &b, 6000);
+    check_ok(&b.p, code);
+    CHECK(rt_run_until(&fx.loop, first_closed, &s, 1000));
     CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_PROTOCOL);
     const char *line = rt_log_find(b.p.local, logged);
     CHECK(line != NULL);
     if (line != NULL)
         CHECK_CONTAINS(line, "reject");
     CHECK(rt_log_find(b.p.local, "protocol error") != NULL);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
-    CHECK_EQ_INT(st.closes[GMUD_CLOSE_PROTOCOL], 1);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    CHECK_EQ_INT(rt_fx_stats(&fx).closes[GMUD_CLOSE_PROTOCOL], 1);
+    rt_fx_end(&fx);
 }
 
 static void test_framing_errors(void)
@@ -520,7 +495,7 @@ static void *peer_bad_json(void *arg)
     peer_t *p = arg;
     gmud_error err;
     gmud_slice m;
-    gmud_sync *s = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
+    gmud_sync *s = gmud_sync_connect("127.0.0.1", (unsigned)p->rt.port, &p->cfg, 2000, &err);
     int ok = s != NULL;
     int errors = 0;
     for (int i = 0; ok && i < 5; i++) {
@@ -542,34 +517,25 @@ static void *peer_bad_json(void *arg)
         p->eof = gmud_sync_recv(s, 3000, &m, &err) == GMUD_ERR_CLOSED;
     p->ok = ok && errors == 5;
     gmud_sync_destroy(s);
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_bad_json(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;
-    peer_init(&p, srv, &cfg);
-    run_peer(&loop, peer_bad_json, &p, 8000);
-    if (!p.ok)
-        fprintf(stderr, "bad json: %s\n", p.note);
-    CHECK(p.ok);
+    run_peer(&fx, &s, &p, peer_bad_json, 8000);
+    check_ok(&p, "bad json");
     CHECK_EQ_INT(p.eof, 1);
-    CHECK(rt_run_until(&loop, first_closed, &s, 1000));
+    CHECK(rt_run_until(&fx.loop, first_closed, &s, 1000));
     CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_BAD_MESSAGES);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.rejects[-GMUD_ERR_BAD_JSON], 5);
     CHECK_EQ_INT(st.messages_in, 1);
     CHECK(rt_log_find("reject", "bad_json") != NULL);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ---- Connection limit ------------------------------------------------- */
@@ -581,7 +547,7 @@ static void *peer_fourth(void *arg)
     gmud_slice m;
     gmud_sync *s[4] = {NULL, NULL, NULL, NULL};
     for (int i = 0; i < 4; i++)
-        s[i] = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
+        s[i] = gmud_sync_connect("127.0.0.1", (unsigned)p->rt.port, &p->cfg, 2000, &err);
     int ok = s[3] != NULL &&
              expect_error_then_eof(s[3], GMUD_PAYLOAD_JSON, "server_full", p->note,
                                    sizeof p->note);
@@ -592,32 +558,23 @@ static void *peer_fourth(void *arg)
     p->ok = ok;
     for (int i = 0; i < 4; i++)
         gmud_sync_destroy(s[i]);
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_connection_limit(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
-    cfg.conn.limits.max_connections = 3;
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
+    fx.cfg.conn.limits.max_connections = 3;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;
-    peer_init(&p, srv, &cfg);
-    run_peer(&loop, peer_fourth, &p, 8000);
-    if (!p.ok)
-        fprintf(stderr, "connection limit: %s\n", p.note);
-    CHECK(p.ok);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    run_peer(&fx, &s, &p, peer_fourth, 8000);
+    check_ok(&p, "connection limit");
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.rejected_full, 1);
     CHECK_EQ_INT(st.accepted, 3);
     CHECK(rt_log_find("reject", "server full") != NULL);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* With sessions on (gmud-server's default), the refusal still reaches the
@@ -628,43 +585,29 @@ static void *peer_second_session(void *arg)
 {
     peer_t *p = arg;
     gmud_error err;
-    gmud_sync_config sc;
-    gmud_sync_default_config(&sc);
-    sc.frame = p->cfg;
-    sc.session = GMUD_SESSION_ON;
-    gmud_sync *first = gmud_sync_create("127.0.0.1", (unsigned)p->port, &sc, 2000, &err);
-    gmud_sync *second = gmud_sync_create("127.0.0.1", (unsigned)p->port, &sc, 2000, &err);
+    gmud_sync *first = rt_peer_sync(&p->rt, &p->cfg, GMUD_SESSION_ON, NULL, &err);
+    gmud_sync *second = rt_peer_sync(&p->rt, &p->cfg, GMUD_SESSION_ON, NULL, &err);
     p->ok = first != NULL && second == NULL && err.code == GMUD_ERR_SERVER_FULL;
     if (second == NULL)
         snprintf(p->note, sizeof p->note, "%s", err.message);
     gmud_sync_destroy(first);
     gmud_sync_destroy(second);
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_connection_limit_sessions(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
-    cfg.conn.session.mode = GMUD_SESSION_ON;
-    cfg.conn.limits.max_connections = 1;
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
+    fx.cfg.conn.session.mode = GMUD_SESSION_ON;
+    fx.cfg.conn.limits.max_connections = 1;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;
-    peer_init(&p, srv, &cfg);
-    run_peer(&loop, peer_second_session, &p, 8000);
-    if (!p.ok)
-        fprintf(stderr, "connection limit, sessions on: %s\n", p.note);
-    CHECK(p.ok);
+    run_peer(&fx, &s, &p, peer_second_session, 8000);
+    check_ok(&p, "connection limit, sessions on");
     CHECK_CONTAINS(p.note, "server full");
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
-    CHECK_EQ_INT(st.rejected_full, 1);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    CHECK_EQ_INT(rt_fx_stats(&fx).rejected_full, 1);
+    rt_fx_end(&fx);
 }
 
 /* ---- Per-address limits ---------------------------------------------- */
@@ -686,7 +629,7 @@ static void *peer_third_refused(void *arg)
     gmud_error err;
     gmud_sync *s[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++)
-        s[i] = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
+        s[i] = gmud_sync_connect("127.0.0.1", (unsigned)p->rt.port, &p->cfg, 2000, &err);
     int ok = s[2] != NULL &&
              expect_error_then_eof(s[2], GMUD_PAYLOAD_JSON, "addr_limited", p->note,
                                    sizeof p->note);
@@ -697,7 +640,8 @@ static void *peer_third_refused(void *arg)
         /* The server counts the close when it sees it: retry, bounded. */
         int again = 0;
         for (int tries = 0; tries < 40 && !again; tries++) {
-            gmud_sync *n = gmud_sync_connect("127.0.0.1", (unsigned)p->port, &p->cfg, 2000, &err);
+            gmud_sync *n =
+                gmud_sync_connect("127.0.0.1", (unsigned)p->rt.port, &p->cfg, 2000, &err);
             again = served(n);
             gmud_sync_destroy(n);
             if (!again)
@@ -710,37 +654,32 @@ static void *peer_third_refused(void *arg)
     p->ok = ok;
     for (int i = 0; i < 3; i++)
         gmud_sync_destroy(s[i]);
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void run_addr_limit(uint32_t max_per_addr, uint32_t new_per_sec, uint32_t burst,
                            const char *logged)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
-    cfg.addr.max_per_addr = max_per_addr;
-    cfg.addr.new_per_sec = new_per_sec;
-    cfg.addr.new_burst = burst;
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
+    fx.cfg.addr.max_per_addr = max_per_addr;
+    fx.cfg.addr.new_per_sec = new_per_sec;
+    fx.cfg.addr.new_burst = burst;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
+    start(&fx, &s);
     peer_t p;
-    peer_init(&p, srv, &cfg);
+    peer_init(&p, &fx);
     p.eof = max_per_addr != 0;
-    run_peer(&loop, peer_third_refused, &p, 8000);
-    if (!p.ok)
-        fprintf(stderr, "address limit (%u, %u/s): %s\n", max_per_addr, new_per_sec, p.note);
-    CHECK(p.ok);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    rt_fx_run_peer(&fx, &p.rt, peer_third_refused, &p, 8000);
+    char what[64];
+    snprintf(what, sizeof what, "address limit (%u, %u/s)", max_per_addr, new_per_sec);
+    check_ok(&p, what);
+    gmud_stats st = rt_fx_stats(&fx);
     /* One refusal, plus any retry made before the server saw the close. */
     CHECK(st.rejected_addr >= 1 && (max_per_addr != 0 || st.rejected_addr == 1));
     CHECK_EQ_INT(st.closes[GMUD_CLOSE_ADDR_LIMITED], st.rejected_addr);
     CHECK(rt_log_find("reject", logged) != NULL);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 static void test_addr_limits(void)
@@ -756,36 +695,27 @@ static void test_addr_limits(void)
 static void *peer_truncates(void *arg)
 {
     peer_t *p = arg;
-    int fd = rt_connect("127.0.0.1", p->port, 0);
+    int fd = rt_peer_raw(&p->rt, NULL, 0, p->local, sizeof p->local);
     if (fd >= 0) {
-        local_name(fd, p->local, sizeof p->local);
         rt_send_all(fd, "GMUD\x10\x00" "abc", 9);
         close(fd);
     }
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_truncated_at_eof(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;
-    peer_init(&p, srv, &cfg);
-    run_peer(&loop, peer_truncates, &p, 3000);
-    CHECK(rt_run_until(&loop, first_closed, &s, 2000));
+    run_peer(&fx, &s, &p, peer_truncates, 3000);
+    CHECK(rt_run_until(&fx.loop, first_closed, &s, 2000));
     CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_PROTOCOL);
     CHECK_CONTAINS(s.first_detail, "stream ended inside a frame");
     CHECK(rt_log_find(p.local, "truncated") != NULL);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
-    CHECK_EQ_INT(st.rejects[-GMUD_ERR_TRUNCATED], 1);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    CHECK_EQ_INT(rt_fx_stats(&fx).rejects[-GMUD_ERR_TRUNCATED], 1);
+    rt_fx_end(&fx);
 }
 
 /* ---- Idle timeout (off by default) ------------------------------------ */
@@ -797,24 +727,15 @@ static void *peer_idle(void *arg)
 
 static void test_idle_timeout(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
-    CHECK_EQ_INT(cfg.conn.limits.idle_timeout_ms, 0);
-    cfg.conn.limits.idle_timeout_ms = 200;
-    cfg.conn.limits.sweep_ms = 20;
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    CHECK_EQ_INT(fx.cfg.conn.limits.idle_timeout_ms, 0);
+    fx.cfg.conn.limits.idle_timeout_ms = 200;
+    fx.cfg.conn.limits.sweep_ms = 20;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
     peer_t p;
-    peer_init(&p, srv, &cfg);
-    run_peer(&loop, peer_idle, &p, 5000);
-    CHECK_EQ_INT(p.eof, 1);
-    CHECK(p.elapsed_ms >= 180 && p.elapsed_ms < 1500);
-    CHECK(rt_run_until(&loop, first_closed, &s, 2000));
-    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_IDLE_TIMEOUT);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    check_server_closes(&fx, &s, &p, peer_idle, 180, 2000, GMUD_CLOSE_IDLE_TIMEOUT);
+    rt_fx_end(&fx);
 }
 
 /* ---- Streaming with on_drain ------------------------------------------ */
@@ -880,7 +801,7 @@ typedef struct stream_peer_t {
 static void *peer_slow_reader(void *arg)
 {
     stream_peer_t *sp = arg;
-    int fd = rt_connect("127.0.0.1", sp->p.port, 4096);
+    int fd = rt_peer_raw(&sp->p.rt, NULL, 4096, NULL, 0);
     rt_sleep_ms(DRAIN_SLEEP_MS);
     sp->drains_before_read = atomic_load(&sp->st->drains);
     enum { FRAME = 6 + DRAIN_MSG };
@@ -908,31 +829,27 @@ static void *peer_slow_reader(void *arg)
         memmove(buf, buf + at, have - at);
         have -= at;
     }
-    if (fd >= 0)
-        close(fd);
-    atomic_store(&sp->p.done, 1);
+    rt_close_fd(fd);
     return NULL;
 }
 
 static void test_drain_streaming(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
-    cfg.conn.limits.max_queued = 256 * 1024; /* the stream is 16 MB */
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    fx.cfg.conn.limits.max_queued = 256 * 1024; /* the stream is 16 MB */
     srv_t s;
     stream_t st;
     memset(&st, 0, sizeof st);
-    cfg.conn.cb.on_drain = stream_drain;
-    gmud_server *srv = start(&loop, &cfg, &s);
+    fx.cfg.conn.cb.on_drain = stream_drain;
+    start(&fx, &s);
     s.then_connect = stream_connect; /* the stream begins at the connect */
     s.user = &st;
     stream_peer_t sp;
     memset(&sp, 0, sizeof sp);
-    peer_init(&sp.p, srv, &cfg);
+    peer_init(&sp.p, &fx);
     sp.st = &st;
-    run_peer(&loop, peer_slow_reader, &sp.p, 15000);
+    rt_fx_run_peer(&fx, &sp.p.rt, peer_slow_reader, &sp, 15000);
     CHECK_EQ_INT(sp.msgs, DRAIN_MSGS);
     CHECK_EQ_INT(sp.bad, 0);
     CHECK_EQ_INT(st.send_failed, 0);
@@ -941,14 +858,13 @@ static void test_drain_streaming(void)
     /* While the peer slept the stream waited: it had not all gone out. */
     CHECK(sp.drains_before_read < DRAIN_MSGS * DRAIN_MSG / DRAIN_BATCH);
     CHECK(atomic_load(&st.drains) > sp.drains_before_read);
-    CHECK(rt_run_until(&loop, first_closed, &s, 2000));
+    CHECK(rt_run_until(&fx.loop, first_closed, &s, 2000));
     CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_PEER);
     printf("drain: %d messages of %d bytes through max_queued %zu, %d on_drain calls (%d while "
            "the peer slept)\n",
-           sp.msgs, DRAIN_MSG, cfg.conn.limits.max_queued, atomic_load(&st.drains),
+           sp.msgs, DRAIN_MSG, fx.cfg.conn.limits.max_queued, atomic_load(&st.drains),
            sp.drains_before_read);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* on_drain on a client connection with nothing queued: asked twice, called
@@ -985,35 +901,28 @@ static void dc_close(gmud_conn *c, gmud_close_reason why, const gmud_error *e, v
 
 static void test_drain_idle(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s);
+    start(&fx, &s);
     drain_cli_t d;
     memset(&d, 0, sizeof d);
-    gmud_client_config ccfg;
-    rt_client_config(&ccfg, &cfg, gmud_server_port(srv));
-    ccfg.conn.cb.on_connect = dc_connect;
-    ccfg.conn.cb.on_drain = dc_drain;
-    ccfg.conn.cb.on_close = dc_close;
-    ccfg.conn.cb.user = &d;
-    gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
-    CHECK(cli != NULL);
-    CHECK(rt_run_until(&loop, rt_int_set, &d.drains, 2000));
-    rt_run_until(&loop, NULL, NULL, 100);
+    rt_fx_client(&fx, NULL,
+                 (gmud_callbacks){.on_connect = dc_connect,
+                                  .on_drain = dc_drain,
+                                  .on_close = dc_close,
+                                  .user = &d});
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &d.drains, 2000));
+    rt_run_until(&fx.loop, NULL, NULL, 100);
     CHECK_EQ_INT(d.drains, 1);
     CHECK_EQ_INT(d.reentered, 0);
     /* Asked, then closed in the same turn: on_close and no on_drain. */
     gmud_conn_want_drain(d.conn);
     gmud_conn_close(d.conn);
-    CHECK(rt_run_until(&loop, rt_int_set, &d.closed, 2000));
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &d.closed, 2000));
     CHECK_EQ_INT(d.closed, GMUD_CLOSE_LOCAL + 1);
     CHECK_EQ_INT(d.drains, 1);
-    gmud_client_destroy(cli);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 int main(void)

@@ -19,10 +19,9 @@ static uint32_t next_rand(uint32_t *s)
 /* ---- The proxy -------------------------------------------------------- */
 
 typedef struct proxy_t {
-    int listen_fd;
+    rt_peer rt;             /* rt.listen_fd: where the client comes in */
     int upstream_port;
     uint32_t seed;
-    atomic_int done;
     size_t forwarded;
     int splits;
 } proxy_t;
@@ -58,7 +57,7 @@ static int flush_split(proxy_t *p, side_t *s)
 static void *proxy_main(void *arg)
 {
     proxy_t *p = arg;
-    int down = accept(p->listen_fd, NULL, NULL);
+    int down = rt_accept_within(p->rt.listen_fd, 3000);
     int up = rt_connect("127.0.0.1", p->upstream_port, 0);
     static side_t sides[2];
     sides[0] = (side_t){.from = down, .to = up};
@@ -92,11 +91,8 @@ static void *proxy_main(void *arg)
                 flush_split(p, s);
         }
     }
-    if (down >= 0)
-        close(down);
-    if (up >= 0)
-        close(up);
-    atomic_store(&p->done, 1);
+    rt_close_fd(down);
+    rt_close_fd(up);
     return NULL;
 }
 
@@ -180,40 +176,29 @@ static void cli_close(gmud_conn *c, gmud_close_reason why, const gmud_error *d, 
 
 static void run_proxy(const char *framing, gmud_payload payload, size_t max_len, uint32_t seed)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config scfg;
-    rt_server_config(&scfg, framing, payload);
-    rt_no_rate_limits(&scfg);
-    scfg.conn.cb.on_message = srv_echo;
-    gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
+    rt_fixture fx;
+    rt_fx_init(&fx, framing, payload);
+    rt_no_rate_limits(&fx.cfg);
+    rt_fx_serve(&fx, (gmud_callbacks){.on_message = srv_echo});
     proxy_t p;
     memset(&p, 0, sizeof p);
-    p.upstream_port = gmud_server_port(srv);
+    p.upstream_port = fx.port;
     p.seed = seed;
-    int port = 0;
-    p.listen_fd = rt_listen(&port);
-    CHECK(p.listen_fd >= 0);
-    pthread_t th;
-    pthread_create(&th, NULL, proxy_main, &p);
+    rt_fx_listen(&fx); /* the proxy's: from here on fx.port, where the client goes */
+    rt_fx_peer(&fx, &p.rt, proxy_main, &p);
 
     run_t r;
     memset(&r, 0, sizeof r);
     r.payload = payload;
     r.max_len = max_len;
     r.seed = seed * 7 + 1;
-    gmud_client_config ccfg;
-    rt_client_config(&ccfg, &scfg, port);
-    ccfg.conn.cb.on_message = cli_message;
-    ccfg.conn.cb.on_close = cli_close;
-    ccfg.conn.cb.user = &r;
-    r.cli = gmud_client_create(&loop, &ccfg, NULL);
-    r.timer = gmud_timer_create(&loop, 1, 1, send_burst, &r);
-    CHECK(rt_run_until(&loop, rt_int_set, &r.closed, 10000));
+    r.cli = rt_fx_client(&fx, NULL,
+                         (gmud_callbacks){.on_message = cli_message, .on_close = cli_close,
+                                          .user = &r});
+    r.timer = gmud_timer_create(&fx.loop, 1, 1, send_burst, &r);
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &r.closed, 10000));
     gmud_timer_destroy(r.timer);
-    CHECK(rt_run_until(&loop, rt_flag, &p.done, 3000));
-    pthread_join(th, NULL);
-    close(p.listen_fd);
+    rt_fx_join(&fx, &p.rt, 3000);
     CHECK_EQ_INT(r.got, MSGS);
     CHECK_EQ_INT(r.bad, 0);
     CHECK(p.splits > MSGS / 4); /* the stream really was cut up */
@@ -221,9 +206,7 @@ static void run_proxy(const char *framing, gmud_payload payload, size_t max_len,
            payload == GMUD_PAYLOAD_JSON ? "json" : "text", r.got, p.splits, p.forwarded);
     for (int i = 0; i < r.sent; i++)
         free(r.msgs[i]);
-    gmud_client_destroy(r.cli);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 int main(void)

@@ -86,55 +86,40 @@ static int got_early(void *p)
 int main(void)
 {
     rt_ignore_sigpipe();
-    /* A bound socket that never listens: its port refuses. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    refusing_port = ntohs(a.sin_port);
+    int fd;
+    refusing_port = rt_refusing_port(&fd);
 
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
     state_t st;
     memset(&st, 0, sizeof st);
-    gmud_server_config scfg;
-    rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
-    scfg.conn.cb.on_message = s_message;
-    scfg.conn.cb.user = &st;
-    gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
-    CHECK(srv != NULL);
+    rt_fx_serve(&fx, (gmud_callbacks){.on_message = s_message, .user = &st});
 
     gmud_client_config ccfg;
-    rt_client_config(&ccfg, &scfg, gmud_server_port(srv));
+    rt_fx_client_config(&fx, &ccfg);
     ccfg.host = "two.test";
-    ccfg.conn.cb.on_connect = c_connect;
-    ccfg.conn.cb.on_close = c_close;
-    ccfg.conn.cb.user = &st;
-    gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
+    gmud_callbacks ccb = {.on_connect = c_connect, .on_close = c_close, .user = &st};
+    gmud_client *cli = rt_fx_client(&fx, &ccfg, ccb);
     gmud_conn *early = gmud_client_conn(cli);
     CHECK_EQ_INT(gmud_conn_send(early, "early", 5, NULL), 0);
-    CHECK(rt_run_until(&loop, got_early, &st, 3000));
+    CHECK(rt_run_until(&fx.loop, got_early, &st, 3000));
     CHECK_EQ_INT(st.connected, 1);
     CHECK(gmud_client_conn(cli) == early); /* the same connection throughout */
     CHECK(rt_log_find("trying the next address", NULL) != NULL);
     gmud_client_close(cli);
-    CHECK(rt_run_until(&loop, rt_int_set, &st.closed, 3000));
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &st.closed, 3000));
     CHECK_EQ_INT(st.reason, GMUD_CLOSE_LOCAL);
-    gmud_client_destroy(cli);
+    rt_fx_client_destroy(&fx, cli);
 
     /* Every address refuses: one on_close, with the last reason. */
     memset(&st, 0, sizeof st);
     ccfg.port = (uint16_t)refusing_port;
-    cli = gmud_client_create(&loop, &ccfg, NULL);
-    CHECK(rt_run_until(&loop, rt_int_set, &st.closed, 3000));
+    cli = rt_fx_client(&fx, &ccfg, ccb);
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &st.closed, 3000));
     CHECK_EQ_INT(st.connected, 0);
     CHECK_EQ_INT(st.reason, GMUD_CLOSE_CONNECT_FAILED);
     CHECK_CONTAINS(st.detail, "refused");
-    gmud_client_destroy(cli);
+    rt_fx_client_destroy(&fx, cli);
 
     /* The blocking client resolves through the same helper: it too tries
      * the refusing address, then the next (connect() on loopback completes
@@ -143,7 +128,7 @@ int main(void)
     gmud_frame_config fc;
     gmud_frame_default_config(&fc, GMUD_FRAMING_GMUD);
     gmud_error err;
-    gmud_sync *s = gmud_sync_connect("two.test", gmud_server_port(srv), &fc, 2000, &err);
+    gmud_sync *s = gmud_sync_connect("two.test", (unsigned)fx.port, &fc, 2000, &err);
     CHECK(s != NULL);
     gmud_sync_destroy(s);
     s = gmud_sync_connect("two.test", (unsigned)refusing_port, &fc, 2000, &err);
@@ -153,8 +138,7 @@ int main(void)
         CHECK_CONTAINS(err.message, "cannot connect to two.test port");
     }
 
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
     close(fd);
     return check_report("test_rt_resolve");
 }

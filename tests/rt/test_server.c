@@ -3,9 +3,7 @@
  * peer's half-close, and the read buffer each loop's servers and clients
  * share (two loops in two threads). The server's loop runs in this thread;
  * raw peers run in a second thread with blocking sockets. */
-#include "rt_util.h"
-
-#include "conn.h" /* to see that idle connections give their buffers back */
+#include "rt_util.h" /* and conn.h, to see that idle connections give their buffers back */
 
 /* ---- Echo through the event client ------------------------------------ */
 
@@ -95,36 +93,30 @@ static int echo_done(void *p)
 static void run_echo(const char *framing, gmud_payload payload, const char *host,
                      const char *const *msgs, int n)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    rt_fixture fx;
+    rt_fx_init(&fx, framing, payload);
     echo_t e;
     memset(&e, 0, sizeof e);
     e.msgs = msgs;
     e.n = n;
-    gmud_server_config scfg;
-    rt_server_config(&scfg, framing, payload);
-    scfg.host = host;
-    scfg.conn.cb.on_message = srv_echo_message;
-    scfg.conn.cb.on_connect = srv_echo_connect;
-    scfg.conn.cb.on_close = srv_echo_close;
-    scfg.conn.cb.user = &e;
-    gmud_error err;
-    gmud_server *srv = gmud_server_create(&loop, &scfg, &err);
-    CHECK(srv != NULL);
-    if (srv == NULL) {
-        fprintf(stderr, "server on %s: %s\n", host, err.message);
+    fx.cfg.host = host;
+    if (rt_fx_serve(&fx, (gmud_callbacks){.on_message = srv_echo_message,
+                                          .on_connect = srv_echo_connect,
+                                          .on_close = srv_echo_close,
+                                          .user = &e}) == NULL) {
+        fprintf(stderr, "(the server on %s)\n", host);
+        rt_fx_end(&fx);
         return;
     }
     gmud_client_config ccfg;
-    rt_client_config(&ccfg, &scfg, gmud_server_port(srv));
+    rt_fx_client_config(&fx, &ccfg);
     ccfg.host = host;
-    ccfg.conn.cb.on_connect = cli_echo_connect;
-    ccfg.conn.cb.on_message = cli_echo_message;
-    ccfg.conn.cb.on_close = cli_echo_close;
-    ccfg.conn.cb.user = &e;
-    e.cli = gmud_client_create(&loop, &ccfg, &err);
-    CHECK(e.cli != NULL);
-    CHECK(rt_run_until(&loop, echo_done, &e, 3000));
+    e.cli = rt_fx_client(&fx, &ccfg,
+                         (gmud_callbacks){.on_connect = cli_echo_connect,
+                                          .on_message = cli_echo_message,
+                                          .on_close = cli_echo_close,
+                                          .user = &e});
+    CHECK(rt_run_until(&fx.loop, echo_done, &e, 3000));
     CHECK_EQ_INT(e.got, n);
     CHECK_EQ_INT(e.mismatches, 0);
     CHECK_EQ_INT(e.client_reason, GMUD_CLOSE_LOCAL);
@@ -133,15 +125,12 @@ static void run_echo(const char *framing, gmud_payload payload, const char *host
         CHECK(strncmp(e.server_peer, "[::1]:", 6) == 0);
     else
         CHECK(strncmp(e.server_peer, "127.0.0.1:", 10) == 0);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.messages_in, n);
     CHECK_EQ_INT(st.accepted, 1);
     CHECK_EQ_INT(st.active, 0);
     CHECK_EQ_INT(st.closes[GMUD_CLOSE_PEER], 1);
-    gmud_client_destroy(e.cli);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 static void test_echo_framings(void)
@@ -171,8 +160,7 @@ static void test_ipv6(void)
     a.sin6_family = AF_INET6;
     a.sin6_addr = in6addr_loopback;
     int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0)
-        close(fd);
+    rt_close_fd(fd);
     if (!ok) {
         printf("test_ipv6: ::1 unavailable here, skipped\n");
         return;
@@ -186,8 +174,7 @@ static void test_ipv6(void)
 enum { COALESCE_N = 200 };
 
 typedef struct peer_t {
-    int port;
-    atomic_int done;
+    rt_peer rt;
     int messages;
     int reads;
     int eof;
@@ -208,7 +195,7 @@ static void srv_send_burst(gmud_conn *c, void *u)
 static void *peer_count_reads(void *arg)
 {
     peer_t *p = arg;
-    int fd = rt_connect("127.0.0.1", p->port, 0);
+    int fd = rt_peer_raw(&p->rt, NULL, 0, NULL, 0);
     gmud_frame_config cfg;
     gmud_frame_default_config(&cfg, GMUD_FRAMING_GMUD);
     gmud_frame_decoder *dec = gmud_frame_decoder_create(&cfg, NULL);
@@ -235,37 +222,25 @@ static void *peer_count_reads(void *arg)
         }
     }
     gmud_frame_decoder_destroy(dec);
-    if (fd >= 0)
-        close(fd);
-    atomic_store(&p->done, 1);
+    rt_close_fd(fd);
     return NULL;
 }
 
 static void test_coalescing(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config scfg;
-    rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
-    scfg.conn.cb.on_connect = srv_send_burst;
-    gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
-    CHECK(srv != NULL);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    rt_fx_serve(&fx, (gmud_callbacks){.on_connect = srv_send_burst});
     peer_t p;
     memset(&p, 0, sizeof p);
-    p.port = gmud_server_port(srv);
-    pthread_t th;
-    pthread_create(&th, NULL, peer_count_reads, &p);
-    CHECK(rt_run_until(&loop, rt_flag, &p.done, 5000));
-    pthread_join(th, NULL);
+    rt_fx_run_peer(&fx, &p.rt, peer_count_reads, &p, 5000);
     CHECK_EQ_INT(p.messages, COALESCE_N);
     /* 200 sends in one turn: one write, and the peer sees few reads. */
     CHECK(p.reads >= 1 && p.reads <= 4);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.messages_out, COALESCE_N);
     CHECK(st.writes >= 1 && st.writes <= 2);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ---- Shutdown flushes what is queued ---------------------------------- */
@@ -308,7 +283,7 @@ static void srv_flush_close(gmud_conn *c, gmud_close_reason r, const gmud_error 
 static void *peer_slow_reader(void *arg)
 {
     peer_t *p = arg;
-    int fd = rt_connect("127.0.0.1", p->port, 4096);
+    int fd = rt_peer_raw(&p->rt, NULL, 4096, NULL, 0);
     rt_sleep_ms(300); /* the server shuts down while all of it is queued */
     static uint8_t buf[FLUSH_MSGS * (FLUSH_SIZE + 6) + 100];
     int eof = 0;
@@ -333,37 +308,29 @@ static void *peer_slow_reader(void *arg)
         left -= (size_t)used;
     }
     gmud_frame_decoder_destroy(dec);
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_shutdown_flushes(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
     flush_t f;
     memset(&f, 0, sizeof f);
-    gmud_server_config scfg;
-    rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
-    scfg.conn.cb.on_connect = srv_queue_then_shutdown;
-    scfg.conn.cb.on_close = srv_flush_close;
-    scfg.conn.cb.user = &f;
-    f.srv = gmud_server_create(&loop, &scfg, NULL);
-    CHECK(f.srv != NULL);
+    f.srv = rt_fx_serve(&fx, (gmud_callbacks){.on_connect = srv_queue_then_shutdown,
+                                              .on_close = srv_flush_close,
+                                              .user = &f});
     peer_t p;
     memset(&p, 0, sizeof p);
-    p.port = gmud_server_port(f.srv);
-    pthread_t th;
-    pthread_create(&th, NULL, peer_slow_reader, &p);
-    CHECK(rt_run_until(&loop, rt_int_set, &f.done, 5000));
-    CHECK(rt_run_until(&loop, rt_flag, &p.done, 5000));
-    pthread_join(th, NULL);
+    rt_fx_peer(&fx, &p.rt, peer_slow_reader, &p);
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &f.done, 5000));
+    rt_fx_join(&fx, &p.rt, 5000);
     CHECK_EQ_INT(p.messages, FLUSH_MSGS);
     CHECK_EQ_INT(p.eof, 1);
     CHECK_EQ_INT(f.closed, 1);
     CHECK_EQ_INT(f.closed_reason, GMUD_CLOSE_SHUTDOWN);
-    gmud_server_destroy(f.srv);
-    rt_loop_finish(&loop);
+    rt_fx_server_destroy(&fx); /* the test shut it down */
+    rt_fx_end(&fx);
 }
 
 /* ---- Half-close: replies still go out --------------------------------- */
@@ -371,7 +338,7 @@ static void test_shutdown_flushes(void)
 static void *peer_half_close(void *arg)
 {
     peer_t *p = arg;
-    int fd = rt_connect("127.0.0.1", p->port, 0);
+    int fd = rt_peer_raw(&p->rt, NULL, 0, NULL, 0);
     uint8_t frame[64];
     gmud_frame_config cfg;
     gmud_frame_default_config(&cfg, GMUD_FRAMING_LINE);
@@ -384,88 +351,66 @@ static void *peer_half_close(void *arg)
         p->eof = eof;
         p->messages = p->bytes == 5 && memcmp(buf, "ping\n", 5) == 0;
     }
-    if (fd >= 0)
-        close(fd);
-    atomic_store(&p->done, 1);
+    rt_close_fd(fd);
     return NULL;
 }
 
 static void test_half_close(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    rt_fixture fx;
+    rt_fx_init(&fx, "line", GMUD_PAYLOAD_TEXT);
     echo_t e;
     memset(&e, 0, sizeof e);
-    gmud_server_config scfg;
-    rt_server_config(&scfg, "line", GMUD_PAYLOAD_TEXT);
-    scfg.conn.cb.on_message = srv_echo_message;
-    scfg.conn.cb.on_close = srv_echo_close;
-    scfg.conn.cb.user = &e;
-    gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
-    CHECK(srv != NULL);
+    rt_fx_serve(&fx, (gmud_callbacks){.on_message = srv_echo_message,
+                                      .on_close = srv_echo_close,
+                                      .user = &e});
     peer_t p;
     memset(&p, 0, sizeof p);
-    p.port = gmud_server_port(srv);
-    pthread_t th;
-    pthread_create(&th, NULL, peer_half_close, &p);
-    CHECK(rt_run_until(&loop, rt_flag, &p.done, 4000));
-    pthread_join(th, NULL);
+    rt_fx_run_peer(&fx, &p.rt, peer_half_close, &p, 4000);
     CHECK_EQ_INT(p.messages, 1);
     CHECK_EQ_INT(p.eof, 1);
-    CHECK(rt_run_until(&loop, rt_int_set, &e.server_closed, 2000));
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &e.server_closed, 2000));
     CHECK_EQ_INT(e.server_reason, GMUD_CLOSE_PEER);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ---- Client failures and queued sends --------------------------------- */
 
 static void test_connect_failed(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    /* A bound socket that never listens: connecting is refused. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    int fd;
+    fx.port = rt_refusing_port(&fd); /* no server: the client goes there */
     echo_t e;
     memset(&e, 0, sizeof e);
-    gmud_server_config scfg;
-    rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
     gmud_client_config ccfg;
-    rt_client_config(&ccfg, &scfg, ntohs(a.sin_port));
-    ccfg.conn.cb.on_connect = cli_echo_connect;
-    ccfg.conn.cb.on_close = cli_echo_close;
-    ccfg.conn.cb.user = &e;
-    rt_log_clear();
-    gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
-    CHECK(cli != NULL);
+    rt_fx_client_config(&fx, &ccfg);
+    ccfg.conn.cb = (gmud_callbacks){.on_connect = cli_echo_connect,
+                                    .on_close = cli_echo_close,
+                                    .user = &e};
+    gmud_client *cli = rt_fx_client(&fx, &ccfg, ccfg.conn.cb);
     CHECK(gmud_client_conn(cli) != NULL);
     CHECK_EQ_INT(gmud_conn_send(gmud_client_conn(cli), "early", 5, NULL), 0);
-    CHECK(rt_run_until(&loop, rt_int_set, &e.client_closed, 3000));
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &e.client_closed, 3000));
     CHECK_EQ_INT(e.client_reason, GMUD_CLOSE_CONNECT_FAILED);
     CHECK(gmud_client_conn(cli) == NULL);
     CHECK(rt_log_find("connect", "refused") != NULL);
-    gmud_client_destroy(cli);
+    rt_fx_client_destroy(&fx, cli);
     close(fd);
 
     /* A name that does not resolve fails at create. */
     gmud_error err;
     ccfg.host = "no-such-host.invalid";
-    CHECK(gmud_client_create(&loop, &ccfg, &err) == NULL);
+    CHECK(gmud_client_create(&fx.loop, &ccfg, &err) == NULL);
     CHECK_EQ_INT(err.code, GMUD_ERR_IO);
     /* Destroying a client still connecting calls nothing. */
     ccfg.host = "127.0.0.1";
     ccfg.port = 9; /* discard: refused or not, the destroy comes first */
     e.client_closed = 0;
-    cli = gmud_client_create(&loop, &ccfg, NULL);
+    cli = gmud_client_create(&fx.loop, &ccfg, NULL);
     gmud_client_destroy(cli);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
     CHECK_EQ_INT(e.client_closed, 0);
 }
 
@@ -495,48 +440,40 @@ static void cli_early_close(gmud_conn *c, gmud_close_reason r, const gmud_error 
 
 static void test_send_before_connect(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config scfg;
-    rt_server_config(&scfg, "length", GMUD_PAYLOAD_TEXT);
-    scfg.conn.cb.on_message = srv_echo_message;
-    gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
+    rt_fixture fx;
+    rt_fx_init(&fx, "length", GMUD_PAYLOAD_TEXT);
+    rt_fx_serve(&fx, (gmud_callbacks){.on_message = srv_echo_message});
     early_t e = {0, 0};
-    gmud_client_config ccfg;
-    rt_client_config(&ccfg, &scfg, gmud_server_port(srv));
-    ccfg.conn.cb.on_message = cli_early_message;
-    ccfg.conn.cb.on_close = cli_early_close;
-    ccfg.conn.cb.user = &e;
-    gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
+    gmud_client *cli = rt_fx_client(&fx, NULL,
+                                    (gmud_callbacks){.on_message = cli_early_message,
+                                                     .on_close = cli_early_close,
+                                                     .user = &e});
     CHECK_EQ_INT(gmud_conn_send(gmud_client_conn(cli), "early", 5, NULL), 0);
     CHECK_EQ_INT(gmud_conn_send(gmud_client_conn(cli), "early", 5, NULL), 0);
-    CHECK(rt_run_until(&loop, rt_int_set, &e.closed, 3000));
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &e.closed, 3000));
     CHECK_EQ_INT(e.got, 2);
-    gmud_client_destroy(cli);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ---- Bad configs and the API's small promises ------------------------- */
 
 static void test_api_edges(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config scfg;
-    rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    gmud_server_config *scfg = &fx.cfg;
     gmud_error err;
-    scfg.conn.limits.max_queued = 0;
-    CHECK(gmud_server_create(&loop, &scfg, &err) == NULL);
+    scfg->conn.limits.max_queued = 0;
+    CHECK(gmud_server_create(&fx.loop, scfg, &err) == NULL);
     CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
-    rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
-    scfg.host = "256.1.1.1.bad";
-    CHECK(gmud_server_create(&loop, &scfg, &err) == NULL);
+    rt_server_config(scfg, "gmud", GMUD_PAYLOAD_TEXT);
+    scfg->host = "256.1.1.1.bad";
+    CHECK(gmud_server_create(&fx.loop, scfg, &err) == NULL);
     /* The port is taken: bind fails with a clear reason. */
-    rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT);
-    gmud_server *a = gmud_server_create(&loop, &scfg, NULL);
-    scfg.port = gmud_server_port(a);
-    CHECK(gmud_server_create(&loop, &scfg, &err) == NULL);
+    rt_server_config(scfg, "gmud", GMUD_PAYLOAD_TEXT);
+    rt_fx_serve(&fx, (gmud_callbacks){0});
+    scfg->port = (uint16_t)fx.port;
+    CHECK(gmud_server_create(&fx.loop, scfg, &err) == NULL);
     CHECK_CONTAINS(err.message, "cannot bind");
     CHECK_EQ_INT(err.code, GMUD_ERR_IO);
     gmud_server_destroy(NULL);
@@ -551,25 +488,23 @@ static void test_api_edges(void)
     CHECK_EQ_INT(gmud_log_level_parse("loud", &lvl), GMUD_ERR_INVALID);
     CHECK(strcmp(gmud_log_level_name(GMUD_LOG_WARN), "warn") == 0);
     /* Destroy without shutdown is allowed too. */
-    gmud_server_destroy(a);
-    rt_loop_finish(&loop);
+    rt_fx_server_destroy(&fx);
+    rt_fx_end(&fx);
 }
 
 /* gmud_conn_max_payload: what gmud_conn_send takes, for each framing and
  * session mode; one byte more is refused. A client's connection exists
  * from create, so no peer is needed. */
-static void check_max_payload(uv_loop_t *loop, const char *framing, gmud_session_mode mode,
+static void check_max_payload(rt_fixture *fx, const char *framing, gmud_session_mode mode,
                               size_t want)
 {
-    gmud_server_config scfg;
-    rt_server_config(&scfg, framing, GMUD_PAYLOAD_TEXT);
+    rt_server_config(&fx->cfg, framing, GMUD_PAYLOAD_TEXT);
     gmud_client_config ccfg;
-    rt_client_config(&ccfg, &scfg, 1);
+    rt_fx_client_config(fx, &ccfg);
     ccfg.conn.session.mode = mode;
     ccfg.conn.limits.max_queued = 1 << 20;
     gmud_error err;
-    gmud_client *cli = gmud_client_create(loop, &ccfg, &err);
-    CHECK(cli != NULL);
+    gmud_client *cli = rt_fx_client(fx, &ccfg, (gmud_callbacks){0});
     if (cli == NULL)
         return;
     gmud_conn *conn = gmud_client_conn(cli);
@@ -579,20 +514,21 @@ static void check_max_payload(uv_loop_t *loop, const char *framing, gmud_session
         CHECK_EQ_INT(gmud_conn_send(conn, big, want, &err), 0);
         CHECK_EQ_INT(gmud_conn_send(conn, big, want + 1, &err), GMUD_ERR_UNENCODABLE);
     }
-    gmud_client_destroy(cli);
+    rt_fx_client_destroy(fx, cli);
 }
 
 static void test_max_payload(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    check_max_payload(&loop, "gmud", GMUD_SESSION_OFF, 65535);
-    check_max_payload(&loop, "length", GMUD_SESSION_OFF, 65535);
-    check_max_payload(&loop, "fixed:100", GMUD_SESSION_OFF, 100);
-    check_max_payload(&loop, "gmud", GMUD_SESSION_ON, 65535 - 16);
-    check_max_payload(&loop, "fixed:100", GMUD_SESSION_ON, 100 - 16);
-    check_max_payload(&loop, "line", GMUD_SESSION_OFF, 65535);
-    rt_loop_finish(&loop);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    fx.port = 1; /* no server: the clients never get to connect */
+    check_max_payload(&fx, "gmud", GMUD_SESSION_OFF, 65535);
+    check_max_payload(&fx, "length", GMUD_SESSION_OFF, 65535);
+    check_max_payload(&fx, "fixed:100", GMUD_SESSION_OFF, 100);
+    check_max_payload(&fx, "gmud", GMUD_SESSION_ON, 65535 - 16);
+    check_max_payload(&fx, "fixed:100", GMUD_SESSION_ON, 100 - 16);
+    check_max_payload(&fx, "line", GMUD_SESSION_OFF, 65535);
+    rt_fx_end(&fx);
 }
 
 /* ---- Timers ----------------------------------------------------------- */
@@ -606,14 +542,14 @@ static void on_tick(gmud_timer *t, void *u)
 
 static void test_timer(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
     int n = 0;
-    gmud_timer *t = gmud_timer_create(&loop, 5, 5, on_tick, &n);
+    gmud_timer *t = gmud_timer_create(&fx.loop, 5, 5, on_tick, &n);
     CHECK(t != NULL);
-    rt_run_until(&loop, NULL, NULL, 100);
+    rt_run_until(&fx.loop, NULL, NULL, 100);
     CHECK_EQ_INT(n, 3);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ---- Broadcast, foreach, and idle connections giving back memory ----- */
@@ -689,26 +625,20 @@ static void count_conn(gmud_conn *c, void *u)
 
 static void test_broadcast(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
     chat_t t;
     memset(&t, 0, sizeof t);
-    gmud_server_config scfg;
-    rt_server_config(&scfg, "gmud", GMUD_PAYLOAD_JSON);
-    scfg.conn.limits.sweep_ms = 20;
-    scfg.conn.cb.on_message = chat_relay;
-    scfg.conn.cb.user = &t;
-    t.srv = gmud_server_create(&loop, &scfg, NULL);
-    gmud_client_config ccfg;
-    rt_client_config(&ccfg, &scfg, gmud_server_port(t.srv));
-    ccfg.conn.cb.on_connect = chat_connected;
-    ccfg.conn.cb.on_message = chat_message;
-    ccfg.conn.cb.on_close = chat_closed;
-    ccfg.conn.cb.user = &t;
+    fx.cfg.conn.limits.sweep_ms = 20;
+    t.srv = rt_fx_serve(&fx, (gmud_callbacks){.on_message = chat_relay, .user = &t});
     for (int i = 0; i < 3; i++)
-        t.cli[i] = gmud_client_create(&loop, &ccfg, NULL);
-    CHECK(rt_run_until(&loop, chat_delivered, &t, 3000));
-    rt_run_until(&loop, NULL, NULL, 100);
+        t.cli[i] = rt_fx_client(&fx, NULL,
+                                (gmud_callbacks){.on_connect = chat_connected,
+                                                 .on_message = chat_message,
+                                                 .on_close = chat_closed,
+                                                 .user = &t});
+    CHECK(rt_run_until(&fx.loop, chat_delivered, &t, 3000));
+    rt_run_until(&fx.loop, NULL, NULL, 100);
     CHECK_EQ_INT(t.got[0], 0);
     CHECK_EQ_INT(t.wrong, 0);
     CHECK_EQ_INT(gmud_server_connections(t.srv), 3);
@@ -716,16 +646,13 @@ static void test_broadcast(void)
     size_t idle = 0;
     gmud_server_foreach(t.srv, count_conn, &idle);
     CHECK_EQ_INT(idle, 3);
-    gmud_stats st;
-    gmud_server_stats(t.srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.messages_in, 1);
     CHECK_EQ_INT(st.messages_out, 2);
     /* Shutdown closes the clients' connections too. */
-    rt_server_end(&loop, t.srv);
-    CHECK(rt_run_until(&loop, chat_all_closed, &t, 3000));
-    for (int i = 0; i < 3; i++)
-        gmud_client_destroy(t.cli[i]);
-    rt_loop_finish(&loop);
+    rt_fx_server_end(&fx);
+    CHECK(rt_run_until(&fx.loop, chat_all_closed, &t, 3000));
+    rt_fx_end(&fx);
 }
 
 /* ---- Raw framing: a read over the maximum is cut, not rejected ------- */
@@ -751,7 +678,7 @@ static void raw_count(gmud_conn *c, const uint8_t *d, size_t n, json_t *j, void 
 static void *peer_raw_burst(void *arg)
 {
     peer_t *p = arg;
-    int fd = rt_connect("127.0.0.1", p->port, 0);
+    int fd = rt_peer_raw(&p->rt, NULL, 0, NULL, 0);
     static uint8_t burst[250];
     memset(burst, 'r', sizeof burst);
     if (fd >= 0) {
@@ -759,7 +686,6 @@ static void *peer_raw_burst(void *arg)
         rt_sleep_ms(100);
         close(fd);
     }
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
@@ -770,31 +696,21 @@ static int raw_all(void *p)
 
 static void test_raw_cut(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    rt_fixture fx;
+    rt_fx_init(&fx, "raw", GMUD_PAYLOAD_TEXT);
     raw_t r = {0, 0, 0};
-    gmud_server_config scfg;
-    rt_server_config(&scfg, "raw", GMUD_PAYLOAD_TEXT);
-    scfg.conn.frame.max_message = 100;
-    scfg.conn.cb.on_message = raw_count;
-    scfg.conn.cb.user = &r;
-    gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
+    fx.cfg.conn.frame.max_message = 100;
+    rt_fx_serve(&fx, (gmud_callbacks){.on_message = raw_count, .user = &r});
     peer_t p;
     memset(&p, 0, sizeof p);
-    p.port = gmud_server_port(srv);
-    pthread_t th;
-    pthread_create(&th, NULL, peer_raw_burst, &p);
-    CHECK(rt_run_until(&loop, raw_all, &r, 3000));
-    CHECK(rt_run_until(&loop, rt_flag, &p.done, 3000));
-    pthread_join(th, NULL);
+    rt_fx_peer(&fx, &p.rt, peer_raw_burst, &p);
+    CHECK(rt_run_until(&fx.loop, raw_all, &r, 3000));
+    rt_fx_join(&fx, &p.rt, 3000);
     CHECK_EQ_INT(r.bytes, 250);
     CHECK(r.longest <= 100);
     CHECK(r.messages >= 3);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
-    CHECK_EQ_INT(st.closes[GMUD_CLOSE_PROTOCOL], 0);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    CHECK_EQ_INT(rt_fx_stats(&fx).closes[GMUD_CLOSE_PROTOCOL], 0);
+    rt_fx_end(&fx);
 }
 
 /* ---- Re-entrancy: closing from on_message, destroying with clients ---- */
@@ -856,45 +772,39 @@ static void reent_client_close(gmud_conn *c, gmud_close_reason w, const gmud_err
 
 static void test_reentrancy(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    rt_fixture fx;
+    rt_fx_init(&fx, "line", GMUD_PAYLOAD_TEXT);
     reent_t r;
     memset(&r, 0, sizeof r);
-    gmud_server_config scfg;
-    rt_server_config(&scfg, "line", GMUD_PAYLOAD_TEXT);
-    scfg.conn.cb.on_message = reent_server_message;
-    scfg.conn.cb.on_close = reent_server_close;
-    scfg.conn.cb.user = &r;
-    gmud_server *srv = gmud_server_create(&loop, &scfg, NULL);
-    gmud_client_config ccfg;
-    rt_client_config(&ccfg, &scfg, gmud_server_port(srv));
-    ccfg.conn.cb.on_connect = reent_client_connect;
-    ccfg.conn.cb.on_message = reent_client_message;
-    ccfg.conn.cb.on_close = reent_client_close;
-    ccfg.conn.cb.user = &r;
-    gmud_client *cli = gmud_client_create(&loop, &ccfg, NULL);
-    CHECK(rt_run_until(&loop, rt_int_set, &r.client_closed, 3000));
+    rt_fx_serve(&fx, (gmud_callbacks){.on_message = reent_server_message,
+                                      .on_close = reent_server_close,
+                                      .user = &r});
+    gmud_callbacks ccb = {.on_connect = reent_client_connect,
+                          .on_message = reent_client_message,
+                          .on_close = reent_client_close,
+                          .user = &r};
+    gmud_client *cli = rt_fx_client(&fx, NULL, ccb);
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &r.client_closed, 3000));
     /* Nothing after "close" reached the application; the replies sent
      * before it, and "close" itself, did reach the client. */
     CHECK_EQ_INT(r.server_msgs, 2);
     CHECK_EQ_INT(r.client_msgs, 2);
     CHECK_EQ_INT(r.client_reason, GMUD_CLOSE_PEER);
-    CHECK(rt_run_until(&loop, rt_int_set, &r.server_closes, 2000));
-    gmud_client_destroy(cli);
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &r.server_closes, 2000));
+    rt_fx_client_destroy(&fx, cli);
 
     /* Destroying a server with a client still connected: the client sees
      * the end of stream; the server's on_close is not called. */
     memset(&r, 0, sizeof r);
-    ccfg.conn.cb.on_connect = NULL;
-    cli = gmud_client_create(&loop, &ccfg, NULL);
-    CHECK(rt_run_until(&loop, NULL, NULL, 100));
-    CHECK_EQ_INT(gmud_server_connections(srv), 1);
-    gmud_server_destroy(srv);
-    CHECK(rt_run_until(&loop, rt_int_set, &r.client_closed, 3000));
+    ccb.on_connect = NULL;
+    rt_fx_client(&fx, NULL, ccb);
+    CHECK(rt_run_until(&fx.loop, NULL, NULL, 100));
+    CHECK_EQ_INT(gmud_server_connections(fx.srv), 1);
+    rt_fx_server_destroy(&fx);
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &r.client_closed, 3000));
     CHECK_EQ_INT(r.client_reason, GMUD_CLOSE_PEER);
     CHECK_EQ_INT(r.server_closes, 0);
-    gmud_client_destroy(cli);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ---- One read buffer per loop ----------------------------------------- */

@@ -12,20 +12,6 @@ enum { MAXC = 32, MAXM = 64, MSGCAP = 1024 };
 
 /* ---- Bytes, written and read by hand ------------------------------------ */
 
-static void le64_put(uint8_t *out, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        out[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t le64_get(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* One frame of p[0..n) into out: gmud framing ("GMUD", 2-byte LE length)
  * when fixed is 0, else fixed:N (the bytes, then zeros up to N). Returns
  * the bytes written. */
@@ -48,56 +34,10 @@ static size_t put_on(uint8_t *out, size_t fixed, uint64_t id, uint64_t seq, cons
 {
     uint8_t payload[MSGCAP];
     size_t n = strlen(app);
-    le64_put(payload, id);
-    le64_put(payload + 8, seq);
+    rt_le64_put(payload, id);
+    rt_le64_put(payload + 8, seq);
     memcpy(payload + 16, app, n);
     return put_frame(out, fixed, payload, 16 + n);
-}
-
-/* Reads exactly n bytes by deadline: 1, 0 at end of stream before any
- * byte, -1 on an error or an end inside, -2 on timeout. */
-static int rd_exact(int fd, uint8_t *b, size_t n, int64_t deadline)
-{
-    size_t got = 0;
-    while (got < n) {
-        int64_t left = deadline - rt_now_ms();
-        if (left <= 0)
-            return -2;
-        ssize_t r = rt_recv(fd, b + got, n - got, (int)left);
-        if (r == -2)
-            return -2;
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return got == 0 && r == 0 ? 0 : -1;
-        got += (size_t)r;
-    }
-    return 1;
-}
-
-/* One frame within ms (fixed as put_frame): 1 with buf[0..*len) (fixed:
- * the whole packet, padding included), 0 at end of stream, -1 error or a
- * bad label, -2 timeout. */
-static int rd_frame(int fd, size_t fixed, uint8_t *buf, size_t cap, size_t *len, int ms)
-{
-    int64_t deadline = rt_now_ms() + ms;
-    if (fixed != 0) {
-        int rc = fixed <= cap ? rd_exact(fd, buf, fixed, deadline) : -1;
-        if (rc == 1)
-            *len = fixed;
-        return rc;
-    }
-    uint8_t h[6];
-    int rc = rd_exact(fd, h, sizeof h, deadline);
-    if (rc != 1)
-        return rc;
-    size_t n = (size_t)h[4] | (size_t)h[5] << 8;
-    if (memcmp(h, "GMUD", 4) != 0 || n > cap)
-        return -1;
-    rc = rd_exact(fd, buf, n, deadline);
-    if (rc == 1)
-        *len = n;
-    return rc == 0 ? -1 : rc;
 }
 
 static size_t trim_zeros(const uint8_t *p, size_t n)
@@ -160,14 +100,9 @@ static size_t reply_text(uint64_t id, uint64_t seq, const char *data_json, char 
 /* ---- The peer thread --------------------------------------------------- */
 
 typedef struct peer_t {
-    int port;
+    rt_peer rt;            /* rt.ready: it reached a point main checks;
+                              rt.release: main lets it go on */
     size_t fixed;          /* 0: gmud framing, else fixed:N */
-    int listen_fd;         /* fake servers: the listening socket */
-    atomic_int done;
-    atomic_int phase;      /* the peer reached a point main checks */
-    atomic_int go;         /* main lets the peer go on */
-    int checks;
-    int failed;
     int nlocal;
     char local[12][64];    /* each connection's address, as the server logs it */
     uint64_t ids[12];      /* the session id each connection was given */
@@ -175,66 +110,22 @@ typedef struct peer_t {
     int count[4];          /* tallies the test reports */
 } peer_t;
 
-/* A check made in the peer thread: counted into the report after the join
- * (the harness's counters belong to the main thread). */
-#define PCHECK(p, cond) peer_check((p), (cond) != 0, __LINE__, #cond)
+/* A check made in the peer thread (counted into the report at the join). */
+#define PCHECK(p, cond) RT_PCHECK(&(p)->rt, cond)
 
-static int peer_check(peer_t *p, int ok, int line, const char *what)
-{
-    p->checks++;
-    if (!ok) {
-        p->failed++;
-        fprintf(stderr, "%s:%d: peer CHECK failed: %s\n", __FILE__, line, what);
-    }
-    return ok;
-}
-
-static void peer_init(peer_t *p, int port, size_t fixed)
+static void peer_init(peer_t *p, size_t fixed)
 {
     memset(p, 0, sizeof *p);
-    p->port = port;
     p->fixed = fixed;
-    p->listen_fd = -1;
-}
-
-/* Runs the loop until the peer thread th is done (bounded), releases it if
- * it still waits for go, joins it, and adds its checks to the report. */
-static void peer_join(uv_loop_t *loop, peer_t *p, pthread_t th, int ms)
-{
-    CHECK(rt_run_until(loop, rt_flag, &p->done, ms));
-    atomic_store(&p->go, 1);
-    pthread_join(th, NULL);
-    check_count += p->checks;
-    check_failures += p->failed;
-}
-
-static void run_peer(uv_loop_t *loop, void *(*fn)(void *), peer_t *p, int ms)
-{
-    pthread_t th;
-    pthread_create(&th, NULL, fn, p);
-    peer_join(loop, p, th, ms);
-}
-
-/* Waits (bounded) for main to set p->go. */
-static int peer_wait_go(peer_t *p, int ms)
-{
-    int64_t deadline = rt_now_ms() + ms;
-    while (!atomic_load(&p->go) && rt_now_ms() < deadline)
-        rt_sleep_ms(1);
-    return atomic_load(&p->go);
 }
 
 /* Connects and notes the address; -1 on failure. */
 static int peer_connect(peer_t *p)
 {
-    int fd = rt_connect("127.0.0.1", p->port, 0);
-    if (fd >= 0 && p->nlocal < 12) {
-        struct sockaddr_in a;
-        socklen_t len = sizeof a;
-        getsockname(fd, (struct sockaddr *)&a, &len);
-        snprintf(p->local[p->nlocal++], sizeof p->local[0], "127.0.0.1:%u",
-                 (unsigned)ntohs(a.sin_port));
-    }
+    char *local = p->nlocal < 12 ? p->local[p->nlocal] : NULL;
+    int fd = rt_peer_raw(&p->rt, NULL, 0, local, sizeof p->local[0]);
+    if (fd >= 0 && local != NULL)
+        p->nlocal++;
     return fd;
 }
 
@@ -247,7 +138,7 @@ static int peer_welcomed(peer_t *p, uint64_t *id)
         return -1;
     uint8_t buf[MSGCAP];
     size_t n = 0;
-    int ok = PCHECK(p, rd_frame(fd, p->fixed, buf, sizeof buf, &n, 2000) == 1);
+    int ok = PCHECK(p, rt_recv_frame(fd, p->fixed, buf, sizeof buf, &n, 2000) == 1);
     size_t text = p->fixed ? trim_zeros(buf, n) : n;
     ok = ok && PCHECK(p, parse_welcome(buf, text, id));
     if (!ok) {
@@ -258,22 +149,35 @@ static int peer_welcomed(peer_t *p, uint64_t *id)
     return fd;
 }
 
+/* Mode on: reads the next frame (within 2 s), which must carry the header
+ * (id, seq); the application's bytes are buf[16..*n) (buf holds MSGCAP
+ * bytes). 1 if so, 0 if the header is wrong, -1 if no frame came. */
+static int peer_read_on(peer_t *p, int fd, uint64_t id, uint64_t seq, uint8_t *buf, size_t *n)
+{
+    int rc = rt_recv_frame(fd, p->fixed, buf, MSGCAP, n, 2000);
+    if (!PCHECK(p, rc == 1)) {
+        fprintf(stderr, "  no packet (%d)\n", rc);
+        return -1;
+    }
+    if (p->fixed != 0)
+        *n = trim_zeros(buf, *n);
+    int ok = PCHECK(p, *n >= 16);
+    ok = ok && PCHECK(p, rt_le64_get(buf) == id);
+    return ok && PCHECK(p, rt_le64_get(buf + 8) == seq);
+}
+
 /* Mode on: the next frame carries (id, seq) and app exactly. */
 static int peer_expect_on(peer_t *p, int fd, uint64_t id, uint64_t seq, const char *app)
 {
     uint8_t buf[MSGCAP];
     size_t n = 0;
-    if (!PCHECK(p, rd_frame(fd, p->fixed, buf, sizeof buf, &n, 2000) == 1))
+    int rc = peer_read_on(p, fd, id, seq, buf, &n);
+    if (rc < 0)
         return 0;
-    if (p->fixed != 0)
-        n = trim_zeros(buf, n);
-    int ok = PCHECK(p, n >= 16);
-    ok = ok && PCHECK(p, le64_get(buf) == id);
-    ok = ok && PCHECK(p, le64_get(buf + 8) == seq);
-    ok = ok && PCHECK(p, n - 16 == strlen(app) && memcmp(buf + 16, app, n - 16) == 0);
+    int ok = rc && PCHECK(p, n - 16 == strlen(app) && memcmp(buf + 16, app, n - 16) == 0);
     if (!ok)
-        fprintf(stderr, "  got %zu bytes: %.*s\n", n, n > 16 ? (int)(n - 16) : 0,
-                (const char *)buf + 16);
+        fprintf(stderr, "  wanted %s, got %zu bytes: %.*s\n", app, n,
+                n > 16 ? (int)(n - 16) : 0, (const char *)buf + 16);
     return ok;
 }
 
@@ -283,21 +187,14 @@ static int peer_expect_error_on(peer_t *p, int fd, uint64_t id, uint64_t seq, co
 {
     uint8_t buf[MSGCAP];
     size_t n = 0;
-    int rc = rd_frame(fd, p->fixed, buf, sizeof buf, &n, 2000);
-    if (!PCHECK(p, rc == 1)) {
-        fprintf(stderr, "  no %s error packet (%d)\n", code, rc);
+    int rc = peer_read_on(p, fd, id, seq, buf, &n);
+    if (rc < 0)
         return 0;
-    }
-    if (p->fixed != 0)
-        n = trim_zeros(buf, n);
-    int ok = PCHECK(p, n >= 16);
-    ok = ok && PCHECK(p, le64_get(buf) == id);
-    ok = ok && PCHECK(p, le64_get(buf + 8) == seq);
-    ok = ok && PCHECK(p, is_error(buf + 16, n - 16, code));
+    int ok = rc && PCHECK(p, is_error(buf + 16, n - 16, code));
     if (!ok)
         fprintf(stderr, "  wanted code %s, got %.*s\n", code, n > 16 ? (int)(n - 16) : 0,
                 (const char *)buf + 16);
-    return PCHECK(p, rd_frame(fd, p->fixed, buf, sizeof buf, &n, 3000) == 0) && ok;
+    return PCHECK(p, rt_recv_frame(fd, p->fixed, buf, sizeof buf, &n, 3000) == 0) && ok;
 }
 
 /* ---- The library's server, recording what its application sees -------- */
@@ -415,31 +312,59 @@ static void s_reject(gmud_conn *c, const gmud_error *why, void *u)
         lecture_send(s, c);
 }
 
-static void srv_config(gmud_server_config *cfg, const char *framing, gmud_payload payload,
-                       gmud_session_mode mode)
+/* rt_fx_init, with the server's session mode. */
+static void fx_init(rt_fixture *fx, const char *framing, gmud_payload payload,
+                    gmud_session_mode mode)
 {
-    rt_server_config(cfg, framing, payload);
-    cfg->conn.session.mode = mode;
+    rt_fx_init(fx, framing, payload);
+    fx->cfg.conn.session.mode = mode;
 }
 
-static gmud_server *start(uv_loop_t *loop, gmud_server_config *cfg, srv_t *s, app_kind kind)
+/* fx's server, running the application kind and recording into s. */
+static gmud_server *start(rt_fixture *fx, srv_t *s, app_kind kind)
 {
     memset(s, 0, sizeof *s);
     for (int i = 0; i < MAXC; i++)
         s->recs[i].reason = -1;
     s->kind = kind;
-    cfg->conn.cb.on_connect = s_connect;
-    cfg->conn.cb.on_message = s_message;
-    cfg->conn.cb.on_close = s_close;
-    cfg->conn.cb.on_reject = s_reject;
-    cfg->conn.cb.user = s;
-    s->srv = rt_server_create(loop, cfg);
+    s->srv = rt_fx_serve(fx, (gmud_callbacks){.on_connect = s_connect,
+                                              .on_message = s_message,
+                                              .on_close = s_close,
+                                              .on_reject = s_reject,
+                                              .user = s});
     return s->srv;
+}
+
+/* fx_init, then start. */
+static gmud_server *serve(rt_fixture *fx, srv_t *s, const char *framing, gmud_payload payload,
+                          gmud_session_mode mode, app_kind kind)
+{
+    fx_init(fx, framing, payload, mode);
+    return start(fx, s, kind);
+}
+
+/* A lecture server (gmud framing, JSON) that sends one data packet on
+ * connect and one per reply, `total` in all. */
+static void lecture_serve(rt_fixture *fx, srv_t *s, int total)
+{
+    serve(fx, s, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE, APP_LECTURE);
+    s->lecture_first = 1;
+    s->lecture_total = total;
 }
 
 static int none_open(void *arg)
 {
     return gmud_server_connections(((srv_t *)arg)->srv) == 0;
+}
+
+/* Peer fn (with framing fixed, as peer_init) against s's server, run to its
+ * end (at most ms); then every connection is closed. */
+static void run_peer(rt_fixture *fx, srv_t *s, peer_t *p, size_t fixed, void *(*fn)(void *),
+                     int ms)
+{
+    peer_init(p, fixed);
+    rt_fx_run_peer(fx, &p->rt, fn, p, ms);
+    CHECK(rt_run_until(&fx->loop, none_open, s, 3000));
 }
 
 static int rec_closed(void *arg)
@@ -513,24 +438,23 @@ static void c_reject(gmud_conn *c, const gmud_error *why, void *u)
     k->reject_code = why->code;
 }
 
-/* A client of the server's framing and payload in session mode `mode`. */
-static gmud_client *client_start(uv_loop_t *loop, const gmud_server_config *scfg, int port,
-                                 gmud_session_mode mode, cli_t *k)
+/* A client of the server's framing and payload in session mode `mode`
+ * (lecture: with reply_data, NULL for the default), recording into k. */
+static gmud_client *client_start(rt_fixture *fx, gmud_session_mode mode, const char *reply_data,
+                                 cli_t *k)
 {
     gmud_client_config cfg;
-    rt_client_config(&cfg, scfg, port);
+    rt_fx_client_config(fx, &cfg);
     cfg.conn.session.mode = mode;
-    cfg.conn.cb.on_connect = c_connect;
-    cfg.conn.cb.on_message = c_message;
-    cfg.conn.cb.on_close = c_close;
-    cfg.conn.cb.on_reject = c_reject;
-    cfg.conn.cb.user = k;
+    if (reply_data != NULL)
+        cfg.conn.session.reply_data = reply_data;
     k->reason = -1;
-    gmud_error err;
-    k->cli = gmud_client_create(loop, &cfg, &err);
-    if (k->cli == NULL)
-        fprintf(stderr, "client: %s\n", err.message);
-    CHECK(k->cli != NULL);
+    k->cli = rt_fx_client(fx, &cfg,
+                          (gmud_callbacks){.on_connect = c_connect,
+                                           .on_message = c_message,
+                                           .on_close = c_close,
+                                           .on_reject = c_reject,
+                                           .user = k});
     return k->cli;
 }
 
@@ -545,14 +469,14 @@ static int cli_got3(void *arg)
 }
 
 /* Closes k's client gracefully and waits for its on_close. */
-static void client_end(uv_loop_t *loop, cli_t *k)
+static void client_end(rt_fixture *fx, cli_t *k)
 {
     if (k->reason < 0) {
         gmud_client_close(k->cli);
-        CHECK(rt_run_until(loop, cli_closed, k, 3000));
+        CHECK(rt_run_until(&fx->loop, cli_closed, k, 3000));
         CHECK_EQ_INT(k->reason, GMUD_CLOSE_LOCAL);
     }
-    gmud_client_destroy(k->cli);
+    rt_fx_client_destroy(fx, k->cli);
 }
 
 /* gmud_conn_send on k's connection; 1 (no code has it) once it is gone. */
@@ -573,6 +497,27 @@ static int cli_msg_is(const cli_t *k, int i, const char *text)
 static const char *const ECHO_MSGS[3] = {"{\"n\":1}", "{\"n\":2,\"s\":\"two\"}",
                                          "{\"n\":3,\"t\":[1,2]}"};
 
+/* A mode-on client k that sends ECHO_MSGS once welcomed. */
+static void echo_client(rt_fixture *fx, cli_t *k)
+{
+    memset(k, 0, sizeof *k);
+    k->nsend = 3;
+    memcpy(k->to_send, ECHO_MSGS, sizeof ECHO_MSGS);
+    client_start(fx, GMUD_SESSION_ON, NULL, k);
+}
+
+/* Waits for k's three echoes; k was welcomed once, and it and the server's
+ * application got ECHO_MSGS exactly. */
+static void check_echoes(rt_fixture *fx, const srv_t *s, cli_t *k)
+{
+    CHECK(rt_run_until(&fx->loop, cli_got3, k, 3000));
+    CHECK_EQ_INT(k->connected, 1);
+    for (int i = 0; i < 3; i++) {
+        CHECK(cli_msg_is(k, i, ECHO_MSGS[i]));
+        CHECK(msg_is(s, i, ECHO_MSGS[i]));
+    }
+}
+
 static void *peer_two_welcomes(void *arg)
 {
     peer_t *p = arg;
@@ -589,56 +534,40 @@ static void *peer_two_welcomes(void *arg)
         peer_expect_on(p, fa, a, 1, "{\"raw\":0}");
         peer_expect_on(p, fa, a, 2, "{\"raw\":1}");
     }
-    if (fa >= 0)
-        close(fa);
-    if (fb >= 0)
-        close(fb);
-    atomic_store(&p->done, 1);
+    rt_close_fd(fa);
+    rt_close_fd(fb);
     return NULL;
 }
 
 static void test_on_client_echo(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON);
+    rt_fixture fx;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s, APP_ECHO);
+    serve(&fx, &s, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON, APP_ECHO);
 
     cli_t k;
-    memset(&k, 0, sizeof k);
-    k.nsend = 3;
-    memcpy(k.to_send, ECHO_MSGS, sizeof ECHO_MSGS);
-    client_start(&loop, &cfg, gmud_server_port(srv), GMUD_SESSION_ON, &k);
+    echo_client(&fx, &k);
     /* No session yet: refused, nothing queued. */
     CHECK_EQ_INT(cli_send(&k, "{}", 2), GMUD_ERR_NOT_WELCOMED);
-    CHECK(rt_run_until(&loop, cli_got3, &k, 3000));
-    CHECK_EQ_INT(k.connected, 1);
+    check_echoes(&fx, &s, &k);
     CHECK(k.welcomed_first);
     CHECK_EQ_INT(k.nmsgs, 3);
-    for (int i = 0; i < 3; i++)
-        CHECK(cli_msg_is(&k, i, ECHO_MSGS[i]));
     CHECK_EQ_INT(s.nmsgs, 3);
-    for (int i = 0; i < 3; i++)
-        CHECK(msg_is(&s, i, ECHO_MSGS[i]));
     CHECK_EQ_INT(k.rejects, 0);
 
     peer_t p;
-    peer_init(&p, gmud_server_port(srv), 0);
-    run_peer(&loop, peer_two_welcomes, &p, 5000);
+    peer_init(&p, 0);
+    rt_fx_run_peer(&fx, &p.rt, peer_two_welcomes, &p, 5000);
     CHECK(p.ids[0] != p.ids[1]);
     CHECK(p.ids[0] >= 1 && p.ids[0] <= GMUD_SESSION_ID_MAX);
     CHECK(p.ids[1] >= 1 && p.ids[1] <= GMUD_SESSION_ID_MAX);
-    CHECK(rt_run_until(&loop, only_client_open, &s, 2000));
-    client_end(&loop, &k);
-    CHECK(rt_run_until(&loop, none_open, &s, 2000));
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    CHECK(rt_run_until(&fx.loop, only_client_open, &s, 2000));
+    client_end(&fx, &k);
+    CHECK(rt_run_until(&fx.loop, none_open, &s, 2000));
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.security, 0);
     CHECK_EQ_INT(st.messages_in, 5);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ==== 2. Mode on: the server refuses replayed, skipped and foreign packets */
@@ -693,22 +622,16 @@ static void *peer_violations(void *arg)
         peer_expect_error_on(p, fd, id, 1, VIOLATIONS[i].kind);
         close(fd);
     }
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_on_violations(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON);
+    rt_fixture fx;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s, APP_RECORD);
+    serve(&fx, &s, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON, APP_RECORD);
     peer_t p;
-    peer_init(&p, gmud_server_port(srv), 0);
-    run_peer(&loop, peer_violations, &p, 10000);
-    CHECK(rt_run_until(&loop, none_open, &s, 3000));
+    run_peer(&fx, &s, &p, 0, peer_violations, 10000);
     CHECK_EQ_INT(p.nlocal, NVIOL);
     for (int i = 0; i < NVIOL && i < p.nlocal; i++) {
         const violation_t *v = &VIOLATIONS[i];
@@ -732,15 +655,13 @@ static void test_on_violations(void)
     CHECK_EQ_INT(s.nmsgs, 2);
     CHECK(msg_is(&s, 0, "{\"a\":0}"));
     CHECK(msg_is(&s, 1, "{\"b\":0}"));
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.security, NVIOL);
     CHECK_EQ_INT(st.messages_in, 2);
     CHECK_EQ_INT(st.closes[GMUD_CLOSE_SESSION], NVIOL);
     for (int i = 0; i < NVIOL; i++)
         CHECK_EQ_INT(st.rejects[-VIOLATIONS[i].code], 1);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ==== 3. A recorded connection replayed on another ===================== */
@@ -767,8 +688,7 @@ static void *peer_replay(void *arg)
         for (int i = 0; i < 3; i++)
             peer_expect_on(p, fo, ido, (uint64_t)i + 1, A_MSGS[i]);
     }
-    if (fa >= 0)
-        close(fa);
+    rt_close_fd(fa);
     int fb = peer_welcomed(p, &idb);
     if (fb >= 0) {
         PCHECK(p, idb != ida);
@@ -785,26 +705,18 @@ static void *peer_replay(void *arg)
         PCHECK(p, rt_send_all(fa2, out, n) == 0);
         peer_expect_on(p, fo, ido, 4, MARKER);
     }
-    if (fa2 >= 0)
-        close(fa2);
-    if (fo >= 0)
-        close(fo);
-    atomic_store(&p->done, 1);
+    rt_close_fd(fa2);
+    rt_close_fd(fo);
     return NULL;
 }
 
 static void test_on_replay(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON);
+    rt_fixture fx;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s, APP_RELAY);
+    serve(&fx, &s, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON, APP_RELAY);
     peer_t p;
-    peer_init(&p, gmud_server_port(srv), 0);
-    run_peer(&loop, peer_replay, &p, 10000);
-    CHECK(rt_run_until(&loop, none_open, &s, 3000));
+    run_peer(&fx, &s, &p, 0, peer_replay, 10000);
     CHECK_EQ_INT(p.nlocal, 4);
     rec_t *a = rec_by_peer(&s, p.local[1]);
     rec_t *b = rec_by_peer(&s, p.local[2]);
@@ -817,35 +729,22 @@ static void test_on_replay(void)
     for (int i = 0; i < 3; i++)
         CHECK(msg_is(&s, i, A_MSGS[i]));
     CHECK(msg_is(&s, 3, MARKER));
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.security, 1);
     CHECK(rt_log_find(p.local[2], "bad_session") != NULL);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ==== 4. Mode on, client side: a fake server ============================ */
 
-/* A fake server for the client tests: fn runs in a thread with p set up
- * (p->listen_fd listening on a free port); returns that socket. */
-static int fake_server_start(peer_t *p, void *(*fn)(void *), pthread_t *th)
+/* A fake server for the client tests, in mode on: fn runs in a thread with
+ * p set up (p->rt.listen_fd listening on fx's port, where fx's clients go). */
+static void fake_server_start(rt_fixture *fx, peer_t *p, void *(*fn)(void *))
 {
-    int port = 0;
-    int lfd = rt_listen(&port);
-    CHECK(lfd >= 0);
-    peer_init(p, port, 0);
-    p->listen_fd = lfd;
-    pthread_create(th, NULL, fn, p);
-    return lfd;
-}
-
-static int accept_within(int lfd, int ms)
-{
-    struct pollfd pf = {lfd, POLLIN, 0};
-    if (poll(&pf, 1, ms) != 1)
-        return -1;
-    return accept(lfd, NULL, NULL);
+    fx_init(fx, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON);
+    rt_fx_listen(fx);
+    peer_init(p, 0);
+    rt_fx_peer(fx, &p->rt, fn, p);
 }
 
 /* First packets that are not a welcome: a session violation, except the
@@ -873,7 +772,7 @@ static void *fake_not_welcome(void *arg)
 {
     peer_t *p = arg;
     for (int i = 0; i < NNOTW; i++) {
-        int fd = accept_within(p->listen_fd, 3000);
+        int fd = rt_accept_within(p->rt.listen_fd, 3000);
         if (!PCHECK(p, fd >= 0))
             break;
         uint8_t out[256];
@@ -899,26 +798,20 @@ static void *fake_not_welcome(void *arg)
         }
         close(fd);
     }
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_client_not_welcomed(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    rt_fixture fx;
     peer_t p;
-    pthread_t th;
-    int lfd = fake_server_start(&p, fake_not_welcome, &th);
-    gmud_server_config scfg;
-    srv_config(&scfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON);
-    rt_log_clear();
+    fake_server_start(&fx, &p, fake_not_welcome);
     for (int i = 0; i < NNOTW; i++) {
         cli_t k;
         memset(&k, 0, sizeof k);
-        if (client_start(&loop, &scfg, p.port, GMUD_SESSION_ON, &k) == NULL)
+        if (client_start(&fx, GMUD_SESSION_ON, NULL, &k) == NULL)
             break;
-        CHECK(rt_run_until(&loop, cli_closed, &k, 4000));
+        CHECK(rt_run_until(&fx.loop, cli_closed, &k, 4000));
         const not_welcome_t *w = &NOT_WELCOMES[i];
         if (k.connected != 0 || k.reason != w->reason)
             fprintf(stderr, "not a welcome, case %d: %s\n", i,
@@ -928,17 +821,16 @@ static void test_client_not_welcomed(void)
         CHECK_EQ_INT(k.rejects, w->rejects);
         CHECK_EQ_INT(k.reject_code, w->rejects ? GMUD_ERR_NOT_WELCOMED : 0);
         CHECK_EQ_INT(k.nmsgs, 0);
-        gmud_client_destroy(k.cli);
+        rt_fx_client_destroy(&fx, k.cli);
     }
-    peer_join(&loop, &p, th, 5000);
+    rt_fx_join(&fx, &p.rt, 5000);
     const char *line = rt_log_find(" security ", "not_welcomed");
     CHECK(line != NULL);
     if (line != NULL)
         CHECK_CONTAINS(line, "not a welcome");
     CHECK(rt_log_find(" session ", "refused the connection: server_full") != NULL);
     CHECK(rt_log_find(" security ", "server full") == NULL);
-    close(lfd);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 enum { FAKE_ID = 4242 };
@@ -946,9 +838,9 @@ enum { FAKE_ID = 4242 };
 static void *fake_late_welcome(void *arg)
 {
     peer_t *p = arg;
-    int fd = accept_within(p->listen_fd, 3000);
-    atomic_store(&p->phase, 1);
-    if (PCHECK(p, fd >= 0) && PCHECK(p, peer_wait_go(p, 3000))) {
+    int fd = rt_accept_within(p->rt.listen_fd, 3000);
+    atomic_store(&p->rt.ready, 1);
+    if (PCHECK(p, fd >= 0) && PCHECK(p, rt_wait_flag(&p->rt.release, 3000))) {
         uint8_t out[512];
         const char *w = "{\"session_id\": 4242, \"sequence_id\": 0}";
         size_t n = put_frame(out, 0, w, strlen(w));
@@ -960,42 +852,35 @@ static void *fake_late_welcome(void *arg)
         peer_expect_on(p, fd, FAKE_ID, 0, "{\"hi\":1}");
         peer_expect_error_on(p, fd, FAKE_ID, 1, "replayed");
     }
-    if (fd >= 0)
-        close(fd);
-    atomic_store(&p->done, 1);
+    rt_close_fd(fd);
     return NULL;
 }
 
 static int connected_not_welcomed(void *arg)
 {
     peer_t *p = arg;
-    return atomic_load(&p->phase) && rt_log_find(" connect ", "connected") != NULL;
+    return atomic_load(&p->rt.ready) && rt_log_find(" connect ", "connected") != NULL;
 }
 
 static void test_client_replay(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
+    rt_fixture fx;
     peer_t p;
-    pthread_t th;
-    int lfd = fake_server_start(&p, fake_late_welcome, &th);
-    gmud_server_config scfg;
-    srv_config(&scfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON);
-    rt_log_clear();
+    fake_server_start(&fx, &p, fake_late_welcome);
     cli_t k;
     memset(&k, 0, sizeof k);
     k.to_send[0] = "{\"hi\":1}";
     k.nsend = 1;
-    client_start(&loop, &scfg, p.port, GMUD_SESSION_ON, &k);
+    client_start(&fx, GMUD_SESSION_ON, NULL, &k);
     CHECK_EQ_INT(cli_send(&k, "{}", 2), GMUD_ERR_NOT_WELCOMED);
     /* Connected, but no welcome yet: no on_connect, and sends refused. */
-    CHECK(rt_run_until(&loop, connected_not_welcomed, &p, 3000));
+    CHECK(rt_run_until(&fx.loop, connected_not_welcomed, &p, 3000));
     /* Nothing should happen now: a short look for an early on_connect. */
-    rt_run_until(&loop, NULL, NULL, 20);
+    rt_run_until(&fx.loop, NULL, NULL, 20);
     CHECK_EQ_INT(k.connected, 0);
     CHECK_EQ_INT(cli_send(&k, "{}", 2), GMUD_ERR_NOT_WELCOMED);
-    atomic_store(&p.go, 1);
-    CHECK(rt_run_until(&loop, cli_closed, &k, 4000));
+    atomic_store(&p.rt.release, 1);
+    CHECK(rt_run_until(&fx.loop, cli_closed, &k, 4000));
     CHECK_EQ_INT(k.connected, 1);
     CHECK(k.welcomed_first);
     CHECK_EQ_INT(k.reason, GMUD_CLOSE_SESSION);
@@ -1007,10 +892,8 @@ static void test_client_replay(void)
     CHECK(line != NULL);
     if (line != NULL)
         CHECK_CONTAINS(line, "expected sequence 2, got 1");
-    peer_join(&loop, &p, th, 5000);
-    gmud_client_destroy(k.cli);
-    close(lfd);
-    rt_loop_finish(&loop);
+    rt_fx_join(&fx, &p.rt, 5000);
+    rt_fx_end(&fx);
 }
 
 /* ==== 5. Mode lecture ==================================================== */
@@ -1046,34 +929,21 @@ static int reply_is(const srv_t *s, uint64_t conn, int i, uint64_t *sid, uint64_
 
 static void test_lecture_client(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE);
+    rt_fixture fx;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s, APP_LECTURE);
-    s.lecture_first = 1;
-    s.lecture_total = 3;
+    lecture_serve(&fx, &s, 3);
     cli_t k, u;
     memset(&k, 0, sizeof k);
     memset(&u, 0, sizeof u);
     k.try_send = 1;
-    client_start(&loop, &cfg, gmud_server_port(srv), GMUD_SESSION_LECTURE, &k);
-    CHECK(rt_run_until(&loop, cli_got3, &k, 3000));
+    client_start(&fx, GMUD_SESSION_LECTURE, NULL, &k);
+    CHECK(rt_run_until(&fx.loop, cli_got3, &k, 3000));
     /* A second client with its own reply data: escaped as json.dumps does. */
-    gmud_client_config ccfg;
-    rt_client_config(&ccfg, &cfg, gmud_server_port(srv));
-    ccfg.conn.session.mode = GMUD_SESSION_LECTURE;
     char data[] = "caf\xc3\xa9 \"x\"\n\xf0\x9f\x98\x80";
-    ccfg.conn.session.reply_data = data;
-    ccfg.conn.cb = (gmud_callbacks){.on_connect = c_connect, .on_message = c_message,
-                               .on_close = c_close, .on_reject = c_reject, .user = &u};
-    u.reason = -1;
-    u.cli = gmud_client_create(&loop, &ccfg, NULL);
-    CHECK(u.cli != NULL);
+    client_start(&fx, GMUD_SESSION_LECTURE, data, &u);
     data[0] = 'X'; /* copied at create */
-    CHECK(rt_run_until(&loop, lecture_done, &s, 3000));
-    CHECK(rt_run_until(&loop, cli_got3, &u, 3000));
+    CHECK(rt_run_until(&fx.loop, lecture_done, &s, 3000));
+    CHECK(rt_run_until(&fx.loop, cli_got3, &u, 3000));
 
     CHECK_EQ_INT(s.nmsgs, 6);
     uint64_t sid[6] = {0};
@@ -1096,14 +966,12 @@ static void test_lecture_client(void)
     CHECK_EQ_INT(cli_send(&k, "{}", 2), GMUD_ERR_INVALID);
     CHECK_EQ_INT(k.connected, 1);
     CHECK_EQ_INT(k.rejects, 0);
-    client_end(&loop, &k);
-    client_end(&loop, &u);
-    CHECK(rt_run_until(&loop, none_open, &s, 2000));
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    client_end(&fx, &k);
+    client_end(&fx, &u);
+    CHECK(rt_run_until(&fx.loop, none_open, &s, 2000));
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.security, 0);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* A raw lecture peer: one case a connection. `replies` valid replies, then
@@ -1134,7 +1002,7 @@ static int peer_expect_clock(peer_t *p, int fd, int value)
     size_t n = 0;
     char want[256];
     size_t wn = clock_text(value, want, sizeof want);
-    if (!PCHECK(p, rd_frame(fd, 0, buf, sizeof buf, &n, 2000) == 1))
+    if (!PCHECK(p, rt_recv_frame(fd, 0, buf, sizeof buf, &n, 2000) == 1))
         return 0;
     int ok = PCHECK(p, n == wn && memcmp(buf, want, n) == 0);
     if (!ok)
@@ -1178,30 +1046,22 @@ static void *peer_lecture(void *arg)
         /* The lecture's error packet has no header. */
         uint8_t buf[MSGCAP];
         size_t bn = 0;
-        if (PCHECK(p, rd_frame(fd, 0, buf, sizeof buf, &bn, 2000) == 1) &&
+        if (PCHECK(p, rt_recv_frame(fd, 0, buf, sizeof buf, &bn, 2000) == 1) &&
             !PCHECK(p, is_error(buf, bn, c->code)))
             fprintf(stderr, "  wanted %s, got %.*s\n", c->code, (int)bn, (const char *)buf);
-        PCHECK(p, rd_frame(fd, 0, buf, sizeof buf, &bn, 3000) == 0);
+        PCHECK(p, rt_recv_frame(fd, 0, buf, sizeof buf, &bn, 3000) == 0);
         close(fd);
     }
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_lecture_raw(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE);
+    rt_fixture fx;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s, APP_LECTURE);
-    s.lecture_first = 1;
-    s.lecture_total = 3;
+    lecture_serve(&fx, &s, 3);
     peer_t p;
-    peer_init(&p, gmud_server_port(srv), 0);
-    run_peer(&loop, peer_lecture, &p, 10000);
-    CHECK(rt_run_until(&loop, none_open, &s, 3000));
+    run_peer(&fx, &s, &p, 0, peer_lecture, 10000);
     CHECK_EQ_INT(p.nlocal, NLECT);
     int delivered = 0;
     for (int i = 0; i < NLECT && i < p.nlocal; i++) {
@@ -1224,12 +1084,10 @@ static void test_lecture_raw(void)
         delivered += c->valid;
     }
     CHECK_EQ_INT(s.nmsgs, delivered);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.security, NLECT);
     CHECK_EQ_INT(st.closes[GMUD_CLOSE_SESSION], NLECT);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* carry_on: the bad reply is dropped, the connection stays, and the reply
@@ -1251,26 +1109,21 @@ static void *peer_lecture_carry_on(void *arg)
         peer_reply(p, fd, id, 4);
         close(fd);
     }
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_lecture_carry_on(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE);
-    cfg.conn.session.carry_on = 1;
+    rt_fixture fx;
+    fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE);
+    fx.cfg.conn.session.carry_on = 1;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s, APP_LECTURE);
+    start(&fx, &s, APP_LECTURE);
     s.lecture_first = 1;
     s.lecture_total = 4;
     s.send_on_reject = 1;
     peer_t p;
-    peer_init(&p, gmud_server_port(srv), 0);
-    run_peer(&loop, peer_lecture_carry_on, &p, 5000);
-    CHECK(rt_run_until(&loop, none_open, &s, 3000));
+    run_peer(&fx, &s, &p, 0, peer_lecture_carry_on, 5000);
     rec_t *r = rec_by_peer(&s, p.local[0]);
     CHECK_EQ_INT(r->reason, GMUD_CLOSE_PEER);
     CHECK_EQ_INT(r->rejects, 1);
@@ -1284,12 +1137,10 @@ static void test_lecture_carry_on(void)
     }
     CHECK(rt_log_find(p.local[0], " security ") != NULL);
     CHECK(rt_log_find(p.local[0], "replayed") != NULL);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.security, 1);
     CHECK_EQ_INT(st.closes[GMUD_CLOSE_SESSION], 0);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* Lecture and the rate limit: the server paces its client (one reply per
@@ -1305,20 +1156,18 @@ static int eight_replies(void *arg)
 
 static void test_lecture_rate(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE);
-    cfg.conn.limits.msg_rate = 10;
-    cfg.conn.limits.msg_burst = 5;
+    rt_fixture fx;
+    fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE);
+    fx.cfg.conn.limits.msg_rate = 10;
+    fx.cfg.conn.limits.msg_burst = 5;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s, APP_LECTURE);
+    start(&fx, &s, APP_LECTURE);
     s.lecture_first = 8;
     s.lecture_total = 8;
     cli_t k;
     memset(&k, 0, sizeof k);
-    client_start(&loop, &cfg, gmud_server_port(srv), GMUD_SESSION_LECTURE, &k);
-    CHECK(rt_run_until(&loop, eight_replies, &s, 3000));
+    client_start(&fx, GMUD_SESSION_LECTURE, NULL, &k);
+    CHECK(rt_run_until(&fx.loop, eight_replies, &s, 3000));
     CHECK_EQ_INT(s.nmsgs, 8);
     uint64_t sid = 0;
     for (int i = 0; i < 8; i++)
@@ -1326,13 +1175,11 @@ static void test_lecture_rate(void)
     CHECK_EQ_INT(k.nmsgs, 8);
     CHECK_EQ_INT(s.recs[1].reason, -1);
     CHECK_EQ_INT(s.recs[1].rejects, 0);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.rate_dropped, 0);
     CHECK_EQ_INT(st.security, 0);
-    client_end(&loop, &k);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    client_end(&fx, &k);
+    rt_fx_end(&fx);
 }
 
 /* ==== 6. Rate limits ===================================================== */
@@ -1348,7 +1195,7 @@ static int peer_tally(peer_t *p, int fd, int ms, int stop_at_echoes, int stop_at
             return 0;
         uint8_t buf[MSGCAP];
         size_t n = 0;
-        int rc = rd_frame(fd, 0, buf, sizeof buf, &n, (int)(deadline - rt_now_ms()));
+        int rc = rt_recv_frame(fd, 0, buf, sizeof buf, &n, (int)(deadline - rt_now_ms()));
         if (rc == 0)
             return 1;
         if (rc == -2)
@@ -1385,10 +1232,10 @@ static void *peer_spammer(void *arg)
         /* 5 echoes and one warning. */
         PCHECK(p, peer_tally(p, fd, 2000, 5, 1) == 0);
         p->ms[0] = p->count[1] > 0 ? p->ms[0] - t0 : -1;
-        atomic_store(&p->phase, 1);
+        atomic_store(&p->rt.ready, 1);
         /* Main has looked at the counters; now a message every 50 ms
          * (twice the rate) until the server gives up. */
-        if (PCHECK(p, peer_wait_go(p, 3000))) {
+        if (PCHECK(p, rt_wait_flag(&p->rt.release, 3000))) {
             int64_t t1 = rt_now_ms();
             int eof = 0;
             for (int i = 20; i < 60 && !eof; i++) {
@@ -1407,7 +1254,6 @@ static void *peer_spammer(void *arg)
         }
         close(fd);
     }
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
@@ -1428,11 +1274,6 @@ static void on_honest(gmud_timer *t, void *u)
     }
 }
 
-static int phase1(void *arg)
-{
-    return atomic_load(&((peer_t *)arg)->phase) != 0;
-}
-
 static int honest_caught_up(void *arg)
 {
     honest_t *h = arg;
@@ -1446,28 +1287,24 @@ static int honest_connected(void *arg)
 
 static void test_rate_messages(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_OFF);
-    cfg.conn.limits.msg_rate = 10;
-    cfg.conn.limits.msg_burst = 5;
-    cfg.conn.limits.rate_close_ms = 400;
+    rt_fixture fx;
+    fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_OFF);
+    fx.cfg.conn.limits.msg_rate = 10;
+    fx.cfg.conn.limits.msg_burst = 5;
+    fx.cfg.conn.limits.rate_close_ms = 400;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s, APP_ECHO);
+    start(&fx, &s, APP_ECHO);
     cli_t k;
     memset(&k, 0, sizeof k);
-    client_start(&loop, &cfg, gmud_server_port(srv), GMUD_SESSION_OFF, &k);
-    CHECK(rt_run_until(&loop, honest_connected, &k, 2000));
+    client_start(&fx, GMUD_SESSION_OFF, NULL, &k);
+    CHECK(rt_run_until(&fx.loop, honest_connected, &k, 2000));
 
     peer_t p;
-    peer_init(&p, gmud_server_port(srv), 0);
-    pthread_t th;
-    pthread_create(&th, NULL, peer_spammer, &p);
-    CHECK(rt_run_until(&loop, phase1, &p, 4000));
+    peer_init(&p, 0);
+    rt_fx_peer(&fx, &p.rt, peer_spammer, &p);
+    CHECK(rt_run_until(&fx.loop, rt_flag, &p.rt.ready, 4000));
     rec_t *r = rec_by_peer(&s, p.local[0]);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(r->msgs, 5);
     CHECK_EQ_INT(st.rate_dropped, 15);
     CHECK_EQ_INT(r->rejects, 15);
@@ -1478,12 +1315,12 @@ static void test_rate_messages(void)
     CHECK_EQ_INT(r->reason, -1);
 
     honest_t h = {&k, 0};
-    gmud_timer *t = gmud_timer_create(&loop, 0, 150, on_honest, &h);
-    atomic_store(&p.go, 1);
-    peer_join(&loop, &p, th, 5000);
+    gmud_timer *t = gmud_timer_create(&fx.loop, 0, 150, on_honest, &h);
+    atomic_store(&p.rt.release, 1);
+    rt_fx_join(&fx, &p.rt, 5000);
     gmud_timer_destroy(t);
-    CHECK(rt_run_until(&loop, honest_caught_up, &h, 2000));
-    CHECK(rt_run_until(&loop, rec_closed, r, 2000));
+    CHECK(rt_run_until(&fx.loop, honest_caught_up, &h, 2000));
+    CHECK(rt_run_until(&fx.loop, rec_closed, r, 2000));
     /* The spammer: closed once refused for rate_close_ms, one warning in
      * all (a second would be due only after a second). */
     CHECK_EQ_INT(r->reason, GMUD_CLOSE_RATE_LIMITED);
@@ -1502,14 +1339,13 @@ static void test_rate_messages(void)
         if (s.recs[i].connected && &s.recs[i] != r)
             CHECK_EQ_INT(s.recs[i].rejects, 0);
     }
-    gmud_server_stats(srv, &st);
+    st = rt_fx_stats(&fx);
     CHECK_EQ_INT(st.closes[GMUD_CLOSE_RATE_LIMITED], 1);
     printf("rate: warning after %lld ms; closed %lld ms after the first burst (%lld ms "
            "into the steady spam)\n",
            (long long)p.ms[0], (long long)p.ms[2], (long long)p.ms[1]);
-    client_end(&loop, &k);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    client_end(&fx, &k);
+    rt_fx_end(&fx);
 }
 
 static void *peer_bytes(void *arg)
@@ -1525,41 +1361,36 @@ static void *peer_bytes(void *arg)
         uint8_t buf[MSGCAP];
         size_t bn = 0;
         /* The echo of the first, then the warning (text payload). */
-        PCHECK(p, rd_frame(fd, 0, buf, sizeof buf, &bn, 2000) == 1 && bn == 600 &&
+        PCHECK(p, rt_recv_frame(fd, 0, buf, sizeof buf, &bn, 2000) == 1 && bn == 600 &&
                       memcmp(buf, big, 600) == 0);
         const char *want = "error rate_limited: ";
-        PCHECK(p, rd_frame(fd, 0, buf, sizeof buf, &bn, 2000) == 1 && bn > strlen(want) &&
+        PCHECK(p, rt_recv_frame(fd, 0, buf, sizeof buf, &bn, 2000) == 1 && bn > strlen(want) &&
                       memcmp(buf, want, strlen(want)) == 0);
-        PCHECK(p, rd_frame(fd, 0, buf, sizeof buf, &bn, 100) == -2);
+        PCHECK(p, rt_recv_frame(fd, 0, buf, sizeof buf, &bn, 100) == -2);
         close(fd);
     }
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_rate_bytes(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, "gmud", GMUD_PAYLOAD_TEXT, GMUD_SESSION_OFF);
-    cfg.conn.limits.msg_rate = 0;
-    cfg.conn.limits.byte_rate = 1000;
-    cfg.conn.limits.byte_burst = 1000;
+    rt_fixture fx;
+    fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT, GMUD_SESSION_OFF);
+    fx.cfg.conn.limits.msg_rate = 0;
+    fx.cfg.conn.limits.byte_rate = 1000;
+    fx.cfg.conn.limits.byte_burst = 1000;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s, APP_ECHO);
+    start(&fx, &s, APP_ECHO);
     peer_t p;
-    peer_init(&p, gmud_server_port(srv), 0);
-    run_peer(&loop, peer_bytes, &p, 5000);
-    CHECK(rt_run_until(&loop, none_open, &s, 2000));
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    peer_init(&p, 0);
+    rt_fx_run_peer(&fx, &p.rt, peer_bytes, &p, 5000);
+    CHECK(rt_run_until(&fx.loop, none_open, &s, 2000));
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK_EQ_INT(s.nmsgs, 1);
     CHECK_EQ_INT(st.rate_dropped, 1);
     CHECK_EQ_INT(st.messages_in, 1);
     CHECK(rt_log_find(" rate ", "1000 bytes/s burst 1000") != NULL);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 /* ==== 7. Configuration =================================================== */
@@ -1567,41 +1398,36 @@ static void test_rate_bytes(void)
 static void expect_server_refused(const char *framing, gmud_payload payload,
                                   gmud_session_mode mode, const char *says)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, framing, payload, mode);
+    rt_fixture fx;
+    fx_init(&fx, framing, payload, mode);
     gmud_error err;
     memset(&err, 0, sizeof err);
-    gmud_server *srv = gmud_server_create(&loop, &cfg, &err);
-    CHECK(srv == NULL);
+    fx.srv = gmud_server_create(&fx.loop, &fx.cfg, &err); /* rt_fx_end ends it, if any */
+    CHECK(fx.srv == NULL);
     CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
     CHECK_CONTAINS(err.message, says);
-    if (srv != NULL)
-        rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 static void expect_client_refused(const char *framing, gmud_payload payload,
                                   gmud_session_mode mode, const char *reply_data,
                                   const char *says)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config scfg;
-    srv_config(&scfg, framing, payload, mode);
+    rt_fixture fx;
+    fx_init(&fx, framing, payload, mode);
+    fx.port = 9; /* no server: nothing is tried */
     gmud_client_config cfg;
-    rt_client_config(&cfg, &scfg, 9);
+    rt_fx_client_config(&fx, &cfg);
     cfg.conn.session.mode = mode;
     cfg.conn.session.reply_data = reply_data;
     gmud_error err;
     memset(&err, 0, sizeof err);
-    gmud_client *cli = gmud_client_create(&loop, &cfg, &err);
+    gmud_client *cli = gmud_client_create(&fx.loop, &cfg, &err);
     CHECK(cli == NULL);
     CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
     CHECK_CONTAINS(err.message, says);
     gmud_client_destroy(cli);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 static void test_config(void)
@@ -1617,17 +1443,11 @@ static void test_config(void)
     /* A lecture client replies to any packet, whatever it holds: text
      * payload is refused only on the server, which reads the replies. */
     {
-        uv_loop_t loop;
-        uv_loop_init(&loop);
-        gmud_server_config scfg;
-        srv_config(&scfg, "gmud", GMUD_PAYLOAD_TEXT, GMUD_SESSION_LECTURE);
-        gmud_client_config cfg;
-        rt_client_config(&cfg, &scfg, 9);
-        cfg.conn.session.mode = GMUD_SESSION_LECTURE;
-        gmud_client *cli = gmud_client_create(&loop, &cfg, NULL);
-        CHECK(cli != NULL);
-        gmud_client_destroy(cli);
-        rt_loop_finish(&loop);
+        rt_fixture fx;
+        fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT, GMUD_SESSION_LECTURE);
+        fx.port = 9;
+        rt_fx_client(&fx, NULL, (gmud_callbacks){0}); /* destroyed by rt_fx_end */
+        rt_fx_end(&fx);
     }
     expect_client_refused("gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE, "ab\xff", "UTF-8");
     expect_client_refused("gmud", GMUD_PAYLOAD_JSON, GMUD_SESSION_LECTURE, "\xc3\x28",
@@ -1660,29 +1480,17 @@ static void *peer_fixed(void *arg)
         peer_expect_error_on(p, fd, id, 2, "bad_session");
         close(fd);
     }
-    atomic_store(&p->done, 1);
     return NULL;
 }
 
 static void test_fixed_on(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
-    srv_config(&cfg, "fixed:100", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON);
+    rt_fixture fx;
     srv_t s;
-    gmud_server *srv = start(&loop, &cfg, &s, APP_ECHO);
+    serve(&fx, &s, "fixed:100", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON, APP_ECHO);
     cli_t k;
-    memset(&k, 0, sizeof k);
-    k.nsend = 3;
-    memcpy(k.to_send, ECHO_MSGS, sizeof ECHO_MSGS);
-    client_start(&loop, &cfg, gmud_server_port(srv), GMUD_SESSION_ON, &k);
-    CHECK(rt_run_until(&loop, cli_got3, &k, 3000));
-    CHECK_EQ_INT(k.connected, 1);
-    for (int i = 0; i < 3; i++) {
-        CHECK(cli_msg_is(&k, i, ECHO_MSGS[i]));
-        CHECK(msg_is(&s, i, ECHO_MSGS[i]));
-    }
+    echo_client(&fx, &k);
+    check_echoes(&fx, &s, &k);
     /* The largest application message: 100 - 16 bytes. */
     char most[85], over[86];
     snprintf(most, sizeof most, "{\"p\":\"%76s\"}", "");
@@ -1691,20 +1499,17 @@ static void test_fixed_on(void)
     CHECK_EQ_INT(strlen(over), 85);
     CHECK_EQ_INT(cli_send(&k, most, 84), 0);
     CHECK_EQ_INT(cli_send(&k, over, 85), GMUD_ERR_UNENCODABLE);
-    client_end(&loop, &k);
-    CHECK(rt_run_until(&loop, none_open, &s, 2000));
+    client_end(&fx, &k);
+    CHECK(rt_run_until(&fx.loop, none_open, &s, 2000));
     CHECK(msg_is(&s, 3, most));
 
     peer_t p;
-    peer_init(&p, gmud_server_port(srv), 100);
-    run_peer(&loop, peer_fixed, &p, 5000);
-    CHECK(rt_run_until(&loop, none_open, &s, 3000));
+    run_peer(&fx, &s, &p, 100, peer_fixed, 5000);
     rec_t *r = rec_by_peer(&s, p.local[0]);
     CHECK_EQ_INT(r->reason, GMUD_CLOSE_SESSION);
     CHECK_EQ_INT(r->reject_code, GMUD_ERR_BAD_SESSION);
     CHECK(msg_is(&s, 4, "{\"f\":1}"));
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 int main(void)

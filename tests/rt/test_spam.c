@@ -115,13 +115,6 @@ static void s_close(gmud_conn *c, gmud_close_reason r, const gmud_error *d, void
 
 /* ---- Messages --------------------------------------------------------- */
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* A JSON object of exactly PAYLOAD bytes naming client c's round n. */
 static void make_payload(uint8_t *out, int c, int n)
 {
@@ -176,10 +169,7 @@ static void *spammer(void *arg)
         snprintf(sp->note, sizeof sp->note, "spammer cannot connect");
         goto out;
     }
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &alen);
-    snprintf(sp->local, sizeof sp->local, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    rt_local_name(fd, sp->local, sizeof sp->local);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     size_t off = 0; /* into batch: the stream stays whole frames */
     uint8_t in[64 * 1024];
@@ -225,8 +215,7 @@ static void *spammer(void *arg)
         atomic_store(&sp->closed, 1);
     }
 out:
-    if (fd >= 0)
-        close(fd);
+    rt_close_fd(fd);
     gmud_frame_decoder_destroy(dec);
     return NULL;
 }
@@ -256,7 +245,7 @@ static int honest_phase(honest_t *h, phase_t *ph)
     int64_t due[HONEST], sent[HONEST];
     int done[HONEST];
     uint8_t expect[HONEST][PAYLOAD];
-    int64_t start = now_us();
+    int64_t start = rt_now_us();
     for (int i = 0; i < HONEST; i++) {
         due[i] = start + (int64_t)i * PERIOD_US / HONEST;
         sent[i] = 0;
@@ -267,7 +256,7 @@ static int honest_phase(honest_t *h, phase_t *ph)
     ph->t0_ms = rt_now_ms();
     int finished = 0;
     while (finished < HONEST && ph->note[0] == '\0') {
-        int64_t now = now_us();
+        int64_t now = rt_now_us();
         if (now - start > (int64_t)PHASE_MS * 1000) {
             snprintf(ph->note, sizeof ph->note, "phase not done in %d ms", PHASE_MS);
             break;
@@ -281,7 +270,7 @@ static int honest_phase(honest_t *h, phase_t *ph)
                 make_payload(expect[i], i, done[i]);
                 ptrdiff_t fl = gmud_frame_encode(&h->frame, expect[i], PAYLOAD, frame,
                                                  sizeof frame, NULL);
-                sent[i] = now_us();
+                sent[i] = rt_now_us();
                 if (fl <= 0 || rt_send_all(h->fd[i], frame, (size_t)fl) != 0) {
                     snprintf(ph->note, sizeof ph->note, "client %d: send failed", i);
                     break;
@@ -293,7 +282,7 @@ static int honest_phase(honest_t *h, phase_t *ph)
         struct pollfd p[HONEST];
         for (int i = 0; i < HONEST; i++)
             p[i] = (struct pollfd){h->fd[i], sent[i] != 0 ? POLLIN : 0, 0};
-        int wait_ms = (int)((next - now_us() + 999) / 1000);
+        int wait_ms = (int)((next - rt_now_us() + 999) / 1000);
         if (poll(p, HONEST, wait_ms < 0 ? 0 : wait_ms) <= 0)
             continue;
         for (int i = 0; i < HONEST && ph->note[0] == '\0'; i++) {
@@ -319,7 +308,7 @@ static int honest_phase(honest_t *h, phase_t *ph)
                              done[i], (int)(m.len < 100 ? m.len : 100), (const char *)m.data);
                     break;
                 }
-                ph->lat_us[ph->n++] = (uint32_t)(now_us() - sent[i]);
+                ph->lat_us[ph->n++] = (uint32_t)(rt_now_us() - sent[i]);
                 due[i] = sent[i] + PERIOD_US;
                 sent[i] = 0;
                 if (++done[i] == ROUNDS)
@@ -343,13 +332,12 @@ typedef struct attempt_t {
 } attempt_t;
 
 typedef struct driver_t {
+    rt_peer rt;                 /* the driver is the main thread's peer */
     srv_t *srv;
-    int port;
     gmud_frame_config frame;
     int attempts;               /* run */
     int connect_failed;
     attempt_t at[ATTEMPTS];
-    atomic_int done;
 } driver_t;
 
 static int cmp_u32(const void *a, const void *b)
@@ -375,38 +363,29 @@ static uint32_t p99_us(const uint32_t *lat, size_t n)
     return nth_us(lat, n, 0.99);
 }
 
-/* Waits (bounded) until an atomic flag is set. */
-static int wait_flag(atomic_int *f, int ms)
-{
-    int64_t end = rt_now_ms() + ms;
-    while (!atomic_load(f) && rt_now_ms() < end)
-        rt_sleep_ms(2);
-    return atomic_load(f) != 0;
-}
-
 static void run_attempt(driver_t *d, honest_t *h, int k)
 {
     attempt_t *a = &d->at[k];
     a->base_ok = honest_phase(h, &a->base);
 
     spam_t *sp = &a->sp;
-    sp->port = d->port;
+    sp->port = d->rt.port;
     sp->frame = d->frame;
     atomic_store(&d->srv->attempt, k);
     pthread_t th;
     pthread_create(&th, NULL, spammer, sp);
     /* Measure once the flood is on, well past any burst. */
-    if (wait_flag(&sp->flooding, 3000)) {
+    if (rt_wait_flag(&sp->flooding, 3000)) {
         a->spam_ok = honest_phase(h, &a->spam);
         a->covered = !atomic_load(&sp->closed);
     } else {
         snprintf(a->spam.note, sizeof a->spam.note, "the spammer did not get going in 3 s");
     }
     /* The close is due RATE_CLOSE_MS after the first refusal. */
-    wait_flag(&sp->closed, RATE_CLOSE_MS + 3000);
+    rt_wait_flag(&sp->closed, RATE_CLOSE_MS + 3000);
     atomic_store(&sp->stop, 1);
     pthread_join(th, NULL);
-    wait_flag(&d->srv->spam_reason[k], 3000);
+    rt_wait_flag(&d->srv->spam_reason[k], 3000);
 
     a->base_p99 = p99_us(a->base.lat_us, a->base.n);
     a->base_p50 = nth_us(a->base.lat_us, a->base.n, 0.5);
@@ -441,7 +420,7 @@ static void *driver(void *arg)
     memset(&h, 0, sizeof h);
     h.frame = d->frame;
     for (int i = 0; i < HONEST; i++) {
-        h.fd[i] = rt_connect("127.0.0.1", d->port, 0);
+        h.fd[i] = rt_peer_raw(&d->rt, NULL, 0, NULL, 0);
         h.dec[i] = gmud_frame_decoder_create(&d->frame, NULL);
         if (h.fd[i] < 0 || h.dec[i] == NULL)
             d->connect_failed = 1;
@@ -460,11 +439,9 @@ static void *driver(void *arg)
     }
     atomic_store(&d->srv->ending, 1);
     for (int i = 0; i < HONEST; i++) {
-        if (h.fd[i] >= 0)
-            close(h.fd[i]);
+        rt_close_fd(h.fd[i]);
         gmud_frame_decoder_destroy(h.dec[i]);
     }
-    atomic_store(&d->done, 1);
     return NULL;
 }
 
@@ -472,36 +449,30 @@ static void *driver(void *arg)
 
 static void test_spam(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    gmud_server_config cfg;
+    rt_fixture fx;
     /* JSON payload: every delivered message is parsed, the work a flood
      * would multiply; the buckets come before the parse. */
-    rt_server_config(&cfg, "gmud", GMUD_PAYLOAD_JSON);
-    cfg.conn.log_level = GMUD_LOG_INFO;
-    cfg.conn.limits.msg_rate = MSG_RATE;
-    cfg.conn.limits.msg_burst = MSG_BURST;
-    cfg.conn.limits.rate_close_ms = RATE_CLOSE_MS;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
+    fx.cfg.conn.log_level = GMUD_LOG_INFO;
+    fx.cfg.conn.limits.msg_rate = MSG_RATE;
+    fx.cfg.conn.limits.msg_burst = MSG_BURST;
+    fx.cfg.conn.limits.rate_close_ms = RATE_CLOSE_MS;
     static srv_t s;
     memset(&s, 0, sizeof s);
-    cfg.conn.cb.on_connect = s_connect;
-    cfg.conn.cb.on_message = s_message;
-    cfg.conn.cb.on_reject = s_reject;
-    cfg.conn.cb.on_close = s_close;
-    cfg.conn.cb.user = &s;
-    gmud_server *srv = rt_server_create(&loop, &cfg);
-    if (srv == NULL)
+    if (rt_fx_serve(&fx, (gmud_callbacks){.on_connect = s_connect,
+                                          .on_message = s_message,
+                                          .on_reject = s_reject,
+                                          .on_close = s_close,
+                                          .user = &s}) == NULL) {
+        rt_fx_end(&fx);
         return;
+    }
     static driver_t d;
     memset(&d, 0, sizeof d);
     d.srv = &s;
-    d.port = gmud_server_port(srv);
-    d.frame = cfg.conn.frame;
-    pthread_t th;
-    pthread_create(&th, NULL, driver, &d);
+    d.frame = fx.cfg.conn.frame;
     int64_t t0 = rt_now_ms();
-    CHECK(rt_run_until(&loop, rt_flag, &d.done, 45000));
-    pthread_join(th, NULL);
+    rt_fx_run_peer(&fx, &d.rt, driver, &d, 45000);
     int64_t took = rt_now_ms() - t0;
 
     CHECK_EQ_INT(d.connect_failed, 0);
@@ -542,16 +513,14 @@ static void test_spam(void)
     /* The honest clients were never refused nor closed. */
     CHECK_EQ_INT(s.honest_rejects, 0);
     CHECK_EQ_INT(s.honest_early_closes, 0);
-    gmud_stats st;
-    gmud_server_stats(srv, &st);
+    gmud_stats st = rt_fx_stats(&fx);
     CHECK(st.rate_dropped > 0);
     CHECK_EQ_INT(st.closes[GMUD_CLOSE_RATE_LIMITED], d.attempts);
     CHECK_EQ_INT(st.rejects[-GMUD_ERR_BAD_JSON], 0);
     printf("spam: %d attempt(s), %s; %llu packets dropped; %lld ms\n", d.attempts,
            passed ? "honest p50, p99 within 2x" : "honest p50, p99 NOT within 2x",
            (unsigned long long)st.rate_dropped, (long long)took);
-    rt_server_end(&loop, srv);
-    rt_loop_finish(&loop);
+    rt_fx_end(&fx);
 }
 
 int main(void)

@@ -358,6 +358,37 @@ static void test_echo_nonreader(void)
     rt_fx_end(&fx);
 }
 
+/* A peer that stops reading is reclaimed by the send timeout, though its
+ * queue stays under max_queued: its echo backs up, reading from it pauses
+ * (which stops its idle and frame clocks: we stopped reading, not it), and
+ * once none of its queue has been taken for send_timeout_ms it is closed as
+ * a slow consumer, and logged. Before the send timeout such a peer held
+ * its half-megabyte for ever. */
+static void test_send_timeout(void)
+{
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    rt_no_rate_limits(&fx.cfg);
+    fx.cfg.conn.limits.send_timeout_ms = 400;
+    fx.cfg.conn.limits.sweep_ms = 50;
+    srv_t s;
+    start(&fx, &s);
+    peer_t p;
+    peer_init(&p, &fx);
+    int64_t t0 = rt_now_ms();
+    rt_fx_peer(&fx, &p.rt, peer_sends_never_reads, &p);
+    CHECK(rt_run_until(&fx.loop, first_closed, &s, 6000));
+    int64_t took = rt_now_ms() - t0;
+    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_SLOW_CONSUMER);
+    CHECK_CONTAINS(s.first_detail, "none taken for");
+    CHECK(took >= 400 && took < 5000);
+    CHECK(rt_log_find("slow consumer", "(send timeout 400 ms)") != NULL);
+    CHECK(rt_fx_stats(&fx).read_pauses >= 1);
+    atomic_store(&p.rt.release, 1);
+    rt_fx_peer_end(&fx, &p.rt);
+    rt_fx_end(&fx);
+}
+
 /* ---- Slowloris -------------------------------------------------------- */
 
 /* Connects, sends first[0..n) (n may be 0), then waits (at most 3 s) for
@@ -930,6 +961,7 @@ int main(void)
     rt_ignore_sigpipe();
     test_slow_consumer();
     test_echo_nonreader();
+    test_send_timeout();
     test_slowloris();
     test_framing_errors();
     test_bad_json();

@@ -734,6 +734,46 @@ static void *peer_truncates(void *arg)
     return NULL;
 }
 
+/* A whole message, then part of one, then only our half of the stream
+ * closed: the echo of the whole one must still come, then the truncated
+ * error packet, then the server's end of stream. */
+static void *peer_half_closes(void *arg)
+{
+    peer_t *p = arg;
+    int fd = rt_peer_raw(&p->rt, NULL, 0, p->local, sizeof p->local);
+    if (fd >= 0) {
+        rt_send_all(fd, "GMUD\x05\x00" "hello" "GMUD\x10\x00" "abc", 20);
+        shutdown(fd, SHUT_WR);
+        uint8_t buf[256];
+        size_t n = 0;
+        int echo = rt_recv_frame(fd, 0, buf, sizeof buf, &n, 3000) == 1 && n == 5 &&
+                   memcmp(buf, "hello", 5) == 0;
+        int err = rt_recv_frame(fd, 0, buf, sizeof buf - 1, &n, 3000) == 1;
+        buf[err ? n : 0] = '\0';
+        p->ok = echo && err && strstr((char *)buf, "error truncated: ") == (char *)buf;
+        snprintf(p->note, sizeof p->note, "echo %d, then \"%s\"", echo, (char *)buf);
+        p->eof = rt_recv_frame(fd, 0, buf, sizeof buf, &n, 3000) == 0;
+        close(fd);
+    }
+    return NULL;
+}
+
+static void test_truncated_after_replies(void)
+{
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    srv_t s;
+    peer_t p;
+    run_peer(&fx, &s, &p, peer_half_closes, 5000);
+    if (!p.ok)
+        fprintf(stderr, "half-closing peer: %s\n", p.note);
+    CHECK(p.ok);
+    CHECK(p.eof);
+    CHECK(rt_run_until(&fx.loop, first_closed, &s, 2000));
+    CHECK_EQ_INT(s.first_reason, GMUD_CLOSE_PROTOCOL);
+    rt_fx_end(&fx);
+}
+
 static void test_truncated_at_eof(void)
 {
     rt_fixture fx;
@@ -962,6 +1002,7 @@ int main(void)
     test_slow_consumer();
     test_echo_nonreader();
     test_send_timeout();
+    test_truncated_after_replies();
     test_slowloris();
     test_framing_errors();
     test_bad_json();

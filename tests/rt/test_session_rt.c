@@ -5,6 +5,7 @@
  * bytes themselves: frames, session headers and JSON are built and parsed
  * here, not by the library, so what is asserted is what is on the wire. */
 #include "rt_util.h"
+#include "conn.h" /* to wind a session's counter to its end */
 
 #include <inttypes.h>
 
@@ -1430,6 +1431,54 @@ static void expect_client_refused(const char *framing, gmud_payload payload,
     rt_fx_end(&fx);
 }
 
+/* ---- Running out of sequences (PROTOCOL.md 6.3) --------------------- */
+
+typedef struct exhaust_t {
+    int send_rc;
+    int closed;
+    int reason;
+} exhaust_t;
+
+/* As after 2^64 - 1 packets: the next send has no sequence to use. */
+static void exhaust_connect(gmud_conn *c, void *u)
+{
+    exhaust_t *x = u;
+    c->ep.sess.send_seq = GMUD_SEQ_EXHAUSTED;
+    x->send_rc = gmud_conn_send(c, "{\"a\":1}", 7, NULL);
+}
+
+static void exhaust_close(gmud_conn *c, gmud_close_reason r, const gmud_error *d, void *u)
+{
+    (void)c, (void)d;
+    exhaust_t *x = u;
+    x->closed = 1;
+    x->reason = (int)r;
+}
+
+static int exhaust_closed(void *p)
+{
+    return ((exhaust_t *)p)->closed;
+}
+
+/* A server out of sequences sends nothing more, logs seq_exhausted and
+ * closes the connection (session violation). */
+static void test_seq_exhausted(void)
+{
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
+    fx.cfg.conn.session.mode = GMUD_SESSION_ON;
+    exhaust_t x = {0, 0, -1};
+    rt_fx_serve(&fx, (gmud_callbacks){.on_connect = exhaust_connect,
+                                      .on_close = exhaust_close,
+                                      .user = &x});
+    rt_fx_client(&fx, NULL, (gmud_callbacks){0});
+    CHECK(rt_run_until(&fx.loop, exhaust_closed, &x, 3000));
+    CHECK_EQ_INT(x.send_rc, GMUD_ERR_SEQ_EXHAUSTED);
+    CHECK_EQ_INT(x.reason, GMUD_CLOSE_SESSION);
+    CHECK(rt_log_find("seq_exhausted", "no sequence numbers left") != NULL);
+    rt_fx_end(&fx);
+}
+
 static void test_config(void)
 {
     expect_server_refused("line", GMUD_PAYLOAD_JSON, GMUD_SESSION_ON, "line");
@@ -1527,6 +1576,7 @@ int main(void)
     test_lecture_rate();
     test_rate_messages();
     test_rate_bytes();
+    test_seq_exhausted();
     test_config();
     test_fixed_on();
     printf("test_session_rt: %lld ms\n", (long long)(rt_now_ms() - t0));

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h"
 #include "gmud/client.h"
 #include "opt_types.h"
 
@@ -189,8 +190,52 @@ int prog_framing_apply(const char *prog, gmud_frame_config *frame, const prog_fr
 
 /* The session mode's default and the combinations that cannot work; 0 or
  * -1 after printing why. (The library checks the framing itself.) */
+/* The clock's messages must fit a packet, or the server would start and
+ * then fail on every tick (fixed:N with a small N). Checked: the last one
+ * with --count, else the first (ctime's width is fixed until year 9999;
+ * the number grows the message by two bytes a digit, so fixed:100 holds a
+ * million of them, 11 days at one a second: past that each tick that does
+ * not fit is logged). NULL if it fits, else why not, in why[0..n). */
+static const char *clock_unfit(const prog_options *o, char *why, size_t n)
+{
+    const gmud_frame_config *f = &o->conn.frame;
+    size_t room = f->framing == GMUD_FRAMING_FIXED ? f->fixed_size : f->max_message;
+    if (o->conn.session.mode == GMUD_SESSION_ON)
+        room = room > GMUD_SESSION_HEADER_SIZE ? room - GMUD_SESSION_HEADER_SIZE : 0;
+    unsigned long long last = o->count != 0 ? o->count : 1;
+    time_t t = (time_t)253402300799LL; /* 9999-12-31 23:59:59 UTC */
+    char msg[APP_CLOCK_MAX];
+    int len = o->conn.payload == GMUD_PAYLOAD_JSON ? app_clock_json(last, t, msg, sizeof msg)
+                                                   : app_clock_text(last, t, msg, sizeof msg);
+    if (len >= 0 && (size_t)len <= room)
+        return NULL;
+    snprintf(why, n, "the clock's messages take %d bytes, over the %zu a packet holds%s",
+             len, room, o->conn.session.mode == GMUD_SESSION_ON ? " beside the session header"
+                                                                 : "");
+    return why;
+}
+
+/* Lecture mode: the replies the server will read must fit a packet too.
+ * Checked as the clients check their own (the longest reply, at the largest
+ * id and sequence), with the lecture's data. NULL if they fit. */
+static const char *replies_unfit(const prog_options *o, char *why, size_t n)
+{
+    const gmud_frame_config *f = &o->conn.frame;
+    size_t room = f->framing == GMUD_FRAMING_FIXED ? f->fixed_size : f->max_message;
+    uint8_t reply[256];
+    ptrdiff_t len = gmud_session_lecture_reply(
+        GMUD_SESSION_ID_MAX, GMUD_SEQ_EXHAUSTED - 1, GMUD_SESSION_LECTURE_DATA,
+        strlen(GMUD_SESSION_LECTURE_DATA), reply, sizeof reply, NULL);
+    if (len >= 0 && (size_t)len <= room)
+        return NULL;
+    snprintf(why, n, "the lecture's replies take up to %td bytes, over the %zu a packet holds",
+             len, room);
+    return why;
+}
+
 static int check_session(prog_options *o)
 {
+    static char unfit[160];
     gmud_framing framing = o->conn.frame.framing;
     int json = o->conn.payload == GMUD_PAYLOAD_JSON;
     gmud_session_mode *mode = &o->conn.session.mode;
@@ -209,6 +254,12 @@ static int check_session(prog_options *o)
     else if (*mode == GMUD_SESSION_ON && framing != GMUD_FRAMING_LENGTH &&
              framing != GMUD_FRAMING_GMUD && framing != GMUD_FRAMING_FIXED)
         why = "mode on needs length, gmud or fixed framing (or --session off)";
+    else if (o->kind == PROG_SERVER && o->app == APP_CLOCK &&
+             clock_unfit(o, unfit, sizeof unfit) != NULL)
+        opt = framing == GMUD_FRAMING_FIXED ? "--framing" : "--max-message", why = unfit;
+    else if (o->kind == PROG_SERVER && *mode == GMUD_SESSION_LECTURE &&
+             replies_unfit(o, unfit, sizeof unfit) != NULL)
+        opt = framing == GMUD_FRAMING_FIXED ? "--framing" : "--max-message", why = unfit;
     if (why == NULL)
         return 0;
     fprintf(stderr, "%s: %s: %s\n", o->prog, opt, why);

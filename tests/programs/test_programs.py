@@ -134,6 +134,16 @@ def test_bad_options():
         (CLIENT, ['--port', '0'], '--port'),
         (CLIENT, ['--app', 'echo'], '--app'),   # a server option
         (CLIENT, ['--host', 'bad host!'], '--host'),
+        # Configs that would start and then fail on every tick, or on every
+        # reply: refused at start, naming the size that does not fit.
+        (SERVER, ['--framing', 'fixed:60', '--session', 'lecture', '--app', 'clock'],
+         "the clock's messages take 89 bytes, over the 60"),
+        (SERVER, ['--framing', 'fixed:60', '--session', 'on', '--app', 'clock'],
+         'over the 44 a packet holds beside the session header'),
+        (SERVER, ['--framing', 'fixed:100', '--app', 'clock', '--count', '99999999'],
+         "the clock's messages take 103 bytes"),
+        (SERVER, ['--framing', 'fixed:97', '--session', 'lecture', '--app', 'clock'],
+         "the lecture's replies take up to 98 bytes, over the 97"),
     ]
     for prog, args, word in cases:
         r = subprocess.run([prog, *args], capture_output=True, text=True, timeout=STEP)

@@ -111,8 +111,8 @@ GMUD_API void gmud_sync_default_config(gmud_sync_config *cfg);
  * sessions, bad JSON limits, reply_data that is not UTF-8, holds a NUL or
  * makes replies too long for a frame), GMUD_ERR_IO (unresolvable host,
  * refused), GMUD_ERR_TIMEOUT (connect or welcome), GMUD_ERR_NOMEM,
- * GMUD_ERR_CLOSED or GMUD_ERR_TRUNCATED (closed before the welcome), or a
- * welcome error (above). */
+ * GMUD_ERR_NOT_WELCOMED (closed between frames before the welcome) or
+ * GMUD_ERR_TRUNCATED (inside one), or a welcome error (above). */
 GMUD_API gmud_sync *gmud_sync_create(const char *host, unsigned port, const gmud_sync_config *cfg,
                           int timeout_ms, gmud_error *err);
 

@@ -462,6 +462,19 @@ void ep_on_framing_error(endpoint *ep, const gmud_error *e, ep_result *r)
     add_close(ep, EP_KIND_FRAMING, EP_CLOSE_PROTOCOL, e, r);
 }
 
+void ep_on_end(endpoint *ep, ep_result *r)
+{
+    r->what = 0;
+    r->json = NULL;
+    if (ep->state != EP_AWAIT_WELCOME)
+        return;
+    gmud_error e;
+    gmud_error_set(&e, GMUD_ERR_NOT_WELCOMED, 0,
+                   "the server closed the connection before its welcome (is it full, "
+                   "refusing this address, or running no sessions?)");
+    add_close(ep, EP_KIND_UNWELCOMED, EP_CLOSE_SESSION, &e, r);
+}
+
 void ep_on_tick(endpoint *ep, uint64_t now, ep_result *r)
 {
     r->what = 0;

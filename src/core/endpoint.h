@@ -57,7 +57,8 @@ typedef enum ep_kind {
     EP_KIND_PAYLOAD,  /* a payload that does not parse */
     EP_KIND_FRAMING,  /* a framing error from the decoder */
     EP_KIND_REFUSAL,  /* client: the server refused us (not counted) */
-    EP_KIND_TIMEOUT   /* client: no welcome in time */
+    EP_KIND_TIMEOUT,  /* client: no welcome in time */
+    EP_KIND_UNWELCOMED /* client: the server ended the stream before its welcome */
 } ep_kind;
 
 typedef struct ep_config {
@@ -166,6 +167,12 @@ void ep_on_frame(endpoint *ep, gmud_slice msg, uint64_t now, ep_result *r);
 
 /* The decoder refused the stream with e: an error packet, then the close. */
 void ep_on_framing_error(endpoint *ep, const gmud_error *e, ep_result *r);
+
+/* The peer ended its stream between frames. A client still awaiting its
+ * welcome closes with not_welcomed (the server went away without one: full,
+ * refusing the address, or running no sessions); else nothing to decide
+ * (what 0: an ordinary end). */
+void ep_on_end(endpoint *ep, ep_result *r);
 
 /* Time passes: a client still without its welcome at its deadline closes. */
 void ep_on_tick(endpoint *ep, uint64_t now, ep_result *r);

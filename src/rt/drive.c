@@ -162,7 +162,8 @@ static void close_for(gmud_conn *conn, const ep_result *r)
         rt_logf(rt, GMUD_LOG_WARN, conn->peer, "session", "%s", r->detail.message);
     /* Nothing came from a server that never welcomed us: nothing to wait
      * for either. */
-    if (!(r->what & EP_REFUSED) && r->kind == EP_KIND_TIMEOUT)
+    int unwelcomed = r->kind == EP_KIND_TIMEOUT || r->kind == EP_KIND_UNWELCOMED;
+    if (!(r->what & EP_REFUSED) && unwelcomed)
         conn_close_now(conn, reason, d);
     else
         conn_close_soft(conn, reason, d, rt->limits.linger_ms);

@@ -122,6 +122,12 @@ static void on_eof(gmud_conn *conn)
         reject_framing(conn, &e);
         return;
     }
+    ep_result r;
+    ep_on_end(&conn->ep, &r);
+    if (r.what != 0) {
+        conn_act(conn, &r);
+        return;
+    }
     /* The peer may only have shut down its side: what we queued still goes
      * out before we close. */
     conn_close_soft(conn, GMUD_CLOSE_PEER, NULL, rt->limits.linger_ms);

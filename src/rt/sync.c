@@ -436,6 +436,11 @@ static int next_message(gmud_sync *s, int64_t deadline, int64_t first_ms, gmud_s
             ep_on_framing_error(&s->ep, &e, &r);
             return act(s, &r, msg, err);
         }
+        if (rc == GMUD_ERR_CLOSED) {
+            ep_on_end(&s->ep, &r); /* before the welcome, that is an error of its own */
+            if (r.what != 0)
+                return act(s, &r, msg, err);
+        }
         if (rc != 1) {
             if (rc < 0 && err != NULL)
                 *err = e;

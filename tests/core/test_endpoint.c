@@ -931,6 +931,47 @@ static void test_welcome_timeout(void)
     }
 }
 
+/* The peer's end of stream: for a client awaiting its welcome, the server
+ * went away without one, a close (not_welcomed, EP_KIND_UNWELCOMED) and no
+ * error packet; for everyone else an ordinary end with nothing to decide. */
+static void test_end_before_welcome(void)
+{
+    static const gmud_session_mode modes[] = {GMUD_SESSION_ON, GMUD_SESSION_LECTURE};
+    for (size_t m = 0; m < 2; m++) {
+        ep_config cfg;
+        endpoint ep;
+        ep_result r;
+        fill(&cfg, EP_CLIENT, "gmud", modes[m], 1);
+        ready(&cfg);
+        ep_init(&ep, &cfg, T0);
+        memset(&r, 0xa5, sizeof r);
+        ep_on_end(&ep, &r);
+        CHECK_EQ_INT(r.what, C);
+        CHECK_EQ_INT(r.kind, EP_KIND_UNWELCOMED);
+        CHECK_EQ_INT(r.close, EP_CLOSE_SESSION);
+        CHECK_EQ_INT(r.detail.code, GMUD_ERR_NOT_WELCOMED);
+        CHECK_CONTAINS(r.detail.message, "closed the connection before its welcome");
+        ep_config_free(&cfg);
+    }
+    pair p;
+    ep_result r;
+    pair_fill(&p, "gmud", GMUD_SESSION_ON, 1);
+    pair_open(&p, T0);
+    ep_on_end(&p.cli, &r);
+    CHECK_EQ_INT(r.what, 0);
+    ep_on_end(&p.srv, &r);
+    CHECK_EQ_INT(r.what, 0);
+    pair_free(&p);
+    ep_config cfg;
+    endpoint ep;
+    fill(&cfg, EP_CLIENT, "gmud", GMUD_SESSION_OFF, 1);
+    ready(&cfg);
+    ep_init(&ep, &cfg, T0);
+    ep_on_end(&ep, &r);
+    CHECK_EQ_INT(r.what, 0);
+    ep_config_free(&cfg);
+}
+
 /* ---- 7. Lecture mode ------------------------------------------------------ */
 
 /* The server's next data packet through the client, which must answer it
@@ -1829,6 +1870,7 @@ int main(void)
     test_refusals();
     test_good_welcomes();
     test_welcome_timeout();
+    test_end_before_welcome();
     test_lecture_exchange();
     test_lecture_refusals();
     test_lecture_not_object();

@@ -766,6 +766,9 @@ static const not_welcome_t NOT_WELCOMES[] = {
     {"{\"session_id\": \"7\", \"sequence_id\": 0}", GMUD_CLOSE_SESSION, 1},
     {NULL, GMUD_CLOSE_SESSION, 1},
     {"{\"error\": \"server full\", \"code\": \"server_full\"}", GMUD_CLOSE_PROTOCOL, 0},
+    /* No first packet at all: the server closed at once. An error too (the
+     * client expected a welcome), though nothing to refuse or answer. */
+    {"", GMUD_CLOSE_SESSION, 0},
 };
 enum { NNOTW = sizeof NOT_WELCOMES / sizeof NOT_WELCOMES[0] };
 
@@ -780,6 +783,10 @@ static void *fake_not_welcome(void *arg)
         size_t n = NOT_WELCOMES[i].text
                        ? put_frame(out, 0, NOT_WELCOMES[i].text, strlen(NOT_WELCOMES[i].text))
                        : put_on(out, 0, 7, 0, "{}");
+        if (NOT_WELCOMES[i].text != NULL && NOT_WELCOMES[i].text[0] == '\0') {
+            close(fd);
+            continue;
+        }
         PCHECK(p, rt_send_all(fd, out, n) == 0);
         /* A refused first packet is answered with an error packet, bare
          * (there is no session to give it a header: PROTOCOL.md 6.5), then
@@ -830,6 +837,7 @@ static void test_client_not_welcomed(void)
     if (line != NULL)
         CHECK_CONTAINS(line, "not a welcome");
     CHECK(rt_log_find(" session ", "refused the connection: server_full") != NULL);
+    CHECK(rt_log_find(" session ", "closed the connection before its welcome") != NULL);
     CHECK(rt_log_find(" security ", "server full") == NULL);
     rt_fx_end(&fx);
 }

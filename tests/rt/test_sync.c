@@ -844,7 +844,7 @@ static void test_bad_welcomes(void)
          GMUD_ERR_SERVER_FULL, "server_full: the server is full"},
         {FIRST_FRAME, "{\"error\": \"go away\", \"code\": \"no_such_code\"}", 0,
          GMUD_ERR_NOT_WELCOMED, "no_such_code: go away"},
-        {FIRST_RAW, "", 0, GMUD_ERR_CLOSED, "closed"},
+        {FIRST_RAW, "", 0, GMUD_ERR_NOT_WELCOMED, "closed the connection before its welcome"},
         {FIRST_RAW, "GMUD\x30\0{\"session", 0, GMUD_ERR_TRUNCATED, ""},
         {FIRST_SILENCE, NULL, 0, GMUD_ERR_TIMEOUT, "no welcome"},
     };

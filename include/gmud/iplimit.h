@@ -56,6 +56,12 @@ enum {
     GMUD_IPLIMIT_NEW_PER_SEC_DEFAULT = 20,
     GMUD_IPLIMIT_NEW_BURST_DEFAULT = 40,
 
+    /* IPv6 addresses are counted by prefix (bits): a /64 is what an ISP
+     * hands one customer, and a host holding one can take any of its 2^64
+     * addresses, so counting by /128 would limit nothing. IPv4 (and
+     * IPv4-mapped IPv6) is always counted per address. */
+    GMUD_IPLIMIT_PREFIX6_DEFAULT = 64,
+
     /* Addresses remembered at once. Above GMUD_MAX_CONNECTIONS_DEFAULT, so
      * that connections alone cannot fill the table. 84 bytes each (entry,
      * index and heap), 1.3 MiB in all, allocated at create. */
@@ -72,6 +78,7 @@ typedef struct gmud_iplimit_config {
     uint32_t new_per_sec;  /* new connections per address per second; GMUD_OFF */
     uint32_t new_burst;    /* ... at most this many at once; > 0 when the rate is on */
     uint32_t max_tracked;  /* addresses remembered at most; 1..CEILING, always */
+    uint32_t prefix6;      /* IPv6: one "address" is this prefix (bits), 1..128. 64 */
 } gmud_iplimit_config;
 
 typedef struct gmud_iplimit gmud_iplimit;
@@ -81,7 +88,8 @@ GMUD_API void gmud_iplimit_default_config(gmud_iplimit_config *cfg);
 
 /* A limiter for cfg (copied), with its whole table allocated. Returns it, or
  * NULL with err filled: GMUD_ERR_INVALID (max_tracked 0 or over the
- * ceiling, or a rate without a burst), GMUD_ERR_NOMEM, or GMUD_ERR_IO if
+ * ceiling, prefix6 outside 1..128, or a rate without a burst),
+ * GMUD_ERR_NOMEM, or GMUD_ERR_IO if
  * getrandom(2) fails (there is no weaker fallback). A zeroed config is
  * invalid (max_tracked 0), so it cannot switch the limits off by accident. */
 GMUD_API gmud_iplimit *gmud_iplimit_create(const gmud_iplimit_config *cfg, gmud_error *err);

@@ -104,10 +104,19 @@ static uint64_t siphash13_16(const uint64_t key[2], const uint8_t m[16])
 
 /* ---- Addresses ---------------------------------------------------------- */
 
+/* Zeroes the bits of key past the first prefix. */
+static void mask_prefix(uint8_t key[16], unsigned prefix)
+{
+    for (unsigned bit = prefix; bit < 128; bit = (bit | 7) + 1)
+        key[bit / 8] &= (uint8_t)(0xff00 >> (bit % 8));
+}
+
 /* The 16-byte key of addr: IPv4 goes in as its mapped IPv6 form, so that
- * a.b.c.d and ::ffff:a.b.c.d are one key. Returns 0 for other families.
- * memcpy rather than a cast: the caller's storage need not be aligned. */
-static int addr_key(const struct sockaddr *addr, uint8_t out[16])
+ * a.b.c.d and ::ffff:a.b.c.d are one key; other IPv6 addresses are cut to
+ * their first prefix6 bits, so that one host's /64 is one key. Returns 0
+ * for other families. memcpy rather than a cast: the caller's storage need
+ * not be aligned. */
+static int addr_key(const struct sockaddr *addr, unsigned prefix6, uint8_t out[16])
 {
     sa_family_t family;
     memcpy(&family, (const char *)addr + offsetof(struct sockaddr, sa_family), sizeof family);
@@ -123,19 +132,28 @@ static int addr_key(const struct sockaddr *addr, uint8_t out[16])
         struct sockaddr_in6 sin6;
         memcpy(&sin6, addr, sizeof sin6);
         memcpy(out, &sin6.sin6_addr, 16);
+        if (!IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr))
+            mask_prefix(out, prefix6);
         return 1;
     }
     return 0;
 }
 
-/* Mapped addresses are shown as IPv4, as the peer most likely knows them. */
-static const char *addr_text(const uint8_t key[16], char buf[INET6_ADDRSTRLEN])
+/* Mapped addresses are shown as IPv4, as the peer most likely knows them;
+ * IPv6 ones with their prefix, when it is not /128. */
+enum { ADDR_TEXT = INET6_ADDRSTRLEN + 4 };
+
+static const char *addr_text(const gmud_iplimit *l, const uint8_t key[16], char buf[ADDR_TEXT])
 {
     struct in6_addr a;
     memcpy(&a, key, 16);
-    const char *s = IN6_IS_ADDR_V4MAPPED(&a) ? inet_ntop(AF_INET, key + 12, buf, INET6_ADDRSTRLEN)
-                                             : inet_ntop(AF_INET6, key, buf, INET6_ADDRSTRLEN);
-    return s != NULL ? s : "?";
+    if (IN6_IS_ADDR_V4MAPPED(&a))
+        return inet_ntop(AF_INET, key + 12, buf, ADDR_TEXT) ? buf : "?";
+    if (inet_ntop(AF_INET6, key, buf, ADDR_TEXT) == NULL)
+        return "?";
+    if (l->cfg.prefix6 < 128)
+        snprintf(buf + strlen(buf), 5, "/%u", (unsigned)l->cfg.prefix6);
+    return buf;
 }
 
 /* ---- The idle heap ------------------------------------------------------ */
@@ -319,6 +337,7 @@ void gmud_iplimit_default_config(gmud_iplimit_config *cfg)
         .new_per_sec = GMUD_IPLIMIT_NEW_PER_SEC_DEFAULT,
         .new_burst = GMUD_IPLIMIT_NEW_BURST_DEFAULT,
         .max_tracked = GMUD_IPLIMIT_MAX_TRACKED_DEFAULT,
+        .prefix6 = GMUD_IPLIMIT_PREFIX6_DEFAULT,
     };
 }
 
@@ -330,6 +349,9 @@ static int check_config(const gmud_iplimit_config *cfg, gmud_error *err)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0,
                               "iplimit: max_tracked %u is not within 1..%u", cfg->max_tracked,
                               (unsigned)GMUD_IPLIMIT_MAX_TRACKED_CEILING);
+    if (cfg->prefix6 == 0 || cfg->prefix6 > 128)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "iplimit: prefix6 %u is not within 1..128", cfg->prefix6);
     gmud_bucket probe; /* the bucket's own checks, for the numbers it will get */
     if (cfg->new_per_sec > 0 && gmud_bucket_init(&probe, cfg->new_per_sec, cfg->new_burst, 0) != 0)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0,
@@ -384,21 +406,22 @@ void gmud_iplimit_destroy(gmud_iplimit *l)
 
 static int refuse_new(gmud_iplimit *l, const uint8_t key[16], gmud_error *err)
 {
-    char text[INET6_ADDRSTRLEN];
+    char text[ADDR_TEXT];
     return gmud_error_set(err, GMUD_ERR_ADDR_LIMITED, 0,
                           "address table full: all %u addresses hold connections or connected "
                           "recently; refusing %s",
-                          l->cfg.max_tracked, addr_text(key, text));
+                          l->cfg.max_tracked, addr_text(l, key, text));
 }
 
 int gmud_iplimit_admit(gmud_iplimit *l, const struct sockaddr *addr, uint64_t now_ms,
                        gmud_error *err)
 {
     uint8_t key[16];
-    char text[INET6_ADDRSTRLEN];
+    char text[ADDR_TEXT];
     if (addr == NULL)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "iplimit: no address");
-    if (!addr_key(addr, key) || (l->cfg.max_per_addr == 0 && l->cfg.new_per_sec == 0))
+    if (!addr_key(addr, l->cfg.prefix6, key) ||
+        (l->cfg.max_per_addr == 0 && l->cfg.new_per_sec == 0))
         return GMUD_OK;
     forget_full(l, now_ms, 2);
     uint32_t home = home_of(l, key), e = find(l, key, home);
@@ -418,12 +441,12 @@ int gmud_iplimit_admit(gmud_iplimit *l, const struct sockaddr *addr, uint64_t no
         if (l->cfg.max_per_addr > 0 && p->count >= l->cfg.max_per_addr)
             return gmud_error_set(err, GMUD_ERR_ADDR_LIMITED, 0,
                                   "%u connection%s from %s already (limit %u)", p->count,
-                                  p->count == 1 ? "" : "s", addr_text(key, text),
+                                  p->count == 1 ? "" : "s", addr_text(l, key, text),
                                   l->cfg.max_per_addr);
         if (l->cfg.new_per_sec > 0 && !gmud_bucket_take(&p->bucket, 1, now_ms))
             return gmud_error_set(err, GMUD_ERR_ADDR_LIMITED, 0,
                                   "new connections from %s over %u a second (burst %u)",
-                                  addr_text(key, text), l->cfg.new_per_sec, l->cfg.new_burst);
+                                  addr_text(l, key, text), l->cfg.new_per_sec, l->cfg.new_burst);
     }
     if (l->cfg.max_per_addr > 0)
         l->entries[e].count++;
@@ -435,7 +458,7 @@ void gmud_iplimit_release(gmud_iplimit *l, const struct sockaddr *addr)
 {
     uint8_t key[16];
     /* With max_per_addr off no count is kept: nothing to release. */
-    if (addr == NULL || l->cfg.max_per_addr == 0 || !addr_key(addr, key))
+    if (addr == NULL || l->cfg.max_per_addr == 0 || !addr_key(addr, l->cfg.prefix6, key))
         return;
     uint32_t e = find(l, key, home_of(l, key));
     if (e == NONE || l->entries[e].count == 0)

@@ -70,14 +70,21 @@ static addr_t ip4n(uint32_t n)
     return from4(&in4);
 }
 
-static gmud_iplimit *make(uint32_t max_per_addr, uint32_t rate, uint32_t burst, uint32_t tracked)
+static gmud_iplimit *make6(uint32_t max_per_addr, uint32_t rate, uint32_t burst,
+                           uint32_t tracked, uint32_t prefix6)
 {
-    gmud_iplimit_config cfg = {max_per_addr, rate, burst, tracked};
+    gmud_iplimit_config cfg = {max_per_addr, rate, burst, tracked, prefix6};
     gmud_error err = {0};
     gmud_iplimit *l = gmud_iplimit_create(&cfg, &err);
     if (l == NULL)
         fprintf(stderr, "create: %s\n", err.message);
     return l;
+}
+
+/* Every IPv6 address its own (/128), as most tests here want. */
+static gmud_iplimit *make(uint32_t max_per_addr, uint32_t rate, uint32_t burst, uint32_t tracked)
+{
+    return make6(max_per_addr, rate, burst, tracked, 128);
 }
 
 /* admit's return code, with err's message copied into msg (if not NULL). */
@@ -117,17 +124,21 @@ static void test_config(void)
         int rc;
         const char *says; /* part of the message, for errors */
     } cases[] = {
-        {{64, 20, 40, 16384}, 0, NULL},
-        {{0, 0, 0, 1}, 0, NULL},          /* both limits off */
-        {{1, 0, 7, 1}, 0, NULL},          /* a burst without a rate: ignored */
-        {{0, 1, 1, 1}, 0, NULL},
-        {{UINT32_MAX, UINT32_MAX, UINT32_MAX, 2}, 0, NULL},
-        {{0, 0, 0, 0}, GMUD_ERR_INVALID, "max_tracked 0"}, /* zeroed: refused */
-        {{64, 20, 40, 0}, GMUD_ERR_INVALID, "max_tracked 0"},
-        {{64, 20, 40, GMUD_IPLIMIT_MAX_TRACKED_CEILING + 1}, GMUD_ERR_INVALID, "max_tracked"},
-        {{64, 20, 40, UINT32_MAX}, GMUD_ERR_INVALID, "max_tracked"},
-        {{64, 20, 0, 16}, GMUD_ERR_INVALID, "new_burst"},
-        {{0, 1, 0, 16}, GMUD_ERR_INVALID, "new_burst"},
+        {{64, 20, 40, 16384, 64}, 0, NULL},
+        {{0, 0, 0, 1, 64}, 0, NULL},          /* both limits off */
+        {{1, 0, 7, 1, 64}, 0, NULL},          /* a burst without a rate: ignored */
+        {{0, 1, 1, 1, 64}, 0, NULL},
+        {{UINT32_MAX, UINT32_MAX, UINT32_MAX, 2, 64}, 0, NULL},
+        {{0, 0, 0, 0, 64}, GMUD_ERR_INVALID, "max_tracked 0"}, /* zeroed: refused */
+        {{64, 20, 40, 0, 64}, GMUD_ERR_INVALID, "max_tracked 0"},
+        {{64, 20, 40, GMUD_IPLIMIT_MAX_TRACKED_CEILING + 1, 64}, GMUD_ERR_INVALID, "max_tracked"},
+        {{64, 20, 40, UINT32_MAX, 64}, GMUD_ERR_INVALID, "max_tracked"},
+        {{64, 20, 0, 16, 64}, GMUD_ERR_INVALID, "new_burst"},
+        {{0, 1, 0, 16, 64}, GMUD_ERR_INVALID, "new_burst"},
+        {{64, 20, 40, 16, 0}, GMUD_ERR_INVALID, "prefix6 0 is not within 1..128"},
+        {{64, 20, 40, 16, 129}, GMUD_ERR_INVALID, "prefix6 129"},
+        {{64, 20, 40, 16, 1}, 0, NULL},
+        {{64, 20, 40, 16, 128}, 0, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         gmud_error err = {0};
@@ -146,7 +157,7 @@ static void test_config(void)
     gmud_error err = {0};
     CHECK(gmud_iplimit_create(NULL, &err) == NULL);
     CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
-    gmud_iplimit_config zeroed = {0, 0, 0, 0};
+    gmud_iplimit_config zeroed = {0, 0, 0, 0, 0};
     CHECK(gmud_iplimit_create(&zeroed, NULL) == NULL); /* err may be NULL */
     gmud_iplimit_destroy(NULL);
 }
@@ -316,6 +327,60 @@ static void test_v6(void)
     gmud_iplimit_destroy(l);
 }
 
+/* IPv6 by prefix: addresses that agree in their first prefix6 bits are one
+ * "address" (a host holds a whole /64); IPv4, mapped or not, stays per
+ * address whatever the prefix; the refusal names the prefix. */
+static void test_v6_prefix(void)
+{
+    static const struct {
+        uint32_t prefix;
+        const char *a, *b;
+        int shared;
+    } cases[] = {
+        {64, "2001:db8:1:2::1", "2001:db8:1:2::2", 1},
+        {64, "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", 1},
+        {64, "2001:db8:1:2::1", "2001:db8:1:3::1", 0},
+        {64, "2001:db8:1:2::1", "3001:db8:1:2::1", 0},
+        {48, "2001:db8:1:2::1", "2001:db8:1:ffff::1", 1},
+        {48, "2001:db8:1::1", "2001:db8:2::1", 0},
+        {57, "2001:db8:1:2::", "2001:db8:1:7f::", 1},    /* differ past bit 57 */
+        {57, "2001:db8:1:2::", "2001:db8:1:80::", 0},    /* bit 56 (the 57th) differs */
+        {1, "2001::1", "7fff::1", 1},
+        {1, "2001::1", "8001::1", 0},
+        {128, "2001:db8::1", "2001:db8::2", 0},
+        {1, "10.0.0.1", "10.0.0.2", 0},                  /* IPv4: per address */
+        {1, "::ffff:10.0.0.1", "::ffff:10.0.0.2", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gmud_iplimit *l = make6(1, 0, 0, 16, cases[i].prefix);
+        if (l == NULL)
+            continue;
+        char msg[160];
+        CHECK_EQ_INT(admit(l, ip(cases[i].a), 0, NULL), 0);
+        int rc = admit(l, ip(cases[i].b), 0, msg);
+        CHECK_EQ_INT(rc, cases[i].shared ? GMUD_ERR_ADDR_LIMITED : 0);
+        if (rc != (cases[i].shared ? GMUD_ERR_ADDR_LIMITED : 0))
+            fprintf(stderr, "  /%u: %s and %s\n", (unsigned)cases[i].prefix, cases[i].a,
+                    cases[i].b);
+        CHECK_EQ_INT(gmud_iplimit_tracked(l), cases[i].shared ? 1 : 2);
+        gmud_iplimit_destroy(l);
+    }
+    gmud_iplimit *l = make6(1, 0, 0, 16, 64);
+    if (l == NULL)
+        return;
+    char msg[160];
+    CHECK_EQ_INT(admit(l, ip("2001:db8:1:2::1"), 0, NULL), 0);
+    CHECK_EQ_INT(admit(l, ip("2001:db8:1:2::99"), 0, msg), GMUD_ERR_ADDR_LIMITED);
+    CHECK(strcmp(msg, "1 connection from 2001:db8:1:2::/64 already (limit 1)") == 0);
+    release(l, ip("2001:db8:1:2::42")); /* another host of the same /64 releases it */
+    CHECK_EQ_INT(admit(l, ip("2001:db8:1:2::99"), 0, NULL), 0);
+    gmud_iplimit_destroy(l);
+    /* The default is /64. */
+    gmud_iplimit_config cfg;
+    gmud_iplimit_default_config(&cfg);
+    CHECK_EQ_INT(cfg.prefix6, 64);
+}
+
 /* ---- Limits off --------------------------------------------------------- */
 
 static void test_off(void)
@@ -412,7 +477,7 @@ static void test_table_bound(void)
                       "recently; refusing 10.0.39.15") == 0);
     CHECK_EQ_INT(admit(l, ip("192.0.2.1"), 1049, NULL), GMUD_ERR_ADDR_LIMITED);
     CHECK_EQ_INT(admit(l, ip("2001:db8::1"), 1049, msg), GMUD_ERR_ADDR_LIMITED);
-    CHECK_CONTAINS(msg, "refusing 2001:db8::1");
+    CHECK_CONTAINS(msg, "refusing 2001:db8::/64"); /* the default config: by /64 */
     admitted = 0;
     for (uint32_t i = 10000; i < 20000; i++) { /* time has passed: fresh ones get in */
         admitted += admit(l, ip4n(i), 1050, NULL) == 0;
@@ -566,6 +631,7 @@ int main(void)
     test_rate();
     test_mapped();
     test_v6();
+    test_v6_prefix();
     test_off();
     test_table_bound();
     test_model();

@@ -73,14 +73,15 @@ static void fail(client_app *app, const char *fmt, ...)
 #endif
     ;
 
+/* Says why on stderr, in order with the log lines; the exit status is 1. */
 static void fail(client_app *app, const char *fmt, ...)
 {
+    char msg[512];
     va_list ap;
-    fputs("gmud-client: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    prog_log_text("gmud-client: %s", msg);
     app->status = 1;
 }
 
@@ -506,6 +507,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "gmud-client: cannot start the event loop\n");
         return 1;
     }
+    prog_log_start();
     int status = run(&app);
     gmud_client_destroy(app.client);
     input_close(&app);
@@ -516,5 +518,6 @@ int main(int argc, char **argv)
     fflush(stdout);
     free(app.line);
     free(app.chunk);
+    prog_log_finish();
     return status;
 }

@@ -278,8 +278,8 @@ static int run(server_app *app)
     }
     app->server = gmud_server_create(&app->loop, &cfg, &err);
     if (app->server == NULL) {
-        fprintf(stderr, "gmud-server: cannot listen on %s port %d: %s\n", o->host, o->port,
-                err.message);
+        prog_log_text("gmud-server: cannot listen on %s port %d: %s", o->host, o->port,
+                      err.message);
         for (size_t i = 0; i < 2; i++)
             uv_close((uv_handle_t *)&app->sig[i], signal_closed);
         return 1;
@@ -306,11 +306,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "gmud-server: cannot start the event loop\n");
         return 1;
     }
+    prog_log_start();
     int status = run(&app);
     gmud_server_destroy(app.server);
     /* The last handles' memory is released as the loop runs on. */
     uv_run(&app.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&app.loop) != 0)
         prog_logf(&app.opt, GMUD_LOG_WARN, NULL, "exit", "event loop still had handles");
+    prog_log_finish();
     return status;
 }

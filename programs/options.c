@@ -90,6 +90,8 @@ static const opt_spec specs[] = {
      "on SIGINT/SIGTERM, time to flush queued messages before closing"},
     {"--log-level", BOTH, &t_log_level, AT(conn.log_level), "LEVEL",
      "error|warn|info|debug (logs go to stderr)"},
+    {"--log-repeat", BOTH, &t_u32, AT(log_repeat), "N",
+     "log lines a second one event from one address may write; the rest are counted (0: all)"},
     {"--help", BOTH, &t_help, 0, NULL, "print this help and exit"},
 };
 
@@ -128,6 +130,7 @@ static void set_defaults(prog_options *o, prog_kind kind)
     o->interval_ms = PROG_DEFAULT_INTERVAL_MS;
     o->count = 0;
     o->wait_ms = PROG_DEFAULT_WAIT_MS;
+    o->log_repeat = PROG_DEFAULT_LOG_REPEAT;
 }
 
 void prog_delim_text(const gmud_frame_config *frame, char *buf, size_t n)

@@ -22,7 +22,8 @@ typedef enum prog_kind { PROG_SERVER = 1, PROG_CLIENT = 2 } prog_kind;
  * or gmud_client_default_config() (the values are in gmud/limits.h). */
 enum {
     PROG_DEFAULT_INTERVAL_MS = 1000,   /* clock: time between messages */
-    PROG_DEFAULT_WAIT_MS = 1000        /* client: wait after stdin ends */
+    PROG_DEFAULT_WAIT_MS = 1000,       /* client: wait after stdin ends */
+    PROG_DEFAULT_LOG_REPEAT = 5        /* log lines a second per event and address */
 };
 
 typedef struct prog_options {
@@ -42,6 +43,8 @@ typedef struct prog_options {
                                     set */
     gmud_iplimit_config addr;    /* server: per-address limits */
     uint32_t shutdown_ms;        /* server: flush time on SIGINT/SIGTERM, > 0 */
+    uint32_t log_repeat;         /* log lines a second one event from one
+                                    address writes, the rest counted; 0: all */
     int session_set;             /* --session given (else conn.session.mode is
                                     on for gmud framing with json, else off) */
     /* server */
@@ -87,8 +90,32 @@ void prog_process_setup(void);
 
 /* A gmud_log_fn: one line on stderr per event, "<time> <level> <peer>
  * <event>: <reason>", time in ISO 8601 UTC with milliseconds. user is the
- * program's prog_options; events above its log_level are dropped. */
+ * program's prog_options; events above its log_level are dropped. It never
+ * waits for stderr once prog_log_start() has run: the line joins a buffer
+ * of 1 MiB that a thread writes out, and a line finding it full is dropped
+ * and counted ("N log lines dropped" follows when stderr takes lines
+ * again). Lines of WARN and below with the same event from the same
+ * address (the peer without its port) are written log_repeat a second at
+ * most; the rest are counted, and "... and N more like it" follows. */
 void prog_log(void *user, const gmud_log_event *ev);
+
+/* Starts the thread that writes the log lines; once the options are parsed.
+ * Before it, or if it cannot start, each line is written as it comes. */
+void prog_log_start(void);
+
+/* Before the program exits: writes out what is buffered (and the summaries
+ * and drop counts due), waiting at most about 1 s for stderr, so that a
+ * stuck log sink cannot hang the exit. */
+void prog_log_finish(void);
+
+/* A line of the program's own ("gmud-client: line 3 not sent: ..."), as
+ * printf() formats it, without its "\n": on stderr in order with the log
+ * lines, the same way (never summarised). */
+void prog_log_text(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
 
 /* The programs' own events, through prog_log. peer NULL means "-". */
 void prog_logf(const prog_options *o, gmud_log_level level, const char *peer, const char *event,

@@ -1,4 +1,6 @@
-/* programs/prog_log.c: the programs' log lines and process setup. */
+/* programs/prog_log.c: the programs' log events and process setup. The
+ * lines go to stderr through log_writer.c. */
+#include "log_writer.h"
 #include "options.h"
 
 #include <errno.h>
@@ -7,7 +9,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 void prog_log(void *user, const gmud_log_event *ev)
@@ -15,19 +16,9 @@ void prog_log(void *user, const gmud_log_event *ev)
     const prog_options *o = user;
     if (o != NULL && ev->level > o->conn.log_level)
         return;
-    struct timespec ts;
-    struct tm tm;
-    char when[32] = "?";
-    if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && gmtime_r(&ts.tv_sec, &tm) != NULL) {
-        size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000L);
-    }
-    /* One fprintf per line: stderr is unbuffered, and a line written in one
-     * call is not interleaved with another process's. */
-    fprintf(stderr, "%s %s %s %s%s%s\n", when, gmud_log_level_name(ev->level),
-            ev->peer != NULL && ev->peer[0] != '\0' ? ev->peer : "-", ev->event,
-            ev->reason != NULL && ev->reason[0] != '\0' ? ": " : "",
-            ev->reason != NULL ? ev->reason : "");
+    log_writer_event(ev->level, ev->peer != NULL && ev->peer[0] != '\0' ? ev->peer : "-",
+                     ev->event, ev->reason != NULL ? ev->reason : "",
+                     o != NULL ? o->log_repeat : PROG_DEFAULT_LOG_REPEAT);
 }
 
 void prog_logf(const prog_options *o, gmud_log_level level, const char *peer, const char *event,

@@ -178,8 +178,9 @@ def kill_all():
 
 
 def gmud_server(*args):
-    """gmud-server on a port of its choosing; .port is read from its log."""
-    srv = Proc('gmud-server', [SERVER, '--port', '0', *args])
+    """gmud-server on a port of its choosing; .port is read from its log.
+    Every log line is written (--log-repeat 0): the tests look for them."""
+    srv = Proc('gmud-server', [SERVER, '--port', '0', '--log-repeat', '0', *args])
     _, m = srv.wait_line(r'listen.* port (\d+)', stream='err')
     if m is None:
         raise RuntimeError('gmud-server %s did not start:%s' % (args, srv.describe()))

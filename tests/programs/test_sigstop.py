@@ -77,7 +77,9 @@ class Server:
         self.args = args
         # Sessions off: the raw readers here parse the lecture's plain
         # packets, and what is tested is the queue bound, not sessions.
-        self.proc = spawn([SERVER, '--port', '0', '--session', 'off', *args], stdin=subprocess.DEVNULL,
+        # Every log line is written (--log-repeat 0): the sends are counted.
+        self.proc = spawn([SERVER, '--port', '0', '--session', 'off', '--log-repeat', '0', *args],
+                          stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.log = Lines(self.proc.stderr)
         m = self.log.wait_for(r'listen.* port (\d+)')

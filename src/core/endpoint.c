@@ -10,7 +10,8 @@
 
 /* What committing a packet does to the session. */
 enum spend {
-    SPEND_NONE,     /* mode off, and bare error packets before a session */
+    SPEND_NONE = 0, /* mode off, and bare error packets before a session
+                       (0: ep_send_commit's inline test in endpoint.h) */
     SPEND_SEQ,      /* mode on: the sequence in its header */
     SPEND_COUNT,    /* lecture server: its data packets are counted (the
                        client's replies count them too), until exhausted */
@@ -124,10 +125,6 @@ static int prepare(ep_config *cfg, gmud_error *err)
                    "messages are dropped",
                    (unsigned)cfg->msg_rate, (unsigned)cfg->msg_burst, (unsigned)cfg->byte_rate,
                    (unsigned)cfg->byte_burst);
-    /* Room for any error packet (the text is cut to 200 printable bytes,
-     * each escaped to at most 2) and the welcome. */
-    if (buf_reserve(&cfg->out, 1024) != 0)
-        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for a connection's packets");
     if (cfg->mode == GMUD_SESSION_LECTURE && cfg->role == EP_CLIENT)
         return take_reply_data(cfg, err);
     return GMUD_OK;
@@ -183,6 +180,20 @@ static void printable(char *out, size_t cap, const char *in)
     for (; in[i] != '\0' && i + 1 < cap; i++)
         out[i] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
     out[i] = '\0';
+}
+
+/* The engine's own packets are rare (an error, a server's welcomes): their
+ * buffer is taken when the first is written, not with the config, so that
+ * a client (one connection to a config) does not carry it idle. Room for
+ * any error packet (its text cut to 200 printable bytes, each escaped to at
+ * most 2) and the welcome. */
+enum { OWN_ROOM = 1024 };
+
+static int own_room(ep_config *cfg, gmud_error *err)
+{
+    if (buf_reserve(&cfg->out, OWN_ROOM) != 0)
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for a packet");
+    return GMUD_OK;
 }
 
 /* {"error": text, "code": code} dumped into cfg->out; its length, or -1. */
@@ -255,6 +266,8 @@ int ep_error_packet(endpoint *ep, const char *code, const char *text, ep_packet 
     if (ep->sess.id != 0 && mode == GMUD_SESSION_ON && ep->sess.send_seq == GMUD_SEQ_EXHAUSTED)
         return gmud_error_set(err, GMUD_ERR_SEQ_EXHAUSTED, 0,
                               "no sequence numbers left to send with");
+    if (own_room(cfg, err) != GMUD_OK)
+        return GMUD_ERR_NOMEM;
     size_t max = frame_room(&cfg->frame);
     if (ep->sess.id != 0 && mode == GMUD_SESSION_ON)
         max -= GMUD_SESSION_HEADER_SIZE;
@@ -300,6 +313,8 @@ int ep_welcome(endpoint *ep, ep_packet *pkt, gmud_error *err)
 {
     uint64_t id;
     int rc = gmud_session_new_id(&id, err);
+    if (rc == GMUD_OK)
+        rc = own_room(ep->cfg, err);
     if (rc != GMUD_OK)
         return rc;
     ptrdiff_t n = gmud_session_lecture_welcome(id, ep->cfg->out.data, ep->cfg->out.cap, err);
@@ -315,8 +330,8 @@ int ep_welcome(endpoint *ep, ep_packet *pkt, gmud_error *err)
 
 /* ---- Sending ------------------------------------------------------------ */
 
-int ep_send_begin(endpoint *ep, const void *data, size_t len, ep_packet *pkt,
-                  gmud_error *err)
+int ep_send_begin_session(endpoint *ep, const void *data, size_t len, ep_packet *pkt,
+                          gmud_error *err)
 {
     const ep_config *cfg = ep->cfg;
     pkt->head_len = 0;
@@ -356,7 +371,7 @@ int ep_send_begin(endpoint *ep, const void *data, size_t len, ep_packet *pkt,
     }
 }
 
-void ep_send_commit(endpoint *ep, const ep_packet *pkt)
+void ep_send_commit_session(endpoint *ep, const ep_packet *pkt)
 {
     gmud_session *s = &ep->sess;
     switch (pkt->spend) {

@@ -187,12 +187,31 @@ void ep_on_tick(endpoint *ep, uint64_t now, ep_result *r);
  * (a lecture client only
  * replies), GMUD_ERR_UNENCODABLE (longer than ep_max_payload; the
  * encoder's own checks say why in mode off). */
-int ep_send_begin(endpoint *ep, const void *data, size_t len, ep_packet *pkt,
-                  gmud_error *err);
+int ep_send_begin_session(endpoint *ep, const void *data, size_t len, ep_packet *pkt,
+                          gmud_error *err);
+
+static inline int ep_send_begin(endpoint *ep, const void *data, size_t len, ep_packet *pkt,
+                                gmud_error *err)
+{
+    /* Mode off, the common case, inline: a send per message pays no call. */
+    if (ep->cfg->mode != GMUD_SESSION_OFF)
+        return ep_send_begin_session(ep, data, len, pkt, err);
+    pkt->head_len = 0;
+    pkt->body = data;
+    pkt->body_len = len;
+    pkt->spend = 0;
+    return GMUD_OK;
+}
 
 /* pkt has been queued whole: spends its sequence, or for the welcome
- * starts the session. */
-void ep_send_commit(endpoint *ep, const ep_packet *pkt);
+ * starts the session. (Inline: nothing to do for most packets.) */
+void ep_send_commit_session(endpoint *ep, const ep_packet *pkt);
+
+static inline void ep_send_commit(endpoint *ep, const ep_packet *pkt)
+{
+    if (pkt->spend != 0)
+        ep_send_commit_session(ep, pkt);
+}
 
 /* Server, session modes: draws the session id and writes the welcome.
  * Queue pkt before anything else, then ep_send_commit(). */

@@ -195,6 +195,17 @@ int rt_engine_init(rt_ctx *rt, gmud_error *err);
  * client, delivers the message, throttles, closes. */
 void conn_act(gmud_conn *conn, ep_result *r);
 
+/* The message of r to the application (then its JSON is let go). Inline:
+ * read.c calls it itself for the common decision, "deliver" alone. */
+static inline void conn_deliver(gmud_conn *conn, ep_result *r)
+{
+    rt_ctx *rt = conn->rt;
+    rt->stats.messages_in++;
+    if (rt->cb.on_message != NULL)
+        rt->cb.on_message(conn, r->msg.data, r->msg.len, r->json, rt->cb.user);
+    json_decref(r->json);
+}
+
 /* Sends an error packet: {"error": message, "code": code} with json
  * payload, "error <code>: <message>" as text. Best effort. */
 void conn_send_error(gmud_conn *conn, const char *code, const char *message);

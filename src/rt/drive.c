@@ -169,14 +169,6 @@ static void close_for(gmud_conn *conn, const ep_result *r)
         conn_close_soft(conn, reason, d, rt->limits.linger_ms);
 }
 
-static void deliver(gmud_conn *conn, const ep_result *r)
-{
-    rt_ctx *rt = conn->rt;
-    rt->stats.messages_in++;
-    if (rt->cb.on_message != NULL)
-        rt->cb.on_message(conn, r->msg.data, r->msg.len, r->json, rt->cb.user);
-}
-
 void conn_act(gmud_conn *conn, ep_result *r)
 {
     unsigned what = r->what;
@@ -193,10 +185,8 @@ void conn_act(gmud_conn *conn, ep_result *r)
                 (unsigned long long)conn->ep.sess.id, gmud_session_mode_name(conn->ep.cfg->mode));
         conn_announce(conn);
     }
-    if (what & EP_DELIVER) {
-        deliver(conn, r);
-        json_decref(r->json);
-    }
+    if (what & EP_DELIVER)
+        conn_deliver(conn, r);
     if (what & EP_THROTTLE)
         throttle(conn);
     if (what & EP_CLOSE)

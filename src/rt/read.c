@@ -34,7 +34,10 @@ static void deliver(gmud_conn *conn, gmud_slice msg)
 {
     ep_result r;
     ep_on_frame(&conn->ep, msg, uv_now(conn->rt->loop), &r);
-    conn_act(conn, &r);
+    if (r.what == EP_DELIVER)
+        conn_deliver(conn, &r);
+    else
+        conn_act(conn, &r);
 }
 
 static void reject_framing(gmud_conn *conn, const gmud_error *e)

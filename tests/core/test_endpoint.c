@@ -336,8 +336,21 @@ static void test_config_table(void)
             CHECK(cfg.reply_data == cases[i].reply_data); /* the caller's, untouched */
         }
         if (rc == 0) {
-            CHECK(cfg.out.data != NULL);
-            if (cases[i].role == EP_CLIENT && cases[i].mode == GMUD_SESSION_LECTURE) {
+            /* The buffer for the engine's own packets is the lecture
+             * client's from the start (it replies to every packet); others
+             * take it with their first packet, so an idle client does not
+             * carry it. */
+            int lecture_client =
+                cases[i].role == EP_CLIENT && cases[i].mode == GMUD_SESSION_LECTURE;
+            CHECK((cfg.out.data != NULL) == lecture_client);
+            if (!lecture_client) {
+                endpoint ep;
+                ep_packet pkt;
+                ep_init(&ep, &cfg, T0);
+                CHECK_EQ_INT(ep_error_packet(&ep, "bad_json", "x", &pkt, NULL), 0);
+                CHECK(cfg.out.data != NULL && cfg.out.cap >= 1024);
+            }
+            if (lecture_client) {
                 /* The reply data is copied: the caller's pointer may go. */
                 const char *want = cases[i].reply_data ? cases[i].reply_data
                                                        : GMUD_SESSION_LECTURE_DATA;

@@ -180,9 +180,12 @@ static void check_message(const gmud_frame_config *cfg, gmud_slice msg, const ui
     if (msg.data >= chunk + pos && msg.data < chunk + n)
         FUZZ_CHECK(msg.data + msg.len <= chunk + pos + (size_t)used,
                    "message runs past the %td bytes consumed", used);
-    if (framing == GMUD_FRAMING_RAW)
-        FUZZ_CHECK(used == (ptrdiff_t)(n - pos) && msg.data == chunk + pos && msg.len == n - pos,
-                   "raw: the message is not the whole chunk");
+    if (framing == GMUD_FRAMING_RAW) {
+        /* The chunk, cut at max_message (the rest is the next message). */
+        size_t want = n - pos < cfg->max_message ? n - pos : cfg->max_message;
+        FUZZ_CHECK(used == (ptrdiff_t)want && msg.data == chunk + pos && msg.len == want,
+                   "raw: the message is not the chunk cut at max_message");
+    }
 }
 
 /* Once out->code is set, every call must return it, whatever it is given. */
@@ -231,6 +234,7 @@ static void feed(gmud_frame_decoder *dec, const gmud_frame_config *cfg, const ui
                        "decoder returned unexpected %s", gmud_err_name((int)r));
             FUZZ_CHECK(r != GMUD_ERR_BAD_LABEL || framing == GMUD_FRAMING_GMUD,
                        "bad label without labels");
+            FUZZ_CHECK(framing != GMUD_FRAMING_RAW, "raw framing refused a chunk");
             out->code = (int)r;
             out->offset = err.offset;
             check_sticky(dec, out, chunk + pos, n - pos);

@@ -346,6 +346,8 @@ const opt_type t_count = WHOLE(unsigned long long, 1, ULLONG_MAX, 0,
     "is not a positive whole number", "no limit");
 const opt_type t_u32 = WHOLE(uint32_t, 0, UINT32_MAX, 1,
     "is not a whole number from 0 to 4294967295 (k and m allowed)", NULL);
+const opt_type t_prefix6 = WHOLE(uint32_t, 1, 128, 0,
+    "is not a prefix length from 1 to 128", NULL);
 
 /* Seconds given, uint32_t milliseconds at off: 0 or more (t_ms; t_ms_off
  * where 0 is off), or at least 1 ms (t_ms_pos). */

@@ -69,6 +69,8 @@ static const opt_spec specs[] = {
      "new connections a second from one IP address (0: no limit)"},
     {"--new-per-addr-burst", PROG_SERVER, &t_u32, AT(addr.new_burst), "N",
      "new connections one IP address may open at once"},
+    {"--addr-prefix6", PROG_SERVER, &t_prefix6, AT(addr.prefix6), "BITS",
+     "IPv6 peers count as one address per this prefix (a host holds a /64)"},
     {"--rate-close-after", PROG_SERVER, &t_ms_pos, AT(conn.limits.rate_close_ms), "SECONDS",
      "a peer over its rate this long is closed"},
     {"--wait", PROG_CLIENT, &t_ms, AT(wait_ms), "SECONDS",

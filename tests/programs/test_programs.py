@@ -126,6 +126,8 @@ def test_bad_options():
         (SERVER, ['--count', 'x'], '--count'),
         (SERVER, ['--label', 'TOOLONG'], '--label'),
         (SERVER, ['--max-queued', '0'], '--max-queued'),
+        (SERVER, ['--addr-prefix6', '0'], 'prefix length from 1 to 128'),
+        (SERVER, ['--addr-prefix6', '129'], 'prefix length from 1 to 128'),
         (SERVER, ['--log-level', 'loud'], '--log-level'),
         (SERVER, ['--nope'], '--nope'),
         (SERVER, ['--port'], '--port'),

@@ -79,6 +79,10 @@ typedef enum gmud_close_reason {
     GMUD_CLOSE_RATE_LIMITED,   /* "rate limited": over its rate for too long */
     GMUD_CLOSE_ADDR_LIMITED,   /* "address limit": too many connections, or
                                   new connections, from its address */
+    GMUD_CLOSE_REFUSED,        /* "refused by the peer": its error packet, then
+                                  its close (the server full, an address
+                                  limit, ...); detail holds the peer's code
+                                  and sentence */
     GMUD_CLOSE_REASON_COUNT_
 } gmud_close_reason;
 

@@ -132,7 +132,9 @@ GMUD_API int gmud_sync_send(gmud_sync *s, const void *data, size_t len, gmud_err
  * set (valid until the next call on s; for fixed framing the packet's bytes
  * to its end, padding included; in mode on without the session header), 0 on
  * timeout, or a negative code: a framing error from the decoder (the stream
- * is then out of sync: close), GMUD_ERR_CLOSED when the peer closed between
+ * is then out of sync: close), the code of the peer's error packet when
+ * the peer closed after one (GMUD_ERR_CLOSED for a code gmud does not
+ * know; the message quotes it), GMUD_ERR_CLOSED when the peer closed between
  * frames, GMUD_ERR_TRUNCATED inside one, GMUD_ERR_IO on a socket error, or a
  * sticky session error (above). In mode lecture the reply has been sent when
  * it returns 1. */

@@ -164,6 +164,7 @@ void ep_init(endpoint *ep, ep_config *cfg, uint64_t now)
     /* rate_close_ms > 0 whenever a rate is on (checked); unused otherwise. */
     gmud_overlimit_init(&ep->over, cfg->rate_close_ms ? cfg->rate_close_ms : 1);
     ep->bad_messages = 0;
+    ep->peer_erred = 0;
     ep->welcome_due = cfg->welcome_timeout_ms == GMUD_OFF ? UINT64_MAX
                                                           : now + cfg->welcome_timeout_ms;
     ep->state = cfg->mode != GMUD_SESSION_OFF && cfg->role == EP_CLIENT ? EP_AWAIT_WELCOME
@@ -481,6 +482,10 @@ void ep_on_end(endpoint *ep, ep_result *r)
 {
     r->what = 0;
     r->json = NULL;
+    if (ep->state == EP_OPEN && ep->peer_erred) {
+        add_close(ep, EP_KIND_REFUSAL, EP_CLOSE_REFUSED, NULL, r);
+        return;
+    }
     if (ep->state != EP_AWAIT_WELCOME)
         return;
     gmud_error e;
@@ -517,7 +522,7 @@ static void take_welcome(endpoint *ep, gmud_slice msg, ep_result *r)
     int rc = gmud_json_parse(msg.data, msg.len, &cfg->json_limits, &json, &e);
     if (rc == GMUD_OK && gmud_session_refusal(json, &e) != GMUD_OK) {
         json_decref(json);
-        add_close(ep, EP_KIND_REFUSAL, EP_CLOSE_PROTOCOL, &e, r);
+        add_close(ep, EP_KIND_REFUSAL, EP_CLOSE_REFUSED, &e, r);
         return;
     }
     if (rc == GMUD_OK)
@@ -587,6 +592,35 @@ static void add_reply(endpoint *ep, ep_result *r)
     r->what |= EP_SEND;
 }
 
+/* Is msg the peer's error packet (PROTOCOL.md 5): with JSON the object of
+ * exactly "error" and "code"; as text "error <code>: <sentence>". An
+ * endpoint that parses no JSON (gmud_sync) reads a JSON one only if it
+ * begins as gmud and Python write it, {"error". 1 with e filled: the
+ * code's number (0 for a name gmud does not know) and "<code>: <text>". */
+static int peer_error(const endpoint *ep, gmud_slice msg, const json_t *json, gmud_error *e)
+{
+    if (json != NULL)
+        return gmud_json_error_packet(json, e);
+    if (msg.len > 6 && memcmp(msg.data, "error ", 6) == 0) {
+        const char *p = (const char *)msg.data + 6, *end = (const char *)msg.data + msg.len;
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        char name[40];
+        if (colon == NULL || colon == p || (size_t)(colon - p) >= sizeof name)
+            return 0;
+        memcpy(name, p, (size_t)(colon - p));
+        name[colon - p] = '\0';
+        gmud_error_set(e, gmud_err_from_name(name), 0, "%.*s", (int)(end - p), p);
+        return 1;
+    }
+    if (ep->cfg->json || msg.len < 9 || memcmp(msg.data, "{\"error\"", 8) != 0)
+        return 0;
+    json_t *v = NULL;
+    int is = gmud_json_parse(msg.data, msg.len, &ep->cfg->json_limits, &v, NULL) == GMUD_OK &&
+             gmud_json_error_packet(v, e);
+    json_decref(v);
+    return is;
+}
+
 /* The order: the session check (cheap, and it must see every packet to
  * stay in step), the rate limits, the payload's parse, the lecture's
  * reply check, delivery. A packet that passed the header check is the
@@ -638,4 +672,8 @@ void ep_on_frame(endpoint *ep, gmud_slice msg, uint64_t now, ep_result *r)
     }
     r->what |= EP_DELIVER;
     r->msg = msg;
+    if (peer_error(ep, msg, r->json, &r->why)) {
+        ep->peer_erred = 1;
+        r->what |= EP_PEER_ERROR;
+    }
 }

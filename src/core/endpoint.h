@@ -47,7 +47,9 @@ typedef enum ep_close {
     EP_CLOSE_SESSION,      /* a session check failed, or no welcome */
     EP_CLOSE_PROTOCOL,     /* a framing error, or the server's refusal */
     EP_CLOSE_BAD_MESSAGES, /* max_bad_messages payloads did not parse */
-    EP_CLOSE_RATE_LIMITED  /* over the rates for rate_close_ms */
+    EP_CLOSE_RATE_LIMITED, /* over the rates for rate_close_ms */
+    EP_CLOSE_REFUSED       /* the peer refused us: its error packet, then its
+                              end (or its refusal in place of the welcome) */
 } ep_close;
 
 /* What a refused input was, for the runtime's counters and log lines. */
@@ -112,6 +114,7 @@ typedef struct endpoint {
     uint64_t welcome_due;      /* EP_AWAIT_WELCOME: ms by which it must come */
     uint8_t state;
     uint8_t bad_messages;
+    uint8_t peer_erred;        /* the peer sent an error packet */
 } endpoint;
 
 /* A packet to queue as the connection's next frame: head[0..head_len) then
@@ -134,7 +137,11 @@ enum ep_what {
     EP_DELIVER = 1 << 3,   /* msg (and json, the caller's to json_decref) to
                               the application */
     EP_THROTTLE = 1 << 4,  /* over the rates: stop reading for a while */
-    EP_CLOSE = 1 << 5      /* close (after what is queued): close, detail */
+    EP_CLOSE = 1 << 5,     /* close (after what is queued): close, detail */
+    EP_PEER_ERROR = 1 << 6 /* with EP_DELIVER: the message is the peer's error
+                              packet; why holds its code and "<code>: <text>"
+                              (keep it: the peer's close that follows is
+                              reported with it) */
 };
 
 typedef struct ep_result {
@@ -170,7 +177,9 @@ void ep_on_framing_error(endpoint *ep, const gmud_error *e, ep_result *r);
 
 /* The peer ended its stream between frames. A client still awaiting its
  * welcome closes with not_welcomed (the server went away without one: full,
- * refusing the address, or running no sessions); else nothing to decide
+ * refusing the address, or running no sessions). A peer that sent an error
+ * packet and then ended refused us: EP_CLOSE_REFUSED, its words being the
+ * ones EP_PEER_ERROR gave (detail.code 0 here). Else nothing to decide
  * (what 0: an ordinary end). */
 void ep_on_end(endpoint *ep, ep_result *r);
 

@@ -13,7 +13,7 @@ static const char *const reason_names[] = {
     "peer closed",    "closed locally", "shutdown",              "slow consumer",
     "frame timeout",  "idle timeout",   "protocol error",        "too many bad messages",
     "server full",    "io error",       "connect failed",        "session violation",
-    "rate limited",   "address limit",
+    "rate limited",   "address limit",  "refused by the peer",
 };
 
 const char *gmud_close_reason_name(gmud_close_reason reason)
@@ -277,14 +277,29 @@ static void on_closed(uv_handle_t *handle)
     rt_maybe_free(rt);
 }
 
+static void keep_detail(gmud_conn *conn, const gmud_error *detail)
+{
+    if (conn->detail == NULL)
+        conn->detail = malloc(sizeof *conn->detail);
+    if (conn->detail != NULL)
+        *conn->detail = *detail;
+}
+
 static void set_reason(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail)
 {
     conn->reason = (uint8_t)reason;
-    if (detail != NULL && conn->detail == NULL) {
-        conn->detail = malloc(sizeof *conn->detail);
-        if (conn->detail != NULL)
-            *conn->detail = *detail;
+    if (detail != NULL && (conn->detail == NULL || (conn->flags & CONN_PEER_DETAIL))) {
+        keep_detail(conn, detail);
+        conn->flags &= (uint16_t)~CONN_PEER_DETAIL;
     }
+}
+
+void conn_peer_said(gmud_conn *conn, const gmud_error *e)
+{
+    if (conn->detail != NULL && !(conn->flags & CONN_PEER_DETAIL))
+        return; /* a reason of our own is already set */
+    keep_detail(conn, e);
+    conn->flags |= CONN_PEER_DETAIL;
 }
 
 void conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail)

@@ -133,7 +133,7 @@ enum gmud_conn_flags {
     CONN_REJECTED = 1 << 8,  /* refused at accept (server full) */
     CONN_FIN_DONE = 1 << 9,  /* our shutdown has completed */
     CONN_RETRY = 1 << 10,    /* closing only to connect again (client) */
-    /* 1 << 11 unused */
+    CONN_PEER_DETAIL = 1 << 11,  /* detail holds the peer's own error packet */
     CONN_ADDR_COUNTED = 1 << 12, /* counted by rt->addr_limit until closed */
     CONN_THROTTLED = 1 << 13,    /* over its rate: not read until the next sweep */
     CONN_WANT_DRAIN = 1 << 14    /* on_drain is owed once the queue is empty */
@@ -194,6 +194,10 @@ int rt_engine_init(rt_ctx *rt, gmud_error *err);
  * logs a refusal (on_reject), queues its packet, announces a welcomed
  * client, delivers the message, throttles, closes. */
 void conn_act(gmud_conn *conn, ep_result *r);
+
+/* conn.c: the peer's error packet, kept as the detail its close will be
+ * reported with (a local reason found later replaces it). */
+void conn_peer_said(gmud_conn *conn, const gmud_error *e);
 
 /* The message of r to the application (then its JSON is let go). Inline:
  * read.c calls it itself for the common decision, "deliver" alone. */

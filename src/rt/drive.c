@@ -149,6 +149,7 @@ static const gmud_close_reason close_reasons[] = {
     [EP_CLOSE_PROTOCOL] = GMUD_CLOSE_PROTOCOL,
     [EP_CLOSE_BAD_MESSAGES] = GMUD_CLOSE_BAD_MESSAGES,
     [EP_CLOSE_RATE_LIMITED] = GMUD_CLOSE_RATE_LIMITED,
+    [EP_CLOSE_REFUSED] = GMUD_CLOSE_REFUSED,
 };
 
 static void close_for(gmud_conn *conn, const ep_result *r)
@@ -158,7 +159,7 @@ static void close_for(gmud_conn *conn, const ep_result *r)
     gmud_close_reason reason = close_reasons[r->close];
     if (r->close == EP_CLOSE_RATE_LIMITED)
         rt_logf(rt, GMUD_LOG_WARN, conn->peer, "rate", "closing: %s", r->detail.message);
-    else if (!(r->what & EP_REFUSED))
+    else if (!(r->what & EP_REFUSED) && d != NULL)
         rt_logf(rt, GMUD_LOG_WARN, conn->peer, "session", "%s", r->detail.message);
     /* Nothing came from a server that never welcomed us: nothing to wait
      * for either. */
@@ -185,6 +186,8 @@ void conn_act(gmud_conn *conn, ep_result *r)
                 (unsigned long long)conn->ep.sess.id, gmud_session_mode_name(conn->ep.cfg->mode));
         conn_announce(conn);
     }
+    if (what & EP_PEER_ERROR)
+        conn_peer_said(conn, &r->why);
     if (what & EP_DELIVER)
         conn_deliver(conn, r);
     if (what & EP_THROTTLE)

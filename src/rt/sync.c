@@ -42,6 +42,7 @@ struct gmud_sync {
     int bad_stream;          /* the decoder refused the stream */
     int64_t rcvtimeo_ms;     /* the socket's SO_RCVTIMEO now; 0 = none (block for ever) */
     gmud_error broken;       /* the sticky session error; code 0 while the session holds */
+    gmud_error peer_said;    /* the peer's last error packet; code -1 if none */
 };
 
 static int64_t now_ns(void)
@@ -399,8 +400,21 @@ int gmud_sync_send(gmud_sync *s, const void *data, size_t len, gmud_error *err)
  * packet, which says why): the next call reports the failure. */
 static int act(gmud_sync *s, const ep_result *r, gmud_slice *msg, gmud_error *err)
 {
+    gmud_error refused;
     if (r->what & EP_SEND)
         send_packet(s, &r->pkt, NULL);
+    if (r->what & EP_PEER_ERROR)
+        s->peer_said = r->why;
+    if ((r->what & EP_CLOSE) && r->close == EP_CLOSE_REFUSED && r->detail.code == GMUD_OK) {
+        /* The peer's error packet, then its end: its code is the error. */
+        gmud_error_set(&refused, s->peer_said.code != GMUD_OK ? s->peer_said.code
+                                                              : GMUD_ERR_CLOSED,
+                       0, "the peer closed the connection after its error packet: %s",
+                       s->peer_said.message);
+        if (err != NULL)
+            *err = refused;
+        return session_broken(s, &refused);
+    }
     if (r->what & EP_CLOSE) {
         const gmud_error *why = r->detail.code != GMUD_OK ? &r->detail : &r->why;
         if (err != NULL)

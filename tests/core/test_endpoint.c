@@ -616,7 +616,12 @@ static void violation(ep_role at, int json, size_t vi, size_t short_len)
         ep_send_commit(rx, &r.pkt);
         CHECK(rx->sess.send_seq == send_before + 1);
         ep_result pr;
-        CHECK_EQ_INT(feed(tx, e, T0, &pr), EP_DELIVER);
+        /* Delivered, and known for the peer's error packet it is. */
+        CHECK_EQ_INT(feed(tx, e, T0, &pr), EP_DELIVER | EP_PEER_ERROR);
+        if (has(&pr, EP_PEER_ERROR)) {
+            CHECK_EQ_INT(pr.why.code, code);
+            CHECK_CONTAINS(pr.why.message, gmud_err_name(code));
+        }
         if (has(&pr, EP_DELIVER) && e.len >= 16)
             CHECK_MEM(pr.msg.data, pr.msg.len, e.data + 16, e.len - 16);
         if (json)
@@ -818,7 +823,7 @@ static void test_refusals(void)
             ep_init(&ep, &cfg, T0);
             CHECK_EQ_INT(feed(&ep, text(cases[i].first), T0, &r), C);
             CHECK_EQ_INT(r.kind, EP_KIND_REFUSAL);
-            CHECK_EQ_INT(r.close, EP_CLOSE_PROTOCOL);
+            CHECK_EQ_INT(r.close, EP_CLOSE_REFUSED);
             CHECK_EQ_INT(r.detail.code, cases[i].code);
             CHECK_CONTAINS(r.detail.message, "the server refused the connection");
             CHECK(r.json == NULL);
@@ -1409,7 +1414,7 @@ static void test_rate_mode_on(void)
         check_error_body(&r.pkt, 0, GMUD_ERR_RATE_LIMITED);
         gmud_slice warn = flat(&p.srv, &r.pkt, buf, sizeof buf);
         ep_send_commit(&p.srv, &r.pkt);
-        CHECK_EQ_INT(feed_bits(&p.cli, warn, T0), D);
+        CHECK_EQ_INT(feed_bits(&p.cli, warn, T0), D | EP_PEER_ERROR); /* the peer's warning */
     }
     CHECK_EQ_INT(feed_bits(&p.srv, send_text(&p.cli, "y", buf, sizeof buf), T0 + 10), D);
     pair_free(&p);
@@ -1507,7 +1512,7 @@ static void test_bad_payload_mode_on(void)
         check_error_body(&r.pkt, 1, GMUD_ERR_BAD_JSON);
         gmud_slice e = flat(&p.srv, &r.pkt, buf, sizeof buf);
         ep_send_commit(&p.srv, &r.pkt);
-        CHECK_EQ_INT(feed_bits(&p.cli, e, T0), D);
+        CHECK_EQ_INT(feed_bits(&p.cli, e, T0), D | EP_PEER_ERROR);
     }
     CHECK_EQ_INT(feed_bits(&p.srv, send_text(&p.cli, "{\"ok\":1}", buf, sizeof buf), T0), D);
     CHECK(p.srv.sess.recv_seq == 2);

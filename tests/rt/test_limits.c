@@ -136,8 +136,14 @@ static int expect_error_then_eof(gmud_sync *s, gmud_payload payload, const char 
         if (m.len < strlen(want) || memcmp(m.data, want, strlen(want)) != 0)
             return 0;
     }
+    /* Then the server's end, which gmud_sync reports with the code of the
+     * error packet before it: the server refused us, and said why. */
     rc = gmud_sync_recv(s, 3000, &m, &err);
-    return rc == GMUD_ERR_CLOSED;
+    if (rc != gmud_err_from_name(code) || strstr(err.message, "after its error packet") == NULL) {
+        snprintf(note, cap, "end of stream reported as %d: %s", rc, err.message);
+        return 0;
+    }
+    return 1;
 }
 
 /* ---- Slow consumer ---------------------------------------------------- */
@@ -544,8 +550,9 @@ static void *peer_bad_json(void *arg)
                 snprintf(p->note, sizeof p->note, "good message after a bad one not echoed");
         }
     }
+    /* The server's end after its bad_json packets: reported with their code. */
     if (ok)
-        p->eof = gmud_sync_recv(s, 3000, &m, &err) == GMUD_ERR_CLOSED;
+        p->eof = gmud_sync_recv(s, 3000, &m, &err) == GMUD_ERR_BAD_JSON;
     p->ok = ok && errors == 5;
     gmud_sync_destroy(s);
     return NULL;
@@ -590,6 +597,51 @@ static void *peer_fourth(void *arg)
     for (int i = 0; i < 4; i++)
         gmud_sync_destroy(s[i]);
     return NULL;
+}
+
+/* An event client the server refuses hears why in on_close: reason
+ * "refused by the peer", detail the server's code and sentence. */
+typedef struct refused_t {
+    int closed, reason, code;
+    char says[160];
+} refused_t;
+
+static void refused_close(gmud_conn *c, gmud_close_reason r, const gmud_error *d, void *u)
+{
+    (void)c;
+    refused_t *x = u;
+    x->closed = 1;
+    x->reason = (int)r;
+    x->code = d != NULL ? d->code : 0;
+    snprintf(x->says, sizeof x->says, "%s", d != NULL ? d->message : "");
+}
+
+static int refused_closed(void *u)
+{
+    return ((refused_t *)u)->closed;
+}
+
+static void test_refusal_reaches_client(void)
+{
+    static const gmud_session_mode modes[] = {GMUD_SESSION_OFF, GMUD_SESSION_ON};
+    for (size_t m = 0; m < 2; m++) {
+        rt_fixture fx;
+        rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
+        fx.cfg.conn.limits.max_connections = 1;
+        fx.cfg.conn.session.mode = modes[m];
+        srv_t s;
+        start(&fx, &s);
+        refused_t first = {0, -1, 0, ""}, second = {0, -1, 0, ""};
+        rt_fx_client(&fx, NULL, (gmud_callbacks){.on_close = refused_close, .user = &first});
+        CHECK(rt_run_until(&fx.loop, first_connected, &s, 3000));
+        rt_fx_client(&fx, NULL, (gmud_callbacks){.on_close = refused_close, .user = &second});
+        CHECK(rt_run_until(&fx.loop, refused_closed, &second, 3000));
+        CHECK_EQ_INT(second.reason, GMUD_CLOSE_REFUSED);
+        CHECK_EQ_INT(second.code, GMUD_ERR_SERVER_FULL);
+        CHECK_CONTAINS(second.says, "server_full");
+        CHECK_EQ_INT(first.closed, 0);
+        rt_fx_end(&fx);
+    }
 }
 
 static void test_connection_limit(void)
@@ -1007,6 +1059,7 @@ int main(void)
     test_framing_errors();
     test_bad_json();
     test_connection_limit();
+    test_refusal_reaches_client();
     test_connection_limit_sessions();
     test_addr_limits();
     test_idle_timeout();

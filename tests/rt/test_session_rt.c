@@ -765,7 +765,7 @@ static const not_welcome_t NOT_WELCOMES[] = {
     {"{\"session_id\": 9007199254740992, \"sequence_id\": 0}", GMUD_CLOSE_SESSION, 1},
     {"{\"session_id\": \"7\", \"sequence_id\": 0}", GMUD_CLOSE_SESSION, 1},
     {NULL, GMUD_CLOSE_SESSION, 1},
-    {"{\"error\": \"server full\", \"code\": \"server_full\"}", GMUD_CLOSE_PROTOCOL, 0},
+    {"{\"error\": \"server full\", \"code\": \"server_full\"}", GMUD_CLOSE_REFUSED, 0},
     /* No first packet at all: the server closed at once. An error too (the
      * client expected a welcome), though nothing to refuse or answer. */
     {"", GMUD_CLOSE_SESSION, 0},

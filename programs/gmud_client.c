@@ -8,9 +8,18 @@
  * Reading stdin pauses while too much output is queued on the connection,
  * so a large input costs bounded memory.
  *
- * Exit status: 0 on a clean close (ours after stdin ended and --wait passed,
- * or the server's end of stream), 1 on any error (connect, protocol, a line
- * refused, an error packet from the server), 2 on bad usage.
+ * Exit status, one per kind of failure (README.md lists them):
+ *   0  a clean close: ours after stdin ended and --wait passed, or the
+ *      server's end of stream with nothing wrong before it;
+ *   1  could not connect, the connection broke (an I/O error, a local
+ *      limit), or a line could not be sent or was refused;
+ *   2  bad usage: a bad option, or a configuration that cannot work;
+ *   3  refused by the server: its error packet, then its close (server
+ *      full, an address limit, not welcomed, ...);
+ *   4  a protocol or session violation: a framing error, a packet that
+ *      fails its session check, no welcome.
+ * The most specific failure wins: a refused line (1) followed by the
+ * server's refusal (3) exits 3.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -27,6 +36,14 @@
 
 enum {
     STDIN_CHUNK = 64 * 1024    /* bytes read from a regular file per loop turn */
+};
+
+enum exit_status {
+    EXIT_CLEAN = 0,
+    EXIT_FAILED = 1,
+    EXIT_USAGE = 2,
+    EXIT_REFUSED = 3,
+    EXIT_VIOLATION = 4
 };
 
 typedef enum input_kind { IN_NONE, IN_STREAM, IN_FILE } input_kind;
@@ -67,14 +84,15 @@ typedef struct client_app {
     int status;                 /* exit status so far */
 } client_app;
 
-static void fail(client_app *app, const char *fmt, ...)
+static void fail_as(client_app *app, enum exit_status status, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+    __attribute__((format(printf, 3, 4)))
 #endif
     ;
 
-/* Says why on stderr, in order with the log lines; the exit status is 1. */
-static void fail(client_app *app, const char *fmt, ...)
+/* Says why on stderr, in order with the log lines, and sets the exit
+ * status: a more specific one (2 and up) replaces a general one (1). */
+static void fail_as(client_app *app, enum exit_status status, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -82,7 +100,27 @@ static void fail(client_app *app, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     prog_log_text("gmud-client: %s", msg);
-    app->status = 1;
+    if (app->status == EXIT_CLEAN || app->status == EXIT_FAILED)
+        app->status = status;
+}
+
+#define fail(app, ...) fail_as(app, EXIT_FAILED, __VA_ARGS__)
+
+/* The exit status a close of this reason means (see the top). */
+static enum exit_status close_status(gmud_close_reason reason)
+{
+    switch (reason) {
+    case GMUD_CLOSE_REFUSED:
+    case GMUD_CLOSE_SERVER_FULL:
+    case GMUD_CLOSE_ADDR_LIMITED:
+        return EXIT_REFUSED;
+    case GMUD_CLOSE_PROTOCOL:
+    case GMUD_CLOSE_SESSION:
+    case GMUD_CLOSE_BAD_MESSAGES:
+        return EXIT_VIOLATION;
+    default:
+        return EXIT_FAILED;
+    }
 }
 
 /* ---- Receiving ---------------------------------------------------------- */
@@ -449,8 +487,8 @@ static void on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error
             fail(app, "cannot connect to %s port %d", o->host, o->port);
         break;
     default:
-        fail(app, "connection closed: %s%s%s", gmud_close_reason_name(reason), why[0] ? ": " : "",
-             why);
+        fail_as(app, close_status(reason), "connection closed: %s%s%s",
+                gmud_close_reason_name(reason), why[0] ? ": " : "", why);
         break;
     }
 }
@@ -489,8 +527,11 @@ static int run(client_app *app)
     uv_unref((uv_handle_t *)&app->flusher); /* it alone must not keep the loop alive */
     app->client = gmud_client_create(&app->loop, &cfg, &err);
     if (app->client == NULL) {
-        fail(app, "cannot connect to %s port %d: %s", o->host, o->port, err.message);
-        return 1;
+        if (err.code == GMUD_ERR_INVALID) /* the config, not the network */
+            fail_as(app, EXIT_USAGE, "%s", err.message);
+        else
+            fail(app, "cannot connect to %s port %d: %s", o->host, o->port, err.message);
+        return app->status;
     }
     uv_run(&app->loop, UV_RUN_DEFAULT);
     return app->status;

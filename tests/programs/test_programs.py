@@ -439,10 +439,41 @@ def test_protocol_error():
     srv.stop()
 
 
+def test_exit_statuses():
+    """One exit status per kind of failure (gmud_client.c, README.md)."""
+    # 1: nothing to connect to.
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        status, out, err = run_client(s.getsockname()[1], ['--wait', '0'], '')
+    check(status == 1, 'nothing listens: exit 1 (got %s; %s)' % (status, err))
+    # 2: a configuration that cannot work, named as such, not "cannot connect".
+    status, out, err = run_client(9, ['--framing', 'fixed:60', '--session', 'lecture'], '')
+    check(status == 2 and 'cannot connect' not in err and '98 bytes' in err,
+          'a lecture client with fixed:60: exit 2, naming the size (got %s; %s)' % (status, err))
+    # 3: refused by the server (full), with its code, in mode on and off.
+    for mode in ('on', 'off'):
+        srv = Server('--app', 'echo', '--max-connections', '1', '--session', mode)
+        holder = start_client(srv.port, '--session', mode, '--wait', '5')
+        srv.log.wait_for(r'accept: connection 1 accepted')
+        status, out, err = run_client(srv.port, ['--session', mode, '--wait', '2'], '')
+        check(status == 3 and 'server_full' in err,
+              'mode %s, server full: exit 3, saying server_full (got %s; %s)' % (mode, status, err))
+        holder.kill()
+        holder.wait()
+        srv.stop()
+    # 4: no welcome (a server without sessions, a client with them).
+    srv = Server('--app', 'echo', '--session', 'off')
+    status, out, err = run_client(srv.port, ['--session', 'on', '--welcome-timeout', '0.3',
+                                             '--wait', '2'], '')
+    check(status == 4 and 'welcome' in err,
+          'no welcome: exit 4, saying so (got %s; %s)' % (status, err))
+    srv.stop()
+
+
 TESTS = [test_help, test_bad_options, test_echo, test_clock, test_clock_local_time,
          test_clock_lecture_client, test_chat, test_chat_text, test_stdin_kinds, test_stdin_backpressure,
          test_json_not_object, test_sigterm, test_logs, test_nothing_listens,
-         test_protocol_error]
+         test_protocol_error, test_exit_statuses]
 
 
 def main():

@@ -83,13 +83,19 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
                        (unsigned long long)(now - conn->frame_start), lim->frame_timeout_ms);
         rt->stats.rejects[-GMUD_ERR_TRUNCATED]++;
         rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "frame timeout: %s", e.message);
-        conn_close_now(conn, GMUD_CLOSE_FRAME_TIMEOUT, &e);
+        /* Closes the server decides on its own are told, as refusals are:
+         * the error packet, then the close (bounded by the linger). */
+        conn_send_error(conn, gmud_err_name(e.code), e.message);
+        conn_close_soft(conn, GMUD_CLOSE_FRAME_TIMEOUT, &e, lim->linger_ms);
         return;
     }
     if (lim->idle_timeout_ms != 0 && now - conn->last_rx >= lim->idle_timeout_ms) {
-        rt_logf(rt, GMUD_LOG_INFO, conn->peer, "timeout", "nothing received for %u ms",
-                lim->idle_timeout_ms);
-        conn_close_soft(conn, GMUD_CLOSE_IDLE_TIMEOUT, NULL, lim->linger_ms);
+        gmud_error e;
+        gmud_error_set(&e, GMUD_ERR_TIMEOUT, 0, "nothing received for %u ms",
+                       lim->idle_timeout_ms);
+        rt_logf(rt, GMUD_LOG_INFO, conn->peer, "timeout", "%s", e.message);
+        conn_send_error(conn, gmud_err_name(e.code), e.message);
+        conn_close_soft(conn, GMUD_CLOSE_IDLE_TIMEOUT, &e, lim->linger_ms);
         return;
     }
     /* Idle since the last sweep: give back the buffers. */

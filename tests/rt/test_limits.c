@@ -408,8 +408,11 @@ static void *peer_wait_close(peer_t *p, const char *first, size_t n)
             rt_send_all(fd, first, n);
         uint8_t buf[256];
         int eof = 0;
-        rt_recv_to_eof(fd, buf, sizeof buf, 3000, &eof);
+        size_t got = rt_recv_to_eof(fd, buf, sizeof buf - 1, 3000, &eof);
         p->eof = eof;
+        /* What came before the end: the server's error packet, if any. */
+        buf[got] = '\0';
+        snprintf(p->note, sizeof p->note, "%s", got > 6 ? (const char *)buf + 6 : "");
         p->elapsed_ms = rt_now_ms() - t0;
         close(fd);
     }
@@ -444,6 +447,8 @@ static void test_slowloris(void)
     peer_t p;
     check_server_closes(&fx, &s, &p, peer_half_frame, 280, 1000, GMUD_CLOSE_FRAME_TIMEOUT);
     CHECK(rt_log_find(p.local, "frame timeout") != NULL);
+    /* Told why before the close, as every close the server decides is. */
+    CHECK_CONTAINS(p.note, "error truncated: 9 bytes of a frame and no more for");
     printf("slowloris: closed after %lld ms (timeout 300 ms)\n", (long long)p.elapsed_ms);
     rt_fx_end(&fx);
 }
@@ -858,6 +863,7 @@ static void test_idle_timeout(void)
     srv_t s;
     peer_t p;
     check_server_closes(&fx, &s, &p, peer_idle, 180, 2000, GMUD_CLOSE_IDLE_TIMEOUT);
+    CHECK_CONTAINS(p.note, "error timeout: nothing received for 200 ms");
     rt_fx_end(&fx);
 }
 

@@ -51,6 +51,13 @@ GMUD_API int gmud_bucket_take_both(gmud_bucket *a, uint64_t cost_a, gmud_bucket 
 /* Whole tokens b holds as of its last refill. */
 GMUD_API uint64_t gmud_bucket_tokens(const gmud_bucket *b);
 
+/* How long from now_ms until b can pay cost (ms): 0 if it can now, the
+ * shortest wait after which gmud_bucket_take(b, cost, now_ms + wait) takes
+ * it, or GMUD_BUCKET_NEVER for a cost over the burst. b is not changed:
+ * for shaping, a sender is slowed until then rather than refused. */
+#define GMUD_BUCKET_NEVER UINT64_MAX
+GMUD_API uint64_t gmud_bucket_wait(const gmud_bucket *b, uint64_t cost, uint64_t now_ms);
+
 /* ---- Over the limit: warnings and closing ----------------------------- */
 
 /* Tracks one connection's refusals. An over-limit stretch begins at a

@@ -65,6 +65,22 @@ uint64_t gmud_bucket_tokens(const gmud_bucket *b)
     return b->level / 1000;
 }
 
+uint64_t gmud_bucket_wait(const gmud_bucket *b, uint64_t cost, uint64_t now_ms)
+{
+    if (cost > b->cap / 1000)
+        return GMUD_BUCKET_NEVER;
+    gmud_bucket now = *b;
+    refill(&now, now_ms);
+    uint64_t need = cost * 1000;
+    if (need <= now.level)
+        return 0;
+    /* The level grows by rate milli-tokens a ms from last_ms on (later than
+     * now_ms if the clock stepped back): round the deficit up. */
+    uint64_t deficit = need - now.level;
+    uint64_t behind = now_ms < now.last_ms ? now.last_ms - now_ms : 0;
+    return behind + deficit / now.rate + (deficit % now.rate != 0);
+}
+
 /* ---- Over the limit --------------------------------------------------- */
 
 int gmud_overlimit_init(gmud_overlimit *o, uint64_t close_after_ms)

@@ -202,6 +202,53 @@ static void test_spammer(void)
     CHECK_EQ_INT(honest_refused, 0);
 }
 
+/* gmud_bucket_wait: the shortest wait after which the cost is paid, for
+ * every rate, burst, cost and level tried: a take one ms earlier is
+ * refused, one at the wait succeeds. A cost over the burst never. */
+static void test_wait(void)
+{
+    static const struct {
+        uint64_t rate, burst, drain, cost, at;
+    } cases[] = {
+        {10, 5, 5, 1, 0},      {10, 5, 5, 5, 0},   {10, 5, 5, 1, 50},  {10, 5, 3, 3, 0},
+        {1, 1, 1, 1, 0},       {3, 7, 7, 2, 1},    {1000, 10, 10, 1, 0}, {7, 100, 100, 99, 13},
+        {250000, 1000000, 1000000, 1, 0}, {10, 5, 0, 5, 0}, {10, 5, 2, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gmud_bucket b;
+        CHECK_EQ_INT(gmud_bucket_init(&b, cases[i].rate, cases[i].burst, 1000), 0);
+        for (uint64_t k = 0; k < cases[i].drain; k++)
+            gmud_bucket_take(&b, 1, 1000);
+        uint64_t now = 1000 + cases[i].at;
+        uint64_t w = gmud_bucket_wait(&b, cases[i].cost, now);
+        gmud_bucket early = b, on_time = b;
+        if (w > 0)
+            CHECK_EQ_INT(gmud_bucket_take(&early, cases[i].cost, now + w - 1), 0);
+        CHECK_EQ_INT(gmud_bucket_take(&on_time, cases[i].cost, now + w), 1);
+        if (check_failures != 0)
+            fprintf(stderr, "  wait case %zu: %llu ms\n", i, (unsigned long long)w);
+    }
+    gmud_bucket b;
+    gmud_bucket_init(&b, 10, 5, 0);
+    CHECK_EQ_INT(gmud_bucket_wait(&b, 0, 0), 0);
+    CHECK_EQ_INT(gmud_bucket_wait(&b, 5, 0), 0);
+    CHECK(gmud_bucket_wait(&b, 6, 0) == GMUD_BUCKET_NEVER);
+    /* Five taken at 0: one more token 100 ms on; the wait does not take. */
+    for (int k = 0; k < 5; k++)
+        gmud_bucket_take(&b, 1, 0);
+    CHECK_EQ_INT(gmud_bucket_wait(&b, 1, 0), 100);
+    CHECK_EQ_INT(gmud_bucket_wait(&b, 1, 40), 60);
+    CHECK_EQ_INT(gmud_bucket_wait(&b, 2, 0), 200);
+    CHECK_EQ_INT(gmud_bucket_tokens(&b), 0);
+    /* A clock that stepped back waits until it has caught up, then more. */
+    gmud_bucket_take(&b, 5, 500); /* refilled to 5 at 500, all taken */
+    uint64_t w = gmud_bucket_wait(&b, 1, 400);
+    CHECK_EQ_INT(w, 200); /* 100 ms to catch up with 500, then 100 for a token */
+    gmud_bucket early = b, late = b;
+    CHECK_EQ_INT(gmud_bucket_take(&early, 1, 400 + w - 1), 0);
+    CHECK_EQ_INT(gmud_bucket_take(&late, 1, 400 + w), 1);
+}
+
 int main(void)
 {
     test_init();
@@ -210,6 +257,7 @@ int main(void)
     test_costs();
     test_clock_backwards();
     test_take_both();
+    test_wait();
     test_overlimit();
     test_spammer();
     return check_report("test_ratelimit");

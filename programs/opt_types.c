@@ -340,6 +340,8 @@ static void show_whole(opt_show *w)
 
 const opt_type t_size = WHOLE(size_t, 1, SIZE_MAX, 1,
     "is not a positive whole number (k and m suffixes allowed)", NULL);
+const opt_type t_size_off = WHOLE(size_t, 0, SIZE_MAX, 1,
+    "is not a whole number (k and m suffixes allowed; 0: off)", "0, off");
 const opt_type t_uint = WHOLE(unsigned, 1, 255, 0,
     "is not a whole number from 1 to 255", NULL);
 const opt_type t_count = WHOLE(unsigned long long, 1, ULLONG_MAX, 0,

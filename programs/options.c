@@ -84,6 +84,9 @@ static const opt_spec specs[] = {
     {"--send-timeout", BOTH, &t_ms_off, AT(conn.limits.send_timeout_ms), "SECONDS",
      "close a peer whose queued output makes no progress this long: it stopped "
      "reading (slow consumer; 0: off)"},
+    {"--max-buffered-total", PROG_SERVER, &t_size_off, AT(conn.limits.max_buffered_total),
+     "BYTES", "queued output and partial frames of all peers together; past it the peers "
+     "holding the most are closed (slow consumer; 0: off)"},
     {"--max-connections", PROG_SERVER, &t_size, AT(conn.limits.max_connections), "N",
      "connections at once; one more gets an error packet, then the close"},
     {"--max-bad-messages", BOTH, &t_uint, AT(conn.limits.max_bad_messages), "N",

@@ -67,6 +67,15 @@ enum {
      * Over it the connection is closed as a slow consumer. */
     GMUD_MAX_QUEUED_DEFAULT = 1024 * 1024,
 
+    /* Runtime, server: bytes buffered by all connections together, at most
+     * (256 MiB): queued output and partial input frames. Over it the
+     * connections holding the most are closed as slow consumers. The bound
+     * per connection alone lets 10,000 connections queue 1 MiB each, 10 GiB;
+     * 256 MiB fits a small machine (a quarter of a 1 GiB VPS) and is 256
+     * connections at their full queue, while an honest one (it reads)
+     * holds a few KiB at a time. */
+    GMUD_MAX_BUFFERED_TOTAL_DEFAULT = 256 * 1024 * 1024,
+
     /* Runtime: a server stops reading from a connection whose queued output
      * reaches the high-water mark (bytes, half of max queued) and resumes at
      * or below the low-water mark (bytes). */

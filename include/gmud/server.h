@@ -66,7 +66,9 @@ typedef enum gmud_close_reason {
     GMUD_CLOSE_PEER,           /* "peer closed": end of stream from the peer */
     GMUD_CLOSE_LOCAL,          /* "closed locally": gmud_conn_close/gmud_client_close */
     GMUD_CLOSE_SHUTDOWN,       /* "shutdown": gmud_server_shutdown */
-    GMUD_CLOSE_SLOW_CONSUMER,  /* "slow consumer": queued output over max_queued */
+    GMUD_CLOSE_SLOW_CONSUMER,  /* "slow consumer": queued output over max_queued,
+                                  stalled (send_timeout_ms), or among the
+                                  largest holders over max_buffered_total */
     GMUD_CLOSE_FRAME_TIMEOUT,  /* "frame timeout": a begun frame did not complete */
     GMUD_CLOSE_IDLE_TIMEOUT,   /* "idle timeout": nothing received for too long */
     GMUD_CLOSE_PROTOCOL,       /* "protocol error": a framing error (detail says which) */
@@ -89,8 +91,9 @@ typedef enum gmud_close_reason {
 /* The stable phrase for reason; "unknown" for values out of range. */
 GMUD_API const char *gmud_close_reason_name(gmud_close_reason reason);
 
-/* Per-connection limits; gmud_limits_default_config() fills the defaults of
- * gmud/limits.h. Zero is refused, except where GMUD_OFF is named. */
+/* Per-connection limits, and the server's budget for all its connections;
+ * gmud_limits_default_config() fills the defaults of gmud/limits.h. Zero
+ * is refused, except where GMUD_OFF is named. */
 typedef struct gmud_limits {
     size_t max_queued;          /* outgoing bytes queued per connection; over it:
                                    "slow consumer". > 0 */
@@ -119,6 +122,14 @@ typedef struct gmud_limits {
     uint32_t byte_rate;         /* payload bytes/s; GMUD_OFF: no limit */
     uint32_t byte_burst;        /* bytes at once; > 0 if byte_rate is on */
     uint32_t rate_close_ms;     /* refused this long closes; > 0 */
+    /* Server only (a client ignores it): the bytes all connections hold
+     * together, queued output (as gmud_conn_queued counts it) and partial
+     * input frames alike. A send or a read that takes the total over it
+     * closes the connections holding the most, largest first, as "slow
+     * consumer" (the detail names the budget), until the total is back
+     * under 90% of it; those holding little are served throughout.
+     * GMUD_OFF: no budget. */
+    size_t max_buffered_total;
 } gmud_limits;
 
 GMUD_API void gmud_limits_default_config(gmud_limits *lim);
@@ -293,6 +304,13 @@ typedef struct gmud_stats {
     uint64_t rejected_addr;    /* connections refused by a per-address limit */
     uint64_t closes[GMUD_CLOSE_REASON_COUNT_];
     uint64_t rejects[GMUD_STATS_CODES];
+    /* The buffer budget (gmud_limits.max_buffered_total): bytes held by
+     * all connections now, the most held at once since create, and
+     * connections closed to get back under the budget (also counted in
+     * closes[GMUD_CLOSE_SLOW_CONSUMER]). */
+    uint64_t buffered_total;
+    uint64_t buffered_peak;
+    uint64_t budget_closes;
 } gmud_stats;
 
 /* Fills cfg with the defaults listed above. */

@@ -19,6 +19,7 @@ void gmud_limits_default_config(gmud_limits *lim)
     lim->byte_rate = GMUD_RATE_BYTES_DEFAULT;
     lim->byte_burst = GMUD_RATE_BYTES_BURST_DEFAULT;
     lim->rate_close_ms = GMUD_RATE_CLOSE_AFTER_MS_DEFAULT;
+    lim->max_buffered_total = GMUD_MAX_BUFFERED_TOTAL_DEFAULT;
 }
 
 void gmud_session_default_config(gmud_session_config *cfg)
@@ -59,6 +60,8 @@ int gmud_limits_check(const gmud_limits *lim, gmud_error *err)
         return GMUD_ERR_INVALID;
     if (lim->rate_close_ms == 0)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "rate close period must be positive");
+    /* max_buffered_total: any value (GMUD_OFF: no budget). Not tied to
+     * max_queued: a client shares these limits and ignores the budget. */
     return GMUD_OK;
 }
 

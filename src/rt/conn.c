@@ -223,6 +223,7 @@ static void unlink_conn(gmud_conn *conn)
 
 static void destroy_conn(gmud_conn *conn)
 {
+    conn_hold(conn, 0); /* none left in the total (a client's retry kept its count) */
     gmud_frame_decoder_destroy(conn->dec);
     if (conn->seam != NULL)
         conn->seam->ops->destroy(conn->seam);
@@ -312,6 +313,7 @@ void conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error 
         set_reason(conn, reason, detail);
     conn->state = CONN_CLOSED;
     conn->flags &= (uint16_t)~(CONN_READING | CONN_PAUSED);
+    conn_hold(conn, 0); /* what it held is dropped: out of the total now */
     uv_close((uv_handle_t *)&conn->tcp, on_closed);
 }
 

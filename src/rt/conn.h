@@ -14,6 +14,8 @@
  *              endpoint.c: sessions, rates, error packets, config checks)
  *   config.c   the configs' defaults, and the checks of gmud_limits
  *   resolve.c  getaddrinfo, for the server, the client and gmud_sync
+ *   budget.c   the server's buffer budget: what all connections hold
+ *              together, and the largest holders closed past it
  * server.c and client.c only accept or connect and hand connections on;
  * sync.c is the blocking client, on plain sockets. */
 #ifndef GMUD_CONN_H
@@ -73,6 +75,8 @@ struct rt_ctx {
     uint64_t next_id;
     size_t open;            /* connections handed to the application */
     size_t refusing;        /* refused connections still closing */
+    uint64_t budget_trip;   /* stats.buffered_total over this runs a budget
+                               pass (budget.c); UINT64_MAX: no budget */
 };
 
 enum gmud_conn_state {
@@ -118,6 +122,8 @@ struct gmud_conn {
     uint8_t state;
     uint8_t reason;
     uint16_t flags;
+    uint32_t held;          /* bytes counted for conn in stats.buffered_total
+                               (budget.c; in what was padding: no cost) */
     char peer[56];
 };
 
@@ -239,6 +245,35 @@ static inline size_t conn_queued_bytes(const gmud_conn *conn)
 {
     const conn_io *io = conn->io;
     return io ? io->out[io->pending].len + io->inflight + io->plain.len : 0;
+}
+
+/* conn now holds held bytes (queued output and partial input), and the
+ * rt's total follows: the one place both change. Clamped to 32 bits, which
+ * keeps the total exact (a connection adds and takes away the same count)
+ * and conn no larger. Inline: the send path calls it on every message. */
+static inline void conn_hold(gmud_conn *conn, size_t held)
+{
+    gmud_stats *st = &conn->rt->stats;
+    uint32_t h = held < UINT32_MAX ? (uint32_t)held : UINT32_MAX;
+    st->buffered_total = st->buffered_total - conn->held + h;
+    conn->held = h;
+    if (st->buffered_total > st->buffered_peak)
+        st->buffered_peak = st->buffered_total;
+}
+
+/* budget.c: conn's count brought up to date (its queue, its decoder's
+ * partial frame; nothing once closed: a hard close drops both); and the
+ * pass that closes the largest holders, largest first, until the total is
+ * under 90% of the budget (at most 32 a pass: one walk, bounded). */
+void conn_recount(gmud_conn *conn);
+void rt_budget_pass(rt_ctx *rt);
+
+/* After the total grew: a pass if it is over the trip (the budget; after a
+ * pass that could not get under it, a tenth of the budget above that). */
+static inline void rt_budget_check(rt_ctx *rt)
+{
+    if (rt->stats.buffered_total > rt->budget_trip)
+        rt_budget_pass(rt);
 }
 
 /* conn.c: reading on and off (not while throttled and open); the

@@ -158,4 +158,6 @@ void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     conn->last_rx = uv_now(rt->loop);
     conn->flags |= CONN_ACTIVE;
     bytes_in(conn, (const uint8_t *)buf->base, (size_t)nread);
+    conn_recount(conn); /* the decoder's partial frame, and the replies queued */
+    rt_budget_check(rt);
 }

@@ -56,6 +56,11 @@ int rt_init(rt_ctx *rt, uv_loop_t *loop, gmud_error *err)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for the read buffer");
     }
     rt->loop = loop;
+    /* The buffer budget is a server's (a client has one connection). */
+    if (rt->server == NULL)
+        rt->limits.max_buffered_total = GMUD_OFF;
+    rt->budget_trip = rt->limits.max_buffered_total != GMUD_OFF
+                          ? rt->limits.max_buffered_total : UINT64_MAX;
     uv_check_init(loop, &rt->check);
     uv_idle_init(loop, &rt->idle);
     uv_timer_init(loop, &rt->sweep);

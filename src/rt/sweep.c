@@ -1,6 +1,7 @@
 /* The one timer per rt that checks every timeout: frames begun and not
  * finished (slowloris), idle connections, closes past their linger, the
- * welcome a client waits for, and idle buffers to give back. */
+ * welcome a client waits for, idle buffers to give back, and a buffer
+ * budget still exceeded. */
 #include "conn.h"
 
 #include <stdio.h>
@@ -117,4 +118,8 @@ void rt_on_sweep(uv_timer_t *timer)
         if (c->state != CONN_CLOSED)
             sweep_one(c, now);
     }
+    /* Still over the buffer budget (a pass could not close enough at
+     * once, and nothing has grown since): the next pass. */
+    if (rt->budget_trip != UINT64_MAX && rt->stats.buffered_total > rt->limits.max_buffered_total)
+        rt_budget_pass(rt);
 }

@@ -124,6 +124,7 @@ static void on_write(uv_write_t *req, int status)
     }
     conn->rt->stats.bytes_out += io->inflight;
     io->inflight = 0;
+    conn_recount(conn);
     conn->last_tx = uv_now(conn->rt->loop); /* progress: the send timeout restarts */
     if (io->out[io->pending].len > 0 || io->plain.len > 0)
         conn_mark_dirty(conn);
@@ -149,6 +150,7 @@ static int seal(gmud_conn *conn)
         conn_close_now(conn, GMUD_CLOSE_IO, &e);
         return -1;
     }
+    conn_recount(conn); /* the plaintext is out, its sealed bytes in */
     return 0;
 }
 
@@ -194,6 +196,7 @@ void conn_flush(gmud_conn *conn)
     }
     if (sent == b->len) {
         b->len = 0;
+        conn_recount(conn);
         backpressure(conn);
         conn_finish_closing(conn);
         drained(conn);
@@ -204,6 +207,7 @@ void conn_flush(gmud_conn *conn)
     io->pending ^= 1;
     io->inflight = b->len - sent;
     io->writing = 1;
+    conn_recount(conn);
     io->req.data = conn;
     uv_buf_t ub = uv_buf_init((char *)b->data + sent, (unsigned)io->inflight);
     rt->stats.writes++;
@@ -247,16 +251,21 @@ static int ensure_io(gmud_conn *conn, gmud_error *err)
 }
 
 /* Refuses n more bytes if they would take the queue over the bound; the
- * connection is then closed at once, without delaying anyone else. */
+ * connection is then closed at once, without delaying anyone else. Past
+ * the server's buffer budget, a pass closes the largest holders first. */
 static int slow_consumer(gmud_conn *conn, size_t q, size_t n, gmud_error *err);
+static int over_budget(gmud_conn *conn, gmud_error *err);
 
 static inline int check_queue(gmud_conn *conn, size_t n, gmud_error *err)
 {
     size_t q = conn_queued_bytes(conn);
-    size_t max = conn->rt->limits.max_queued;
-    if (n <= max && q <= max - n)
-        return GMUD_OK;
-    return slow_consumer(conn, q, n, err);
+    const rt_ctx *rt = conn->rt;
+    size_t max = rt->limits.max_queued;
+    if (n > max || q > max - n)
+        return slow_consumer(conn, q, n, err);
+    if (rt->stats.buffered_total + n > rt->budget_trip)
+        return over_budget(conn, err);
+    return GMUD_OK;
 }
 
 static int slow_consumer(gmud_conn *conn, size_t q, size_t n, gmud_error *err)
@@ -272,6 +281,28 @@ static int slow_consumer(gmud_conn *conn, size_t q, size_t n, gmud_error *err)
     return GMUD_ERR_SLOW_CONSUMER;
 }
 
+/* The pass may choose conn itself: then nothing is queued, as over
+ * max_queued. */
+static int over_budget(gmud_conn *conn, gmud_error *err)
+{
+    rt_budget_pass(conn->rt);
+    if (conn->state != CONN_CLOSED)
+        return GMUD_OK;
+    return gmud_error_set(err, GMUD_ERR_SLOW_CONSUMER, 0, "%s",
+                          conn->detail ? conn->detail->message : "server buffer budget exceeded");
+}
+
+/* A frame of n bytes was queued: counted, flushed this turn, and the
+ * read backpressure. */
+static inline int queued(gmud_conn *conn, size_t n)
+{
+    conn_hold(conn, (size_t)conn->held + n);
+    conn->rt->stats.messages_out++;
+    conn_mark_dirty(conn);
+    backpressure(conn);
+    return GMUD_OK;
+}
+
 byte_buf *conn_wire_buf(gmud_conn *conn, gmud_error *err)
 {
     return ensure_io(conn, err) == GMUD_OK ? &conn->io->out[conn->io->pending] : NULL;
@@ -281,6 +312,7 @@ int conn_wire_added(gmud_conn *conn, size_t n, gmud_error *err)
 {
     if (n == 0)
         return GMUD_OK;
+    conn_hold(conn, (size_t)conn->held + n); /* the read checks the budget after */
     size_t q = conn_queued_bytes(conn), max = conn->rt->limits.max_queued;
     if (q > max)
         return slow_consumer(conn, q - n, n, err);
@@ -299,10 +331,7 @@ int conn_append(gmud_conn *conn, const uint8_t *bytes, size_t n, gmud_error *err
         return rc;
     if (buf_append(queue_buf(conn), bytes, n) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory queueing %zu bytes", n);
-    conn->rt->stats.messages_out++;
-    conn_mark_dirty(conn);
-    backpressure(conn);
-    return GMUD_OK;
+    return queued(conn, n);
 }
 
 /* Encodes prefix + data as one frame onto conn's output. */
@@ -342,10 +371,7 @@ int conn_send_payload(gmud_conn *conn, const void *prefix, size_t plen, const vo
             return (int)n;
         b->len += (size_t)n;
     }
-    conn->rt->stats.messages_out++;
-    conn_mark_dirty(conn);
-    backpressure(conn);
-    return GMUD_OK;
+    return queued(conn, (size_t)(b->data + b->len - p));
 }
 
 ptrdiff_t rt_dump_json(rt_ctx *rt, const json_t *v, gmud_error *err)

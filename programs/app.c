@@ -79,3 +79,82 @@ json_t *app_chat_tag(const json_t *msg, uint64_t from)
     }
     return out;
 }
+
+size_t app_chat_mark_len(uint64_t from)
+{
+    size_t digits = 1;
+    for (; from >= 10; from /= 10)
+        digits++;
+    return digits + 2;
+}
+
+ptrdiff_t app_chat_mark(uint64_t from, const void *line, size_t len, size_t max, char *out,
+                        size_t cap)
+{
+    size_t mark = app_chat_mark_len(from);
+    size_t room = max < cap ? max : cap;
+    if (mark > room || len > room - mark)
+        return -1;
+    /* The digits from the right, then ": ". */
+    char *p = out + mark - 2;
+    do {
+        *--p = (char)('0' + from % 10);
+        from /= 10;
+    } while (from != 0);
+    out[mark - 2] = ':';
+    out[mark - 1] = ' ';
+    if (len > 0)
+        memcpy(out + mark, line, len);
+    return (ptrdiff_t)(mark + len);
+}
+
+/* Appends text to out[*at..room), printable, each '"' and '\\' escaped if
+ * json, as much as fits whole. */
+static void put_clean(char *out, size_t *at, size_t room, const char *text, int json)
+{
+    for (; *text != '\0'; text++) {
+        char c = *text >= 0x20 && *text < 0x7f ? *text : '?';
+        int esc = json && (c == '"' || c == '\\');
+        if (*at + 1 + (size_t)esc > room)
+            return;
+        if (esc)
+            out[(*at)++] = '\\';
+        out[(*at)++] = c;
+    }
+}
+
+static void put(char *out, size_t *at, const char *text)
+{
+    size_t n = strlen(text);
+    memcpy(out + *at, text, n);
+    *at += n;
+}
+
+ptrdiff_t app_error_text(const char *code, const char *sentence, size_t max, char *out,
+                         size_t cap)
+{
+    size_t room = max < cap ? max : cap, at = 0;
+    if (strlen("error ") + strlen(code) + strlen(": ") > room)
+        return -1;
+    put(out, &at, "error ");
+    put(out, &at, code);
+    put(out, &at, ": ");
+    put_clean(out, &at, room, sentence, 0);
+    return (ptrdiff_t)at;
+}
+
+ptrdiff_t app_error_json(const char *code, const char *sentence, size_t max, char *out,
+                         size_t cap)
+{
+    static const char head[] = "{\"error\":\"", mid[] = "\",\"code\":\"", tail[] = "\"}";
+    size_t room = max < cap ? max : cap, at = 0;
+    size_t after = strlen(mid) + strlen(code) + strlen(tail); /* what follows the sentence */
+    if (strlen(head) + after > room)
+        return -1;
+    put(out, &at, head);
+    put_clean(out, &at, room - after, sentence, 1);
+    put(out, &at, mid);
+    put(out, &at, code);
+    put(out, &at, tail);
+    return (ptrdiff_t)at;
+}

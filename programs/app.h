@@ -48,4 +48,34 @@ enum { APP_CLOCK_MAX = 128 };
  * no memory; msg is not modified. */
 json_t *app_chat_tag(const json_t *msg, uint64_t from);
 
+/* The longest mark app_chat_mark() puts before a line: "18446744073709551615: ". */
+enum { APP_CHAT_MARK_MAX = 22 };
+
+/* The length of from's mark, "<from>: ". */
+size_t app_chat_mark_len(uint64_t from);
+
+/* chat: the line to relay for a text message line[0..len) from sender id
+ * from: the mark "<from>: " (the id in decimal, a colon, a space: the
+ * "from" of a json relay), then the line's bytes exactly as they came,
+ * whatever they are (empty, "error ...", a delimiter, a NUL). A relayed
+ * line begins with a digit, so it never reads as the server's error packet
+ * ("error <code>: ..." or "{"error"..."). Writes no NUL. Returns the length
+ * written, or -1, with nothing written, if the marked line is longer than
+ * max (the longest message the connections take) or than cap: a line is
+ * never cut to fit, and one that does not fit is not relayed. */
+ptrdiff_t app_chat_mark(uint64_t from, const void *line, size_t len, size_t max, char *out,
+                        size_t cap);
+
+/* The chat's own error packets (PROTOCOL.md 5), in at most max and cap
+ * bytes: as text "error <code>: <sentence>", as JSON (compact)
+ * {"error":"<sentence>","code":"<code>"}. The sentence is made printable
+ * (bytes outside 0x20..0x7e become '?') and cut to fit, as the library cuts
+ * its own: the code, a name from error.h (nothing to escape), is what
+ * counts. Writes no NUL. Return the length written, or -1 if not even the
+ * packet with an empty sentence fits. */
+ptrdiff_t app_error_text(const char *code, const char *sentence, size_t max, char *out,
+                         size_t cap);
+ptrdiff_t app_error_json(const char *code, const char *sentence, size_t max, char *out,
+                         size_t cap);
+
 #endif

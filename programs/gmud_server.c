@@ -6,6 +6,7 @@
  * themselves are made in app.c, every byte on the wire by the library.
  * SIGINT/SIGTERM: stop accepting, flush (at most --shutdown-timeout), exit 0.
  */
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +207,48 @@ static void on_connect(gmud_conn *conn, void *user)
         prog_logf(&app->opt, GMUD_LOG_ERROR, gmud_conn_peer(conn), "clock", "out of memory");
 }
 
+enum { CHAT_WHY = 240 }; /* the longest sentence of a chat refusal, NUL included */
+
+/* Tells a chat sender its message went to no one, with an error packet in
+ * the connection's payload type as the library's own refusals
+ * (PROTOCOL.md 5), code unencodable: nothing is dropped unsaid. */
+static void chat_refuse(server_app *app, gmud_conn *from, const char *why)
+{
+    const char *code = gmud_err_name(GMUD_ERR_UNENCODABLE);
+    gmud_error err = {0};
+    char pkt[2 * CHAT_WHY + 64]; /* any why, each byte escaped, in either form */
+    size_t max = gmud_conn_max_payload(from);
+    ptrdiff_t n = app->opt.conn.payload == GMUD_PAYLOAD_JSON
+                      ? app_error_json(code, why, max, pkt, sizeof pkt)
+                      : app_error_text(code, why, max, pkt, sizeof pkt);
+    int rc = n < 0 ? gmud_error_set(&err, GMUD_ERR_UNENCODABLE, 0,
+                                    "no error packet fits a %zu-byte message", max)
+                   : gmud_conn_send(from, pkt, (size_t)n, &err);
+    if (rc < 0)
+        prog_logf(&app->opt, GMUD_LOG_WARN, gmud_conn_peer(from), "chat",
+                  "%s; the sender was not told: %s", why, err.message);
+    else
+        prog_logf(&app->opt, GMUD_LOG_INFO, gmud_conn_peer(from), "chat", "%s", why);
+}
+
+/* Relays a text line marked "<id>: " (app_chat_mark), so that no client can
+ * pass its line off as the server's: whole, or GMUD_ERR_UNENCODABLE. */
+static int relay_text(server_app *app, gmud_conn *from, const uint8_t *data, size_t len,
+                      gmud_error *err)
+{
+    size_t max = gmud_conn_max_payload(from), cap = len + APP_CHAT_MARK_MAX;
+    char *marked = malloc(cap);
+    if (marked == NULL)
+        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory");
+    ptrdiff_t n = app_chat_mark(gmud_conn_id(from), data, len, max, marked, cap);
+    int rc = n >= 0 ? gmud_server_broadcast(app->server, marked, (size_t)n, from, err)
+                    : gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,
+                                     "%zu bytes, over the maximum message of %zu",
+                                     len + app_chat_mark_len(gmud_conn_id(from)), max);
+    free(marked);
+    return rc;
+}
+
 static void relay_chat(server_app *app, gmud_conn *from, const uint8_t *data, size_t len,
                        json_t *json)
 {
@@ -220,11 +263,21 @@ static void relay_chat(server_app *app, gmud_conn *from, const uint8_t *data, si
         rc = gmud_server_broadcast_json(app->server, tagged, from, &err);
         json_decref(tagged);
     } else {
-        rc = gmud_server_broadcast(app->server, data, len, from, &err);
+        rc = relay_text(app, from, data, len, &err);
     }
-    if (rc < 0)
+    if (rc == GMUD_ERR_UNENCODABLE) {
+        /* Too long with "from" or the mark, or the mark made a line delimiter. */
+        char why[CHAT_WHY];
+        if (json != NULL)
+            snprintf(why, sizeof why, "not relayed with \"from\": %s", err.message);
+        else
+            snprintf(why, sizeof why, "not relayed with its mark \"%" PRIu64 ": \": %s",
+                     gmud_conn_id(from), err.message);
+        chat_refuse(app, from, why);
+    } else if (rc < 0) {
         prog_logf(&app->opt, GMUD_LOG_WARN, gmud_conn_peer(from), "chat", "not relayed: %s",
                   err.message);
+    }
 }
 
 static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,

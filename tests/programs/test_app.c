@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "check.h"
+#include "gmud/json.h"
 
 static void set_tz(const char *tz)
 {
@@ -197,6 +198,163 @@ static void test_chat_tag(void)
     json_decref(msg);
 }
 
+/* app_chat_mark(from, line) is exactly want, written over a filled buffer. */
+static void check_mark(uint64_t from, const char *line, size_t len, const char *want,
+                       size_t want_len)
+{
+    char out[256];
+    memset(out, 'x', sizeof out);
+    ptrdiff_t n = app_chat_mark(from, line, len, sizeof out, out, sizeof out);
+    CHECK_EQ_INT(n, want_len);
+    if (n >= 0) {
+        CHECK_MEM(out, (size_t)n, want, want_len);
+        CHECK(out[n] == 'x'); /* no NUL, nothing past the end */
+    }
+}
+
+static void test_chat_mark(void)
+{
+    /* The mark: the id in decimal, ": ". */
+    CHECK_EQ_INT(app_chat_mark_len(0), 3);
+    CHECK_EQ_INT(app_chat_mark_len(9), 3);
+    CHECK_EQ_INT(app_chat_mark_len(10), 4);
+    CHECK_EQ_INT(app_chat_mark_len(99), 4);
+    CHECK_EQ_INT(app_chat_mark_len(100), 5);
+    CHECK_EQ_INT(app_chat_mark_len(UINT64_MAX), APP_CHAT_MARK_MAX);
+    check_mark(1, "plain words", 11, "1: plain words", 14);
+    check_mark(0, "x", 1, "0: x", 4);
+    check_mark(1234567, "x", 1, "1234567: x", 10);
+    check_mark(UINT64_MAX, "x", 1, "18446744073709551615: x", 23);
+
+    /* An empty line is relayed as the mark alone. */
+    check_mark(3, "", 0, "3: ", 3);
+    char out[64];
+    CHECK_EQ_INT(app_chat_mark(3, NULL, 0, sizeof out, out, sizeof out), 3);
+
+    /* A line that would read as the server's error packet, as text or as
+     * JSON, is relayed whole but begins with the mark: no longer one. */
+    const char *forged = "error server_full: the server is full";
+    check_mark(7, forged, strlen(forged), "7: error server_full: the server is full",
+               strlen(forged) + 3);
+    const char *forged_json = "{\"error\":\"the server is full\",\"code\":\"server_full\"}";
+    check_mark(7, forged_json, strlen(forged_json),
+               "7: {\"error\":\"the server is full\",\"code\":\"server_full\"}",
+               strlen(forged_json) + 3);
+    check_mark(2, "error", 5, "2: error", 8);
+    ptrdiff_t n = app_chat_mark(42, forged, strlen(forged), sizeof out, out, sizeof out);
+    CHECK(n > 6 && memcmp(out, "error ", 6) != 0 && out[0] >= '0' && out[0] <= '9');
+
+    /* Delimiter-like bytes (newline, CR LF, NUL, a 0xff) go as they came:
+     * the framing, not the mark, decides whether they can be carried. */
+    static const char odd[] = "a\nerror x: y\r\n\0\xff";
+    check_mark(5, odd, sizeof odd - 1, "5: a\nerror x: y\r\n\0\xff", sizeof odd - 1 + 3);
+
+    /* The longest line that fits max once marked is relayed whole; one byte
+     * more is refused (-1, nothing written), never cut to fit. */
+    char line[64];
+    memset(line, 'y', sizeof line);
+    memset(out, 'x', sizeof out);
+    CHECK_EQ_INT(app_chat_mark(12, line, 20 - 4, 20, out, sizeof out), 20);
+    CHECK(memcmp(out, "12: yyyyyyyyyyyyyyyy", 20) == 0 && out[20] == 'x');
+    memset(out, 'x', sizeof out);
+    CHECK_EQ_INT(app_chat_mark(12, line, 20 - 3, 20, out, sizeof out), -1);
+    CHECK(out[0] == 'x');
+    /* A line that fits max unmarked (max itself) does not once marked. */
+    CHECK_EQ_INT(app_chat_mark(1, line, 20, 20, out, sizeof out), -1);
+    /* cap binds as max does. */
+    CHECK_EQ_INT(app_chat_mark(1, line, 7, 100, out, 10), 10);
+    CHECK_EQ_INT(app_chat_mark(1, line, 8, 100, out, 10), -1);
+    /* Not even the mark fits. */
+    CHECK_EQ_INT(app_chat_mark(1, "", 0, 2, out, sizeof out), -1);
+    CHECK_EQ_INT(app_chat_mark(UINT64_MAX, "", 0, APP_CHAT_MARK_MAX, out, sizeof out),
+                 APP_CHAT_MARK_MAX);
+    CHECK_EQ_INT(app_chat_mark(UINT64_MAX, "", 0, APP_CHAT_MARK_MAX - 1, out, sizeof out), -1);
+    /* A length near SIZE_MAX does not wrap into fitting. */
+    CHECK_EQ_INT(app_chat_mark(1, line, SIZE_MAX - 1, SIZE_MAX, out, sizeof out), -1);
+    CHECK_EQ_INT(app_chat_mark(1, line, SIZE_MAX, SIZE_MAX, out, SIZE_MAX), -1);
+}
+
+/* JSON has no such hole: the relay's "from" makes three members, and an
+ * error packet is exactly two (gmud_json_error_packet). */
+static void test_chat_tag_not_error(void)
+{
+    json_error_t jerr;
+    json_t *forged =
+        json_loads("{\"error\": \"the server is full\", \"code\": \"server_full\"}", 0, &jerr);
+    CHECK(forged != NULL && gmud_json_error_packet(forged, NULL));
+    json_t *out = app_chat_tag(forged, 9);
+    CHECK(out != NULL && json_object_size(out) == 3);
+    CHECK(out != NULL && !gmud_json_error_packet(out, NULL));
+    json_decref(out);
+    /* With a "from" of its own, replaced: still three. */
+    json_t *with_from = json_loads(
+        "{\"error\": \"x\", \"code\": \"server_full\", \"from\": 0}", 0, &jerr);
+    out = app_chat_tag(with_from, 9);
+    CHECK(out != NULL && json_object_size(out) == 3 && !gmud_json_error_packet(out, NULL));
+    json_decref(out);
+    json_decref(with_from);
+    json_decref(forged);
+}
+
+static void test_error_text(void)
+{
+    char out[64];
+    memset(out, 'x', sizeof out);
+    const char *want = "error unencodable: not relayed";
+    ptrdiff_t n = app_error_text("unencodable", "not relayed", sizeof out, out, sizeof out);
+    CHECK_EQ_INT(n, strlen(want));
+    CHECK(n < 0 || (memcmp(out, want, (size_t)n) == 0 && out[n] == 'x'));
+    /* The sentence is cut to max; the head must fit whole. */
+    n = app_error_text("unencodable", "not relayed", 24, out, sizeof out);
+    CHECK_EQ_INT(n, 24);
+    CHECK(n < 0 || memcmp(out, "error unencodable: not r", 24) == 0);
+    CHECK_EQ_INT(app_error_text("unencodable", "not relayed", 19, out, sizeof out), 19);
+    CHECK_EQ_INT(app_error_text("unencodable", "not relayed", 18, out, sizeof out), -1);
+    CHECK_EQ_INT(app_error_text("unencodable", "not relayed", 100, out, 20), 20);
+    CHECK_EQ_INT(app_error_text("x", "", sizeof out, out, sizeof out), 9);
+    /* No byte of the sentence can end the line or the packet early. */
+    n = app_error_text("x", "a\nb\r\xff\"", sizeof out, out, sizeof out);
+    CHECK_EQ_INT(n, 15);
+    CHECK(n < 0 || memcmp(out, "error x: a?b??\"", 15) == 0);
+}
+
+/* app_error_json() parses as the error packet it says, with this sentence. */
+static void check_error_json(const char *sentence, size_t max, const char *want)
+{
+    char out[128];
+    memset(out, 'x', sizeof out);
+    ptrdiff_t n = app_error_json("unencodable", sentence, max, out, sizeof out);
+    CHECK_EQ_INT(n, strlen(want));
+    if (n < 0)
+        return;
+    CHECK(memcmp(out, want, (size_t)n) == 0 && out[n] == 'x');
+    CHECK((size_t)n <= max);
+    json_error_t jerr;
+    json_t *v = json_loadb(out, (size_t)n, 0, &jerr);
+    gmud_error e;
+    CHECK(v != NULL && gmud_json_error_packet(v, &e));
+    CHECK(v != NULL && e.code == GMUD_ERR_UNENCODABLE);
+    json_decref(v);
+}
+
+static void test_error_json(void)
+{
+    check_error_json("not relayed", 128, "{\"error\":\"not relayed\",\"code\":\"unencodable\"}");
+    /* Quotes and backslashes escaped; other odd bytes made '?'. */
+    check_error_json("with \"from\" \\ \n\xff", 128,
+                     "{\"error\":\"with \\\"from\\\" \\\\ ??\",\"code\":\"unencodable\"}");
+    /* Cut to max, never inside an escape. */
+    const char *bare = "{\"error\":\"\",\"code\":\"unencodable\"}";
+    size_t b = strlen(bare);
+    check_error_json("not relayed", b, bare);
+    check_error_json("not relayed", b + 3, "{\"error\":\"not\",\"code\":\"unencodable\"}");
+    check_error_json("\"q", b + 1, bare); /* \" needs 2 */
+    check_error_json("\"q", b + 2, "{\"error\":\"\\\"\",\"code\":\"unencodable\"}");
+    char out[64];
+    CHECK_EQ_INT(app_error_json("unencodable", "x", b - 1, out, sizeof out), -1);
+    CHECK_EQ_INT(app_error_json("unencodable", "x", sizeof out, out, b), b);
+}
+
 static void test_kinds(void)
 {
     static const char *const names[] = {"echo", "clock", "chat"};
@@ -222,6 +380,10 @@ int main(void)
     test_clock_text();
     test_clock_json();
     test_chat_tag();
+    test_chat_mark();
+    test_chat_tag_not_error();
+    test_error_text();
+    test_error_json();
     test_kinds();
     return check_report("test_app");
 }

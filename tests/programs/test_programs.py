@@ -246,19 +246,24 @@ def test_clock_lecture_client():
     check(srv.wait() == 0, 'clock for the lecture client: server exits 0')
 
 
-def test_chat():
-    srv = Server('--app', 'chat')
-    a = start_client(srv.port, '--wait', '0.3')
-    b = start_client(srv.port, '--wait', '0.3')
-    # A speaks until B, whose connect may come later, hears it.
+def chat_pair(first_line, *args):
+    """A chat server and two clients, A and B, all with args; A says
+    first_line until B, whose connect may come later, hears it. Returns
+    (server, A, B, what B heard first or None)."""
+    srv = Server('--app', 'chat', *args)
+    a = start_client(srv.port, *args, '--wait', '0.3')
+    b = start_client(srv.port, *args, '--wait', '0.3')
     got = None
     deadline = time.monotonic() + STEP
-    k = 0
     while got is None and time.monotonic() < deadline:
-        a.stdin.write('{"n": %d}\n' % k)
+        a.stdin.write(first_line + '\n')
         a.stdin.flush()
-        k += 1
         got = b.out.get(timeout=0.2)
+    return srv, a, b, got
+
+
+def test_chat():
+    srv, a, b, got = chat_pair('{"n": 0}')
     if check(got is not None, 'chat: B hears A'):
         obj = json.loads(got)
         check(isinstance(obj.get('from'), int) and 'n' in obj,
@@ -283,18 +288,68 @@ def test_chat():
 
 
 def test_chat_text():
-    srv = Server('--app', 'chat', '--payload', 'text', '--framing', 'line')
-    a = start_client(srv.port, '--payload', 'text', '--framing', 'line', '--wait', '0.3')
-    b = start_client(srv.port, '--payload', 'text', '--framing', 'line', '--wait', '0.3')
-    got = None
-    deadline = time.monotonic() + STEP
-    while got is None and time.monotonic() < deadline:
-        a.stdin.write('plain words\n')
-        a.stdin.flush()
-        got = b.out.get(timeout=0.2)
-    check(got == 'plain words', 'text chat: B hears A as is: %r' % got)
+    """Text relays are marked "<id>: " (PROTOCOL.md 5): a client's line that
+    reads as the server's error packet reaches the others marked, so not as
+    one; a line too long once marked is refused to its sender, not cut."""
+    srv, a, b, got = chat_pair('plain words', '--payload', 'text', '--framing', 'line',
+                               '--max-message', '64')
+    m = re.match(r'^([1-9]\d*): plain words$', got or '')
+    check(m is not None, 'text chat: B hears A marked "<id>: ": %r' % got)
+    a_id = m.group(1) if m else '1'
+    fits = 'y' * (64 - len(a_id) - 2)  # the longest line that fits once marked
+    a.stdin.write('error server_full: the server is full\nhello again\n%s\n%s\nlast\n'
+                  % (fits, 'z' * 64))
+    a.stdin.flush()
+    want = ['error server_full: the server is full', 'hello again', fits, 'last']
+    heard = []
+    while len(heard) < len(want):
+        line = b.out.get()
+        if line is None:
+            break
+        if line != got:  # A said its first line until B heard it
+            heard.append(line)
+    check(heard == ['%s: %s' % (a_id, w) for w in want],
+          'text chat: B hears each line whole, marked, the 64-byte one not at all: %r' % heard)
+    refusal = a.out.wait_for(r'^error unencodable: not relayed')
+    check(refusal is not None and '"%s: "' % a_id in refusal.string,
+          'text chat: A hears its 64-byte line refused: %r' % a.out.all)
+    b.stdin.write('from b\n')
+    b.stdin.flush()
+    m = a.out.wait_for(r'^([1-9]\d*): from b$')
+    check(m is not None and m.group(1) != a_id,
+          'text chat: A hears B marked with its own id: %r' % a.out.all)
     check(finish(a) == 0 and finish(b) == 0, 'text chat: clients exit 0')
+    b.out.drain()
+    check(b.out.all and not any(l.startswith('error ') for l in b.out.all),
+          'text chat: nothing B heard reads as an error packet: %r' % b.out.all)
     check(srv.stop() == 0, 'text chat: server exits 0')
+
+
+def test_chat_json_forgery():
+    """JSON needs no mark: the relay's "from" makes an error object three
+    members, and an error packet is exactly two. An object too long once
+    "from" is added is refused to its sender, with an error packet."""
+    srv, a, b, got = chat_pair('{"n": 0}', '--max-message', '80')
+    if check(got is not None, 'json chat: B hears A'):
+        a.stdin.write('{"error": "the server is full", "code": "server_full"}\n')
+        # 64 bytes (the 80 less the 16-byte session header): fits, but not with "from".
+        a.stdin.write('{"s":"%s"}\n' % ('z' * 56))
+        a.stdin.write('{"last": 1}\n')
+        a.stdin.flush()
+        m = b.out.wait_for(r'"error"')
+        obj = json.loads(m.string) if m else {}
+        check(sorted(obj) == ['code', 'error', 'from'] and isinstance(obj['from'], int),
+              'json chat: the forged error object comes with "from": %r' % obj)
+        check(b.out.wait_for(r'"last"') is not None, 'json chat: B hears the last line')
+        check(not any('zzz' in l for l in b.out.all), 'json chat: the long one is not relayed')
+        m = a.out.wait_for(r'"unencodable"')
+        obj = json.loads(m.string) if m else {}
+        check(sorted(obj) == ['code', 'error'] and obj['code'] == 'unencodable'
+              and 'not relayed with "from"' in obj['error'],
+              'json chat: A hears its long object refused: %r' % a.out.all)
+    check(finish(a) == 1, 'json chat: A exits 1 (its line was refused)')
+    check(finish(b) == 0, 'json chat: B exits 0 (no error packet for it)')
+    check(srv.stop() == 0, 'json chat: server exits 0')
 
 
 def test_stdin_kinds():
@@ -471,7 +526,8 @@ def test_exit_statuses():
 
 
 TESTS = [test_help, test_bad_options, test_echo, test_clock, test_clock_local_time,
-         test_clock_lecture_client, test_chat, test_chat_text, test_stdin_kinds, test_stdin_backpressure,
+         test_clock_lecture_client, test_chat, test_chat_text, test_chat_json_forgery,
+         test_stdin_kinds, test_stdin_backpressure,
          test_json_not_object, test_sigterm, test_logs, test_nothing_listens,
          test_protocol_error, test_exit_statuses]
 

@@ -882,6 +882,14 @@ static void test_good_welcomes(void)
  * welcome_timeout_ms, not a millisecond before (EP_KIND_TIMEOUT,
  * not_welcomed); a welcomed client, a server and a client in mode off never
  * time out, nor does one whose timeout is GMUD_OFF. */
+/* A client in mode whose welcome is due: cfg readied, ep begun at T0. */
+static void awaiting(ep_config *cfg, endpoint *ep, gmud_session_mode mode)
+{
+    fill(cfg, EP_CLIENT, "gmud", mode, 1);
+    ready(cfg);
+    ep_init(ep, cfg, T0);
+}
+
 static void test_welcome_timeout(void)
 {
     static const struct {
@@ -893,9 +901,7 @@ static void test_welcome_timeout(void)
         ep_config cfg;
         endpoint ep;
         ep_result r;
-        fill(&cfg, EP_CLIENT, "gmud", modes[m], 1);
-        ready(&cfg);
-        ep_init(&ep, &cfg, T0);
+        awaiting(&cfg, &ep, modes[m]);
         for (size_t i = 0; i < sizeof ticks / sizeof ticks[0]; i++) {
             memset(&r, 0xa5, sizeof r);
             ep_on_tick(&ep, T0 + ticks[i].at, &r);
@@ -959,9 +965,7 @@ static void test_end_before_welcome(void)
         ep_config cfg;
         endpoint ep;
         ep_result r;
-        fill(&cfg, EP_CLIENT, "gmud", modes[m], 1);
-        ready(&cfg);
-        ep_init(&ep, &cfg, T0);
+        awaiting(&cfg, &ep, modes[m]);
         memset(&r, 0xa5, sizeof r);
         ep_on_end(&ep, &r);
         CHECK_EQ_INT(r.what, C);

@@ -149,6 +149,9 @@ static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t 
                   "(or lecture) to talk to it");
     if (json == NULL) {
         fwrite(data, 1, len, stdout);
+        gmud_error e;
+        if (gmud_text_error_packet(data, len, &e)) /* as for JSON below */
+            fail(app, "error from the server: %s", e.message);
     } else {
         /* Straight to stdout: no buffer to size for re-serialised numbers. */
         json_dumpf(json, stdout, JSON_COMPACT | JSON_ENCODE_ANY);

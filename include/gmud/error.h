@@ -11,6 +11,7 @@
 #define GMUD_ERROR_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "gmud/export.h"
 
 #ifdef __cplusplus
@@ -90,6 +91,13 @@ GMUD_API const char *gmud_err_name(int code);
 /* The code whose short name is name (an error packet's "code"), or 0 if no
  * code has that name. */
 GMUD_API int gmud_err_from_name(const char *name);
+
+/* Is p[0..n) an error packet of the text payload type (docs/PROTOCOL.md
+ * section 5), "error <name>: <sentence>", with a name of 1 to 39 bytes?
+ * Returns 1 and fills err (if not NULL) with the code the name maps to (0
+ * for a name this gmud does not know) and the message "<name>: <sentence>"
+ * (cut to fit); else 0. The text twin of gmud_json_error_packet(). */
+GMUD_API int gmud_text_error_packet(const uint8_t *p, size_t n, gmud_error *err);
 
 /* Fills err (if not NULL) with code, offset and a printf-style message, and
  * returns code, so that `return gmud_error_set(err, ...)` reads naturally. */

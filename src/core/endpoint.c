@@ -601,17 +601,8 @@ static int peer_error(const endpoint *ep, gmud_slice msg, const json_t *json, gm
 {
     if (json != NULL)
         return gmud_json_error_packet(json, e);
-    if (msg.len > 6 && memcmp(msg.data, "error ", 6) == 0) {
-        const char *p = (const char *)msg.data + 6, *end = (const char *)msg.data + msg.len;
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        char name[40];
-        if (colon == NULL || colon == p || (size_t)(colon - p) >= sizeof name)
-            return 0;
-        memcpy(name, p, (size_t)(colon - p));
-        name[colon - p] = '\0';
-        gmud_error_set(e, gmud_err_from_name(name), 0, "%.*s", (int)(end - p), p);
+    if (gmud_text_error_packet(msg.data, msg.len, e))
         return 1;
-    }
     if (ep->cfg->json || msg.len < 9 || memcmp(msg.data, "{\"error\"", 8) != 0)
         return 0;
     json_t *v = NULL;

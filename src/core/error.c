@@ -44,6 +44,21 @@ int gmud_err_from_name(const char *name)
     return GMUD_OK;
 }
 
+int gmud_text_error_packet(const uint8_t *p, size_t n, gmud_error *err)
+{
+    if (n <= 6 || memcmp(p, "error ", 6) != 0)
+        return 0;
+    const char *name = (const char *)p + 6, *end = (const char *)p + n;
+    const char *colon = memchr(name, ':', (size_t)(end - name));
+    char buf[40];
+    if (colon == NULL || colon == name || (size_t)(colon - name) >= sizeof buf)
+        return 0;
+    memcpy(buf, name, (size_t)(colon - name));
+    buf[colon - name] = '\0';
+    gmud_error_set(err, gmud_err_from_name(buf), 0, "%.*s", (int)(end - name), name);
+    return 1;
+}
+
 int gmud_error_set(gmud_error *err, int code, size_t offset, const char *fmt, ...)
 {
     if (err == NULL)

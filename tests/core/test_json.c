@@ -188,6 +188,38 @@ static void test_error_packet(void)
     CHECK_EQ_INT(gmud_json_error_packet(NULL, NULL), 0);
 }
 
+/* The text twin: "error <name>: <sentence>", a known name or not; anything
+ * else (no colon, an empty or over-long name, another start) is a message. */
+static void test_text_error_packet(void)
+{
+    static const struct {
+        const char *text;
+        int is, code;
+        const char *msg;
+    } cases[] = {
+        {"error server_full: the server is full", 1, GMUD_ERR_SERVER_FULL,
+         "server_full: the server is full"},
+        {"error no_such: later gmud", 1, 0, "no_such: later gmud"},
+        {"error x:", 1, 0, "x:"},
+        {"error : empty name", 0, 0, NULL},
+        {"error no colon at all", 0, 0, NULL},
+        {"error ", 0, 0, NULL},
+        {"Error server_full: case", 0, 0, NULL},
+        {"2: error server_full: relayed", 0, 0, NULL},
+        {"error aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: too long a name", 0, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gmud_error e = {0};
+        int is = gmud_text_error_packet((const uint8_t *)cases[i].text, strlen(cases[i].text), &e);
+        CHECK_EQ_INT(is, cases[i].is);
+        if (is) {
+            CHECK_EQ_INT(e.code, cases[i].code);
+            CHECK(strcmp(e.message, cases[i].msg) == 0);
+        }
+    }
+    CHECK_EQ_INT(gmud_text_error_packet((const uint8_t *)"error x: y", 10, NULL), 1);
+}
+
 int main(void)
 {
     test_lecture_object();
@@ -198,5 +230,6 @@ int main(void)
     test_keys_and_strings();
     test_duplicates();
     test_error_packet();
+    test_text_error_packet();
     return check_report("test_json");
 }

@@ -318,7 +318,9 @@ def test_chat_text():
     m = a.out.wait_for(r'^([1-9]\d*): from b$')
     check(m is not None and m.group(1) != a_id,
           'text chat: A hears B marked with its own id: %r' % a.out.all)
-    check(finish(a) == 0 and finish(b) == 0, 'text chat: clients exit 0')
+    # A had a line refused (its error packet): exit 1, as with JSON; B none.
+    check(finish(a) == 1 and finish(b) == 0,
+          'text chat: A exits 1 (a line refused), B exits 0')
     b.out.drain()
     check(b.out.all and not any(l.startswith('error ') for l in b.out.all),
           'text chat: nothing B heard reads as an error packet: %r' % b.out.all)

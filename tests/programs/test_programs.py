@@ -527,11 +527,66 @@ def test_exit_statuses():
     srv.stop()
 
 
+def read_refusal(port, framing):
+    """Connects as a raw peer written the lecture's way and reads one frame
+    of framing; its payload (padding stripped), or None."""
+    with socket.create_connection(('127.0.0.1', port), timeout=STEP) as s:
+        s.settimeout(STEP)
+        try:
+            if framing == 'line':
+                data = b''
+                while not data.endswith(b'\n'):
+                    chunk = s.recv(1)
+                    if not chunk:
+                        return None
+                    data += chunk
+                return data[:-1]
+            if framing == 'length':
+                return read_exact(s, struct.unpack('<H', read_exact(s, 2))[0])
+            if framing == 'gmud':
+                head = read_exact(s, 6)
+                return read_exact(s, struct.unpack('<H', head[4:])[0]) if head[:4] == b'GMUD' \
+                    else None
+            return read_exact(s, 100).rstrip(b'\0')  # fixed:100
+        except (EOFError, OSError):
+            return None
+
+
+def test_refusal_matrix():
+    """A refusal (server full) in every session mode, in each framing that
+    can carry it: a raw peer reads the bare error packet, and gmud-client
+    exits 3 naming the code."""
+    combos = [('line', 'off'), ('length', 'off'), ('length', 'on'), ('length', 'lecture'),
+              ('gmud', 'off'), ('gmud', 'on'), ('gmud', 'lecture'), ('fixed:100', 'off'),
+              ('fixed:100', 'on'), ('fixed:100', 'lecture')]
+    for framing, mode in combos:
+        what = '%s, mode %s' % (framing, mode)
+        app = ['--app', 'clock'] if mode == 'lecture' else ['--app', 'echo']
+        common = ['--framing', framing, '--session', mode]
+        srv = Server(*app, *common, '--max-connections', '1')
+        holder = start_client(srv.port, *common, '--wait', '5')
+        srv.log.wait_for(r'accept: connection 1 accepted')
+        payload = read_refusal(srv.port, framing.split(':')[0])
+        try:
+            packet = json.loads(payload) if payload is not None else None
+        except ValueError:
+            packet = None
+        check(isinstance(packet, dict) and packet.get('code') == 'server_full'
+              and sorted(packet) == ['code', 'error'],
+              '%s: the raw peer reads a bare server_full error packet: %r' % (what, payload))
+        status, out, err = run_client(srv.port, [*common, '--wait', '2'], '')
+        check(status == 3 and 'server_full' in err,
+              '%s: gmud-client exits 3, saying server_full (got %s; %s)' % (what, status, err))
+        holder.kill()
+        holder.wait()
+        srv.stop()
+
+
 TESTS = [test_help, test_bad_options, test_echo, test_clock, test_clock_local_time,
          test_clock_lecture_client, test_chat, test_chat_text, test_chat_json_forgery,
          test_stdin_kinds, test_stdin_backpressure,
          test_json_not_object, test_sigterm, test_logs, test_nothing_listens,
-         test_protocol_error, test_exit_statuses]
+         test_protocol_error, test_exit_statuses, test_refusal_matrix]
 
 
 def main():

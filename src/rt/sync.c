@@ -27,7 +27,6 @@ enum { NO_WAIT = 0, FOREVER = -1 };
 
 struct gmud_sync {
     int fd;
-    gmud_frame_config cfg;
     ep_config rules;         /* the protocol engine's, for this connection */
     endpoint ep;             /* its session */
     gmud_frame_decoder *dec;
@@ -330,11 +329,12 @@ static int next_frame(gmud_sync *s, int64_t deadline, int64_t first_ms, gmud_sli
 static int send_frame(gmud_sync *s, const void *prefix, size_t plen, const void *payload,
                       size_t len, gmud_error *err)
 {
-    size_t size = gmud_frame_encoded_size(&s->cfg, plen + len);
+    const gmud_frame_config *f = &s->rules.frame;
+    size_t size = gmud_frame_encoded_size(f, plen + len);
     s->out.len = 0;
     if (buf_reserve(&s->out, size) != 0)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory encoding a message");
-    ptrdiff_t n = gmud_frame_encode_prefixed(&s->cfg, prefix, plen, payload, len, s->out.data,
+    ptrdiff_t n = gmud_frame_encode_prefixed(f, prefix, plen, payload, len, s->out.data,
                                              s->out.cap, err);
     return n < 0 ? (int)n : send_frames(s, s->out.data, (size_t)n, err);
 }
@@ -384,9 +384,10 @@ int gmud_sync_send(gmud_sync *s, const void *data, size_t len, gmud_error *err)
             *err = e;
         return rc;
     }
-    if (len > s->cfg.max_message || pkt.head_len + len > s->cfg.max_message)
-        return (int)gmud_frame_encode_prefixed(&s->cfg, pkt.head, pkt.head_len, data, len,
-                                               NULL, 0, err); /* the encoder says why */
+    const gmud_frame_config *f = &s->rules.frame;
+    if (len > f->max_message || pkt.head_len + len > f->max_message)
+        return (int)gmud_frame_encode_prefixed(f, pkt.head, pkt.head_len, data, len, NULL, 0,
+                                               err); /* the encoder says why */
     return send_packet(s, &pkt, err);
 }
 
@@ -532,7 +533,6 @@ gmud_sync *sync_create_seamed(const char *host, unsigned port, const gmud_sync_c
         return NULL;
     }
     s->fd = -1;
-    s->cfg = cfg->frame;
     if (take_rules(s, cfg, err) != GMUD_OK) {
         free(s->in);
         free(s);
@@ -548,7 +548,7 @@ gmud_sync *sync_create_seamed(const char *host, unsigned port, const gmud_sync_c
         gmud_error_set(err, GMUD_ERR_INVALID, 0, "port %u is outside 1..65535", port);
         goto fail;
     }
-    if ((s->dec = gmud_frame_decoder_create(&s->cfg, err)) == NULL)
+    if ((s->dec = gmud_frame_decoder_create(&s->rules.frame, err)) == NULL)
         goto fail;
     if ((s->fd = open_socket(host, port, deadline, err)) < 0)
         goto fail;

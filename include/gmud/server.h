@@ -94,6 +94,13 @@ GMUD_API const char *gmud_close_reason_name(gmud_close_reason reason);
 /* Per-connection limits, and the server's budget for all its connections;
  * gmud_limits_default_config() fills the defaults of gmud/limits.h. Zero
  * is refused, except where GMUD_OFF is named. */
+/* What a message over the rate limits meets (gmud_limits.rate_policy). */
+typedef enum gmud_rate_policy {
+    GMUD_RATE_SHAPE = 0, /* held until the buckets can pay: the sender is
+                            slowed by TCP's flow control, nothing dropped */
+    GMUD_RATE_DROP       /* dropped, and counted (stats.rate_dropped) */
+} gmud_rate_policy;
+
 typedef struct gmud_limits {
     size_t max_queued;          /* outgoing bytes queued per connection; over it:
                                    "slow consumer". > 0 */
@@ -113,15 +120,21 @@ typedef struct gmud_limits {
     size_t max_connections;     /* server only: concurrent connections; > 0 */
     /* Spam, per connection, on what it receives (docs/PROTOCOL.md, section
      * 7): token buckets on messages and on payload bytes. A message either
-     * bucket cannot pay for is dropped, with at most one warning packet a
-     * second; refused for rate_close_ms on end, the connection is closed.
-     * A rate of 0 turns that bucket off (a client's default: a client does
-     * not throttle its server). */
+     * bucket cannot pay for is held (rate_policy GMUD_RATE_SHAPE, the
+     * default): nothing more is read from the connection until the buckets
+     * can pay, so TCP slows the sender and nothing is lost; or it is
+     * dropped (GMUD_RATE_DROP). Either way the peer gets at most one
+     * warning packet a second, and a connection over its rate for
+     * rate_close_ms on end is closed. A rate of 0 turns that bucket off (a
+     * client's default: a client does not throttle its server). Shaping
+     * needs byte_burst >= the largest message, or that message could never
+     * pass. */
     uint32_t msg_rate;          /* messages/s; GMUD_OFF: no limit */
     uint32_t msg_burst;         /* messages at once; > 0 if msg_rate is on */
     uint32_t byte_rate;         /* payload bytes/s; GMUD_OFF: no limit */
     uint32_t byte_burst;        /* bytes at once; > 0 if byte_rate is on */
-    uint32_t rate_close_ms;     /* refused this long closes; > 0 */
+    uint32_t rate_close_ms;     /* over the rate this long closes; > 0 */
+    gmud_rate_policy rate_policy; /* held (the default, 0) or dropped */
     /* Server only (a client ignores it): the bytes all connections hold
      * together, queued output (as gmud_conn_queued counts it) and partial
      * input frames alike. A send or a read that takes the total over it
@@ -300,7 +313,9 @@ typedef struct gmud_stats {
     uint64_t writes;           /* write calls (uv_try_write/uv_write) */
     uint64_t read_pauses;      /* times reading stopped for backpressure */
     uint64_t security;         /* packets refused by a session check */
-    uint64_t rate_dropped;     /* packets dropped over a rate limit */
+    uint64_t rate_dropped;     /* packets dropped over a rate limit (drop) */
+    uint64_t rate_held;        /* times a connection's input was held for its
+                                  rates (shaping): each a pause of reading */
     uint64_t rejected_addr;    /* connections refused by a per-address limit */
     uint64_t closes[GMUD_CLOSE_REASON_COUNT_];
     uint64_t rejects[GMUD_STATS_CODES];

@@ -102,6 +102,15 @@ static int check_limits(const ep_config *cfg, gmud_error *err)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "a rate needs a positive burst");
     if ((cfg->msg_rate != 0 || cfg->byte_rate != 0) && cfg->rate_close_ms == 0)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "rate close period must be positive");
+    /* Shaping waits until a message can be paid for: each must fit the
+     * byte burst, or it would wait for ever. */
+    if (!cfg->rate_drop && cfg->byte_rate != 0 && cfg->mode != GMUD_SESSION_LECTURE &&
+        cfg->byte_burst < ep_max_payload(cfg))
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "byte burst %u is under the largest message (%zu bytes), which "
+                              "shaping could never let through: raise the burst, lower the "
+                              "message size, or drop over the rate",
+                              (unsigned)cfg->byte_burst, ep_max_payload(cfg));
     /* Only payloads that are parsed can be bad. */
     if (cfg->json && (cfg->max_bad_messages == 0 || cfg->max_bad_messages > 255))
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "max bad messages must be 1..255");
@@ -121,10 +130,11 @@ static int prepare(ep_config *cfg, gmud_error *err)
     if (rc != GMUD_OK)
         return rc;
     gmud_error_set(&cfg->rate_error, GMUD_ERR_RATE_LIMITED, 0,
-                   "over the rate limit (%u messages/s burst %u, %u bytes/s burst %u): "
-                   "messages are dropped",
+                   "over the rate limit (%u messages/s burst %u, %u bytes/s burst %u): %s",
                    (unsigned)cfg->msg_rate, (unsigned)cfg->msg_burst, (unsigned)cfg->byte_rate,
-                   (unsigned)cfg->byte_burst);
+                   (unsigned)cfg->byte_burst,
+                   cfg->rate_drop ? "messages are dropped"
+                                  : "slowed down, nothing dropped (reading paused)");
     if (cfg->mode == GMUD_SESSION_LECTURE && cfg->role == EP_CLIENT)
         return take_reply_data(cfg, err);
     return GMUD_OK;
@@ -418,34 +428,77 @@ static void header_refused(endpoint *ep, gmud_slice msg, ep_result *r)
     session_reject(ep, &e, r);
 }
 
-/* A message the buckets could not pay for: refused; a warning packet at
- * most once a period; the close once over the limit for long. */
-static void rate_refused(endpoint *ep, uint64_t now, ep_result *r)
+/* The rates apply: a bucket is on, and the mode is not the lecture's. In
+ * lecture mode the server paces its client (one reply per packet it sent,
+ * and a reply beyond those closes the connection), so holding or dropping
+ * a reply would only stall the exchange: no limits there. */
+static int rates_on(const ep_config *cfg)
 {
-    add_refused(EP_KIND_RATE, &ep->cfg->rate_error, r);
-    r->what |= EP_THROTTLE;
-    r->warned = 0;
+    return (cfg->msg_rate != 0 || cfg->byte_rate != 0) && cfg->mode != GMUD_SESSION_LECTURE;
+}
+
+/* Over the rates once more, whether the message is held or dropped: a
+ * warning packet at most once a period; past rate_close_ms of it, the
+ * close, whose own error packet (how long) is sent in the warning's place.
+ * 1 if it closes. */
+static int over_rate(endpoint *ep, uint64_t now, ep_result *r)
+{
     int what = gmud_overlimit_refused(&ep->over, now);
-    if (what & GMUD_OVERLIMIT_WARN) {
-        add_error_packet(ep, &ep->cfg->rate_error, r);
-        r->warned = (r->what & EP_SEND) != 0;
-    }
+    r->warned = 0;
     if (what & GMUD_OVERLIMIT_CLOSE) {
         gmud_error e;
         gmud_error_set(&e, GMUD_ERR_RATE_LIMITED, 0, "over the rate limit for %llu ms",
                        (unsigned long long)gmud_overlimit_duration(&ep->over, now));
+        add_error_packet(ep, &e, r);
         add_close(ep, EP_KIND_RATE, EP_CLOSE_RATE_LIMITED, &e, r);
+        return 1;
     }
+    if (what & GMUD_OVERLIMIT_WARN) {
+        add_error_packet(ep, &ep->cfg->rate_error, r);
+        r->warned = (r->what & EP_SEND) != 0;
+    }
+    return 0;
 }
 
-/* 1 if the buckets pay for a message of len bytes. In lecture mode the
- * server paces its client (one reply per packet it sent, and a reply
- * beyond those closes the connection), so dropping a reply would only
- * stall the exchange: no limits there. */
+/* Shaping: how long until the buckets can pay for a message of len bytes;
+ * 0 if they can now. GMUD_BUCKET_NEVER (a cost over a burst) cannot come:
+ * ep_config_ready refuses a byte burst under the largest payload. */
+static uint64_t rate_wait(const endpoint *ep, size_t len, uint64_t now)
+{
+    const ep_config *cfg = ep->cfg;
+    uint64_t w = cfg->msg_rate != 0 ? gmud_bucket_wait(&ep->msg_bucket, 1, now) : 0;
+    if (cfg->byte_rate != 0) {
+        uint64_t b = gmud_bucket_wait(&ep->byte_bucket, len, now);
+        if (b > w)
+            w = b;
+    }
+    return w;
+}
+
+/* Shaping: 1 if a message of len bytes must wait for the buckets (r says
+ * how long, or that the connection closes); nothing of it is consumed. */
+static int rate_holds(endpoint *ep, size_t len, uint64_t now, ep_result *r)
+{
+    if (ep->cfg->rate_drop || !rates_on(ep->cfg))
+        return 0;
+    uint64_t wait = rate_wait(ep, len, now);
+    if (wait == 0 || wait == GMUD_BUCKET_NEVER)
+        return 0; /* NEVER: left to rate_allows, which refuses it */
+    if (!over_rate(ep, now, r)) {
+        r->what |= EP_HOLD;
+        r->kind = EP_KIND_RATE;
+        r->wait_ms = wait;
+    }
+    return 1;
+}
+
+/* 1 if the buckets pay for a message of len bytes; else it is refused
+ * (dropped), and the reader throttled. Shaping asked rate_wait first, so
+ * there this pays. */
 static int rate_allows(endpoint *ep, size_t len, uint64_t now, ep_result *r)
 {
     const ep_config *cfg = ep->cfg;
-    if ((cfg->msg_rate == 0 && cfg->byte_rate == 0) || cfg->mode == GMUD_SESSION_LECTURE)
+    if (!rates_on(cfg))
         return 1;
     int ok;
     if (cfg->msg_rate != 0 && cfg->byte_rate != 0)
@@ -454,8 +507,11 @@ static int rate_allows(endpoint *ep, size_t len, uint64_t now, ep_result *r)
         ok = gmud_bucket_take(&ep->msg_bucket, 1, now);
     else
         ok = gmud_bucket_take(&ep->byte_bucket, len, now);
-    if (!ok)
-        rate_refused(ep, now, r);
+    if (!ok) {
+        add_refused(EP_KIND_RATE, &cfg->rate_error, r);
+        r->what |= EP_THROTTLE;
+        over_rate(ep, now, r);
+    }
     return ok;
 }
 
@@ -627,16 +683,21 @@ void ep_on_frame(endpoint *ep, gmud_slice msg, uint64_t now, ep_result *r)
             take_welcome(ep, msg, r);
         return;
     }
-    if (cfg->mode == GMUD_SESSION_ON) {
-        if (!gmud_session_header_accept(&ep->sess, msg.data, msg.len)) {
-            header_refused(ep, msg, r);
-            return;
-        }
-        msg.data += GMUD_SESSION_HEADER_SIZE;
-        msg.len -= GMUD_SESSION_HEADER_SIZE;
+    gmud_slice payload = msg;
+    if (cfg->mode == GMUD_SESSION_ON && payload.len >= GMUD_SESSION_HEADER_SIZE) {
+        payload.data += GMUD_SESSION_HEADER_SIZE;
+        payload.len -= GMUD_SESSION_HEADER_SIZE;
     }
     if (cfg->frame.framing == GMUD_FRAMING_FIXED && !cfg->keep_padding)
-        msg = gmud_frame_trim_padding(msg);
+        payload = gmud_frame_trim_padding(payload);
+    /* A held frame is presented again whole: nothing may change before. */
+    if (rate_holds(ep, payload.len, now, r))
+        return;
+    if (cfg->mode == GMUD_SESSION_ON && !gmud_session_header_accept(&ep->sess, msg.data, msg.len)) {
+        header_refused(ep, msg, r);
+        return;
+    }
+    msg = payload;
     if (!rate_allows(ep, msg.len, now, r))
         return;
     int lecture = cfg->mode == GMUD_SESSION_LECTURE;

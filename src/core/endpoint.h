@@ -79,6 +79,8 @@ typedef struct ep_config {
     unsigned max_bad_messages; /* > 0 */
     uint32_t msg_rate, msg_burst, byte_rate, byte_burst; /* rate 0: off */
     uint32_t rate_close_ms;
+    int rate_drop;             /* over the rates: refuse (drop) the message;
+                                  0: hold it until the buckets can pay */
     uint32_t welcome_timeout_ms; /* client, session modes; GMUD_OFF: none */
 
     /* Derived and owned (ep_config_free). */
@@ -138,10 +140,15 @@ enum ep_what {
                               the application */
     EP_THROTTLE = 1 << 4,  /* over the rates: stop reading for a while */
     EP_CLOSE = 1 << 5,     /* close (after what is queued): close, detail */
-    EP_PEER_ERROR = 1 << 6 /* with EP_DELIVER: the message is the peer's error
+    EP_PEER_ERROR = 1 << 6, /* with EP_DELIVER: the message is the peer's error
                               packet; why holds its code and "<code>: <text>"
                               (keep it: the peer's close that follows is
                               reported with it) */
+    EP_HOLD = 1 << 7       /* shaping: the buckets cannot pay for this frame
+                              yet. Nothing was consumed: keep the frame (and
+                              the input after it), read no more, and present
+                              it again wait_ms from now. May come with
+                              EP_SEND, the period's warning (warned) */
 };
 
 typedef struct ep_result {
@@ -151,7 +158,8 @@ typedef struct ep_result {
     ep_packet pkt;
     ep_kind kind;              /* with EP_REFUSED or EP_CLOSE */
     ep_close close;
-    int warned;                /* EP_KIND_RATE: pkt is the period's warning */
+    int warned;                /* EP_KIND_RATE, EP_HOLD: pkt is the period's warning */
+    uint64_t wait_ms;          /* EP_HOLD: ms until the buckets can pay (>= 1) */
     gmud_error why;            /* EP_REFUSED: what was refused and why */
     gmud_error detail;         /* EP_CLOSE: why it closes */
 } ep_result;

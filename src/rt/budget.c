@@ -1,7 +1,7 @@
 /* The server's buffer budget (gmud_limits.max_buffered_total): the bytes
  * all its connections hold together, queued output and partial input
  * frames alike, kept as a running total (stats.buffered_total) where those
- * amounts change, and the pass that closes the connections holding the
+ * amounts change (input held for the rates too), and the pass that closes the connections holding the
  * most once the total is over it. Each connection alone is bounded by
  * max_queued; this bounds them together, so that many connections cannot
  * hold max_queued each. */
@@ -17,7 +17,8 @@ void conn_recount(gmud_conn *conn)
 {
     size_t held = 0;
     if (conn->state != CONN_CLOSED)
-        held = conn_queued_bytes(conn) + gmud_frame_decoder_pending(conn->dec);
+        held = conn_queued_bytes(conn) + gmud_frame_decoder_pending(conn->dec) +
+               conn_held_input(conn);
     conn_hold(conn, held);
 }
 

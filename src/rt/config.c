@@ -60,6 +60,9 @@ int gmud_limits_check(const gmud_limits *lim, gmud_error *err)
         return GMUD_ERR_INVALID;
     if (lim->rate_close_ms == 0)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "rate close period must be positive");
+    if (lim->rate_policy != GMUD_RATE_SHAPE && lim->rate_policy != GMUD_RATE_DROP)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "unknown rate policy %d",
+                              (int)lim->rate_policy);
     /* max_buffered_total: any value (GMUD_OFF: no budget). Not tied to
      * max_queued: a client shares these limits and ignores the budget. */
     return GMUD_OK;

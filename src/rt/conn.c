@@ -138,7 +138,7 @@ void conn_set_peer(gmud_conn *conn, const struct sockaddr *addr)
 void conn_start_reading(gmud_conn *conn)
 {
     if ((conn->flags & CONN_READING) ||
-        ((conn->flags & CONN_THROTTLED) && conn->state == CONN_OPEN))
+        ((conn->flags & (CONN_THROTTLED | CONN_HELD)) && conn->state == CONN_OPEN))
         return;
     int rc = uv_read_start((uv_stream_t *)&conn->tcp, conn_on_alloc, conn_on_read);
     if (rc == 0)
@@ -313,6 +313,7 @@ void conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error 
         set_reason(conn, reason, detail);
     conn->state = CONN_CLOSED;
     conn->flags &= (uint16_t)~(CONN_READING | CONN_PAUSED);
+    conn_shape_close(conn);
     conn_hold(conn, 0); /* what it held is dropped: out of the total now */
     uv_close((uv_handle_t *)&conn->tcp, on_closed);
 }
@@ -378,6 +379,8 @@ void conn_close_soft(gmud_conn *conn, gmud_close_reason reason, const gmud_error
     conn->deadline = uv_now(conn->rt->loop) + deadline_ms;
     /* Keep reading (and discarding) so the peer's end of stream is seen. */
     conn->flags &= (uint16_t)~(CONN_PAUSED | CONN_THROTTLED);
+    conn_unhold(conn); /* what it sent after is not read either */
+    conn_recount(conn);
     if (!(conn->flags & CONN_EOF))
         conn_start_reading(conn);
     conn_finish_closing(conn);

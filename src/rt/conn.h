@@ -16,6 +16,8 @@
  *   resolve.c  getaddrinfo, for the server, the client and gmud_sync
  *   budget.c   the server's buffer budget: what all connections hold
  *              together, and the largest holders closed past it
+ *   shape.c    rate shaping: input the buckets cannot pay for yet held,
+ *              reading stopped, and presented again on a timer
  * server.c and client.c only accept or connect and hand connections on;
  * sync.c is the blocking client, on plain sockets. */
 #ifndef GMUD_CONN_H
@@ -69,6 +71,7 @@ struct rt_ctx {
     ep_config ep;           /* the protocol engine's rules, one for all conns */
     seam_factory seams;     /* makes each connection's seam; create NULL: none */
     byte_buf seam_plain;    /* with seams: one read's plaintext */
+    byte_buf shape_spare;   /* shape.c: a held-input buffer between uses */
 
     gmud_conn *conns;       /* all connections, newest first */
     gmud_conn *dirty;       /* connections with output to flush */
@@ -110,6 +113,7 @@ struct gmud_conn {
     gmud_error *detail;     /* why it closed, when there is a detail */
     endpoint ep;            /* the protocol engine's state: session, rates */
     seam *seam;             /* between socket and framing; NULL: plain TCP */
+    struct conn_shape *shape; /* shape.c: taken at its first hold, kept to the close */
     struct sockaddr_in6 addr; /* server: the peer, for the per-address count
                                  (an IPv4 peer is stored as sockaddr_in) */
     void *data;
@@ -142,7 +146,9 @@ enum gmud_conn_flags {
     CONN_PEER_DETAIL = 1 << 11,  /* detail holds the peer's own error packet */
     CONN_ADDR_COUNTED = 1 << 12, /* counted by rt->addr_limit until closed */
     CONN_THROTTLED = 1 << 13,    /* over its rate: not read until the next sweep */
-    CONN_WANT_DRAIN = 1 << 14    /* on_drain is owed once the queue is empty */
+    CONN_WANT_DRAIN = 1 << 14,   /* on_drain is owed once the queue is empty */
+    CONN_HELD = 1 << 15          /* shaping: input held for the rates, not read
+                                    until its timer (shape.c) */
 };
 
 /* Copies the settings gmud_server_config and gmud_client_config share
@@ -306,6 +312,27 @@ int conn_send_frame(gmud_conn *conn, const void *data, size_t len, gmud_error *e
  * the queue bound and a flush (an error: conn is closed). */
 byte_buf *conn_wire_buf(gmud_conn *conn, gmud_error *err);
 int conn_wire_added(gmud_conn *conn, size_t n, gmud_error *err);
+
+/* read.c: one whole frame to the engine and on, rest[0..n) being the input
+ * after it; 1 if the engine held it for the rates (then frame and rest
+ * were kept by conn_hold_input, and nothing more may be decoded now). And
+ * input to decode and deliver, frame by frame. */
+int conn_frame_in(gmud_conn *conn, gmud_slice frame, const uint8_t *rest, size_t n);
+void conn_decode(gmud_conn *conn, const uint8_t *p, size_t n);
+
+/* shape.c: keeps frame and rest[0..n) (copied), stops reading and presents
+ * them again wait_ms from now (a failure to keep them closes conn); drops
+ * what is held (a closing connection reads only for the end of stream);
+ * the bytes held (counted in the budget); the shape's end with conn's; a
+ * read's size for conn (smaller once it has been shaped, which bounds what
+ * a hold copies); and what an idle sweep gives back. */
+void conn_hold_input(gmud_conn *conn, gmud_slice frame, const uint8_t *rest, size_t n,
+                     uint64_t wait_ms);
+void conn_unhold(gmud_conn *conn);
+size_t conn_held_input(const gmud_conn *conn);
+void conn_shape_close(gmud_conn *conn);
+size_t conn_read_size(const gmud_conn *conn);
+void conn_shape_shrink(gmud_conn *conn);
 
 /* rt.c: counts a refused input by its code; frees the rt once it is
  * closing and everything on it has closed. sweep.c: the sweep timer's

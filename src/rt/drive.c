@@ -27,6 +27,7 @@ int rt_engine_init(rt_ctx *rt, gmud_error *err)
     c->byte_rate = lim->byte_rate;
     c->byte_burst = lim->byte_burst;
     c->rate_close_ms = lim->rate_close_ms;
+    c->rate_drop = lim->rate_policy == GMUD_RATE_DROP;
     c->welcome_timeout_ms = rt->session.welcome_timeout_ms;
     rt->session.reply_data = NULL; /* the caller's pointer; the engine copied it */
     return ep_config_ready(c, err);
@@ -192,6 +193,9 @@ void conn_act(gmud_conn *conn, ep_result *r)
         conn_deliver(conn, r);
     if (what & EP_THROTTLE)
         throttle(conn);
+    if ((what & EP_HOLD) && r->warned) /* the caller holds the input */
+        rt_logf(conn->rt, GMUD_LOG_WARN, conn->peer, "rate", "%s",
+                conn->ep.cfg->rate_error.message);
     if (what & EP_CLOSE)
         close_for(conn, r);
 }

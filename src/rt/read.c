@@ -20,7 +20,7 @@ void conn_on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
         return;
     }
     rb->busy = 1;
-    *buf = uv_buf_init((char *)rb->data, GMUD_READ_BUFFER_SIZE);
+    *buf = uv_buf_init((char *)rb->data, (unsigned)conn_read_size(conn));
 }
 
 void rt_count_reject(rt_ctx *rt, int code)
@@ -29,15 +29,20 @@ void rt_count_reject(rt_ctx *rt, int code)
 }
 
 /* The one place a whole frame goes: to the protocol engine, whose decision
- * (deliver, refuse, answer, close) conn_act carries out. */
-static void deliver(gmud_conn *conn, gmud_slice msg)
+ * (deliver, refuse, answer, hold, close) conn_act carries out. */
+int conn_frame_in(gmud_conn *conn, gmud_slice frame, const uint8_t *rest, size_t n)
 {
     ep_result r;
-    ep_on_frame(&conn->ep, msg, uv_now(conn->rt->loop), &r);
-    if (r.what == EP_DELIVER)
+    ep_on_frame(&conn->ep, frame, uv_now(conn->rt->loop), &r);
+    if (r.what == EP_DELIVER) {
         conn_deliver(conn, &r);
-    else
-        conn_act(conn, &r);
+        return 0;
+    }
+    conn_act(conn, &r);
+    if (!(r.what & EP_HOLD) || conn->state != CONN_OPEN)
+        return 0;
+    conn_hold_input(conn, frame, rest, n, r.wait_ms);
+    return 1;
 }
 
 static void reject_framing(gmud_conn *conn, const gmud_error *e)
@@ -47,7 +52,7 @@ static void reject_framing(gmud_conn *conn, const gmud_error *e)
     conn_act(conn, &r);
 }
 
-static void decode_all(gmud_conn *conn, const uint8_t *p, size_t n)
+void conn_decode(gmud_conn *conn, const uint8_t *p, size_t n)
 {
     int completed = 0;
     while (n > 0 && conn->state == CONN_OPEN) {
@@ -63,7 +68,10 @@ static void decode_all(gmud_conn *conn, const uint8_t *p, size_t n)
         p += used;
         n -= (size_t)used;
         completed = 1;
-        deliver(conn, msg);
+        if (conn_frame_in(conn, msg, p, n)) {
+            conn->frame_start = 0; /* held whole: the decoder is between frames */
+            return;
+        }
     }
     /* A frame that began in this read starts its own clock. */
     if (gmud_frame_decoder_pending(conn->dec) == 0)
@@ -79,7 +87,7 @@ static void bytes_in(gmud_conn *conn, const uint8_t *p, size_t n)
 {
     seam *sm = conn->seam;
     if (sm == NULL) {
-        decode_all(conn, p, n);
+        conn_decode(conn, p, n);
         return;
     }
     rt_ctx *rt = conn->rt;
@@ -100,7 +108,7 @@ static void bytes_in(gmud_conn *conn, const uint8_t *p, size_t n)
         return;
     }
     if (conn_wire_added(conn, wire->len - before, &e) == GMUD_OK)
-        decode_all(conn, plain->data, plain->len);
+        conn_decode(conn, plain->data, plain->len);
 }
 
 static void on_eof(gmud_conn *conn)

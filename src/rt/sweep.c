@@ -69,7 +69,7 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
             conn_start_reading(conn);
         return;
     }
-    if (conn->flags & CONN_PAUSED) {
+    if (conn->flags & (CONN_PAUSED | CONN_HELD)) {
         /* We stopped reading, not the peer: its clocks restart on resume. */
         if (conn->frame_start != 0)
             conn->frame_start = now;
@@ -104,6 +104,7 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
         (conn->io == NULL || !conn->io->writing)) {
         gmud_frame_decoder_shrink(conn->dec);
         conn_free_io(conn);
+        conn_shape_shrink(conn);
     }
     conn->flags &= (uint16_t)~CONN_ACTIVE;
 }

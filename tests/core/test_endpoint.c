@@ -26,7 +26,7 @@
 #define T0 UINT64_C(1000000)
 
 enum { R = EP_REFUSED, S = EP_SEND, W = EP_WELCOMED, D = EP_DELIVER, T = EP_THROTTLE,
-       C = EP_CLOSE };
+       C = EP_CLOSE, H = EP_HOLD };
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -1282,7 +1282,8 @@ typedef struct rate_step {
     int warned;
 } rate_step;
 
-/* Runs steps against a fresh mode-off text server with the given rates. */
+/* Runs steps against a fresh mode-off text server with the given rates,
+ * dropping what they cannot pay for (rate_drop). */
 static void rate_run(const char *name, uint32_t msg_rate, uint32_t msg_burst, uint32_t byte_rate,
                      uint32_t byte_burst, const rate_step *steps, size_t nsteps)
 {
@@ -1296,6 +1297,7 @@ static void rate_run(const char *name, uint32_t msg_rate, uint32_t msg_burst, ui
     cfg.byte_rate = byte_rate;
     cfg.byte_burst = byte_burst;
     cfg.rate_close_ms = 1000;
+    cfg.rate_drop = 1;
     ready(&cfg);
     ep_init(&ep, &cfg, T0);
     for (size_t i = 0; i < nsteps; i++)
@@ -1320,6 +1322,10 @@ static void rate_run(const char *name, uint32_t msg_rate, uint32_t msg_burst, ui
                 CHECK_EQ_INT(r.close, EP_CLOSE_RATE_LIMITED);
                 CHECK_EQ_INT(r.detail.code, GMUD_ERR_RATE_LIMITED);
                 CHECK_CONTAINS(r.detail.message, "over the rate limit for 1000 ms");
+                /* The close is told in the warning's place. */
+                char body[1200];
+                body_text(&r.pkt, body, sizeof body);
+                CHECK_CONTAINS(body, "over the rate limit for 1000 ms");
             }
             if (check_failures != before)
                 fprintf(stderr, "  rates \"%s\": step %zu, message %d\n", name, i, k);
@@ -1344,7 +1350,7 @@ static void test_rate_messages(void)
         {800, 5, 1, D, 0},          /* full again, never more than the burst */
         {800, 1, 1, R | T, 0},
         {1000, 2, 1, D, 0},
-        {1000, 1, 1, R | S | T | C, 1}, /* a second over the limit */
+        {1000, 1, 1, R | S | T | C, 0}, /* a second over the limit: the close's packet */
         {1000, 1, 1, 0, 0},
         {5000, 1, 1, 0, 0},
     };
@@ -1364,7 +1370,7 @@ static void test_rate_stretches(void)
         {2400, 1, 1, R | T, 0},
         {2499, 1, 1, R | T, 0},
         {2500, 1, 1, D, 0},
-        {2500, 1, 1, R | S | T | C, 1}, /* 1000 ms since 1500 */
+        {2500, 1, 1, R | S | T | C, 0}, /* 1000 ms since 1500 */
     };
     rate_run("stretches", 10, 1, 0, 0, steps, sizeof steps / sizeof steps[0]);
 }
@@ -1408,6 +1414,7 @@ static void test_rate_mode_on(void)
     pair_fill(&p, "gmud", GMUD_SESSION_ON, 0);
     p.scfg.byte_rate = 100;
     p.scfg.byte_burst = 20;
+    p.scfg.rate_drop = 1;
     pair_open(&p, T0);
     CHECK_EQ_INT(feed_bits(&p.srv, send_text(&p.cli, twenty, buf, sizeof buf), T0), D);
     CHECK_EQ_INT(feed(&p.srv, send_text(&p.cli, "x", buf, sizeof buf), T0, &r), R | S | T);
@@ -1440,6 +1447,193 @@ static void test_rate_lecture(void)
         gmud_slice reply = lecture_round(&p, "{\"time\":0}", buf, sizeof buf);
         CHECK_EQ_INT(feed_bits(&p.srv, reply, T0), D);
     }
+    pair_free(&p);
+}
+
+/* ---- 8b. Shaping: held, not dropped (rate_drop 0, the default) ------------ */
+
+/* One step of a shaping scenario: n messages of len bytes at T0 + t, each
+ * answered with what; wait is a hold's wait_ms. A held message consumed
+ * nothing: the runtime presents it again, as a later step does here. */
+typedef struct shape_step {
+    uint64_t t;
+    int n;
+    size_t len;
+    unsigned what;
+    uint64_t wait;
+} shape_step;
+
+static void shape_run(const char *name, uint32_t msg_rate, uint32_t msg_burst, uint32_t byte_rate,
+                      uint32_t byte_burst, const shape_step *steps, size_t nsteps)
+{
+    ep_config cfg;
+    endpoint ep;
+    static uint8_t data[64];
+    memset(data, 'm', sizeof data);
+    fill(&cfg, EP_SERVER, "gmud", GMUD_SESSION_OFF, 0);
+    cfg.frame.max_message = 50; /* each message fits the byte burst */
+    cfg.msg_rate = msg_rate;
+    cfg.msg_burst = msg_burst;
+    cfg.byte_rate = byte_rate;
+    cfg.byte_burst = byte_burst;
+    cfg.rate_close_ms = 1000;
+    ready(&cfg);
+    CHECK_CONTAINS(cfg.rate_error.message, "slowed down, nothing dropped");
+    ep_init(&ep, &cfg, T0);
+    for (size_t i = 0; i < nsteps; i++)
+        for (int k = 0; k < steps[i].n; k++) {
+            int before = check_failures;
+            ep_result r;
+            unsigned what = feed(&ep, (gmud_slice){data, steps[i].len}, T0 + steps[i].t, &r);
+            CHECK_EQ_INT(what, steps[i].what);
+            if (what & EP_DELIVER)
+                CHECK_EQ_INT(r.msg.len, steps[i].len);
+            if (what & EP_CLOSE)
+                CHECK_CONTAINS(r.detail.message, "over the rate limit for 1000 ms");
+            if (what & EP_HOLD) {
+                CHECK_EQ_INT(r.kind, EP_KIND_RATE);
+                CHECK_EQ_INT(r.wait_ms, steps[i].wait);
+                CHECK_EQ_INT(r.warned, (what & EP_SEND) != 0);
+            }
+            if (what & EP_SEND) {
+                char body[1200];
+                check_error_body(&r.pkt, 0, GMUD_ERR_RATE_LIMITED);
+                body_text(&r.pkt, body, sizeof body);
+                /* Cut to the 50-byte frame: the start of what it says. */
+                const char *said = what & EP_CLOSE ? r.detail.message : cfg.rate_error.message;
+                size_t head = strlen("error rate_limited: ");
+                CHECK(strlen(body) > head && strncmp(body + head, said, strlen(body) - head) == 0);
+            }
+            if (what & EP_CLOSE) {
+                CHECK_EQ_INT(r.close, EP_CLOSE_RATE_LIMITED);
+                CHECK_EQ_INT(r.detail.code, GMUD_ERR_RATE_LIMITED);
+            }
+            if (check_failures != before)
+                fprintf(stderr, "  shaping \"%s\": step %zu, message %d\n", name, i, k);
+        }
+    ep_config_free(&cfg);
+}
+
+/* 10 messages a second, a burst of 5: the sixth waits until its token is
+ * there (the first hold warns, the next not within a second), and passes
+ * when presented then; held without a break for a second, it closes, the
+ * close's own packet sent. */
+static void test_shape_messages(void)
+{
+    static const shape_step steps[] = {
+        {0, 5, 1, D, 0},
+        {0, 1, 1, H | S, 100},
+        {0, 1, 1, H, 100},          /* the same message again, too early */
+        {60, 1, 1, H, 40},
+        {100, 1, 1, D, 0},          /* its token has come */
+        {100, 1, 1, H, 100},
+        {199, 1, 1, H, 1},
+        {200, 1, 1, D, 0},
+        {200, 1, 1, H, 100},
+        {300, 1, 1, D, 0}, {300, 1, 1, H, 100},
+        {500, 2, 1, D, 0}, {500, 1, 1, H, 100},
+        {900, 4, 1, D, 0}, {900, 1, 1, H, 100},
+        {1000, 1, 1, D, 0},
+        {1000, 1, 1, S | C, 0},     /* a second held: closed */
+        {1000, 1, 1, 0, 0},
+        {5000, 1, 1, 0, 0},
+    };
+    shape_run("messages", 10, 5, 0, 0, steps, sizeof steps / sizeof steps[0]);
+    /* Quiet for a second or more: a new stretch, and a new warning. */
+    static const shape_step stretches[] = {
+        {0, 1, 1, D, 0},
+        {0, 1, 1, H | S, 100},
+        {100, 1, 1, D, 0},
+        {1500, 1, 1, D, 0},
+        {1500, 1, 1, H | S, 100},
+        {1600, 1, 1, D, 0},
+    };
+    shape_run("stretches", 10, 1, 0, 0, stretches, sizeof stretches / sizeof stretches[0]);
+}
+
+/* 100 bytes a second, a burst of 50: a message waits until its bytes are
+ * there; with both buckets, until both can pay (the longer wait). */
+static void test_shape_bytes(void)
+{
+    static const shape_step steps[] = {
+        {0, 2, 20, D, 0},
+        {0, 1, 20, H | S, 100},     /* 10 there, 10 more in 100 ms */
+        {100, 1, 20, D, 0},
+        {100, 1, 50, H, 500},       /* the whole burst: from empty */
+        {599, 1, 50, H, 1},
+        {600, 1, 50, D, 0},
+        {600, 1, 0, D, 0},          /* an empty message costs nothing */
+    };
+    shape_run("bytes", 0, 0, 100, 50, steps, sizeof steps / sizeof steps[0]);
+    static const shape_step both[] = {
+        {0, 5, 10, D, 0},           /* both buckets empty */
+        {0, 1, 10, H | S, 100},     /* a token in 100 ms, 10 bytes in 100 ms */
+        {0, 1, 30, H, 300},         /* a token in 100 ms, 30 bytes in 300 */
+        {300, 1, 30, D, 0},
+    };
+    shape_run("both", 10, 5, 100, 50, both, sizeof both / sizeof both[0]);
+}
+
+/* Shaping needs every message to fit the byte burst, or one could wait
+ * for ever: a burst under the largest payload is refused, naming both;
+ * dropping, or the lecture's mode (no rates), takes it. */
+static void test_shape_config(void)
+{
+    ep_config cfg;
+    gmud_error err = {0};
+    fill(&cfg, EP_SERVER, "gmud", GMUD_SESSION_ON, 0);
+    cfg.byte_rate = 1000;
+    cfg.byte_burst = 1000;
+    CHECK_EQ_INT(ep_config_ready(&cfg, &err), GMUD_ERR_INVALID);
+    CHECK_CONTAINS(err.message, "byte burst 1000 is under the largest message (65519 bytes)");
+    cfg.rate_drop = 1;
+    ready(&cfg);
+    ep_config_free(&cfg);
+    fill(&cfg, EP_SERVER, "gmud", GMUD_SESSION_ON, 0);
+    cfg.byte_rate = 1000;
+    cfg.byte_burst = 65519; /* exactly the largest payload beside the header */
+    ready(&cfg);
+    ep_config_free(&cfg);
+    fill(&cfg, EP_SERVER, "gmud", GMUD_SESSION_LECTURE, 1);
+    cfg.byte_rate = 1000;
+    cfg.byte_burst = 1000;
+    ready(&cfg);
+    ep_config_free(&cfg);
+}
+
+/* Mode on: a held packet has not been through the session check, so it
+ * spends no sequence; presented again it is the next packet still. One
+ * whose header is wrong is held like any other and refused, as a session
+ * violation, only once the rates let it through. */
+static void test_shape_mode_on(void)
+{
+    pair p;
+    uint8_t buf[128], keep[128];
+    ep_result r;
+    pair_fill(&p, "gmud", GMUD_SESSION_ON, 0);
+    p.scfg.msg_rate = 10;
+    p.scfg.msg_burst = 1;
+    pair_open(&p, T0);
+    uint64_t seq = p.srv.sess.recv_seq;
+    CHECK_EQ_INT(feed_bits(&p.srv, send_text(&p.cli, "a", buf, sizeof buf), T0), D);
+    gmud_slice b = send_text(&p.cli, "b", buf, sizeof buf);
+    memcpy(keep, b.data, b.len);
+    b.data = keep;
+    CHECK_EQ_INT(feed(&p.srv, b, T0, &r), H | S);
+    CHECK(p.srv.sess.recv_seq == seq + 1);
+    if (has(&r, EP_SEND)) {
+        check_head(&r.pkt, p.id, 1); /* the warning: the server's next packet */
+        ep_send_commit(&p.srv, &r.pkt);
+    }
+    CHECK_EQ_INT(feed_bits(&p.srv, b, T0 + 50), H);
+    CHECK(p.srv.sess.recv_seq == seq + 1);
+    CHECK_EQ_INT(feed(&p.srv, b, T0 + 100, &r), D);
+    CHECK(p.srv.sess.recv_seq == seq + 2);
+    /* The same bytes once more: a replay, held first, refused when paid. */
+    CHECK_EQ_INT(feed_bits(&p.srv, b, T0 + 100), H);
+    CHECK_EQ_INT(feed(&p.srv, b, T0 + 200, &r), R | S | C);
+    CHECK_EQ_INT(r.kind, EP_KIND_SESSION);
+    CHECK_EQ_INT(r.why.code, GMUD_ERR_REPLAYED);
     pair_free(&p);
 }
 
@@ -1904,6 +2098,10 @@ int main(void)
     test_rate_bytes();
     test_rate_mode_on();
     test_rate_lecture();
+    test_shape_messages();
+    test_shape_bytes();
+    test_shape_config();
+    test_shape_mode_on();
     test_bad_payloads();
     test_bad_payload_mode_on();
     test_send_phases();

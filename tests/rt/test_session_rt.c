@@ -1301,6 +1301,7 @@ static void test_rate_messages(void)
     fx.cfg.conn.limits.msg_rate = 10;
     fx.cfg.conn.limits.msg_burst = 5;
     fx.cfg.conn.limits.rate_close_ms = 400;
+    fx.cfg.conn.limits.rate_policy = GMUD_RATE_DROP;
     srv_t s;
     start(&fx, &s, APP_ECHO);
     cli_t k;
@@ -1330,10 +1331,11 @@ static void test_rate_messages(void)
     gmud_timer_destroy(t);
     CHECK(rt_run_until(&fx.loop, honest_caught_up, &h, 2000));
     CHECK(rt_run_until(&fx.loop, rec_closed, r, 2000));
-    /* The spammer: closed once refused for rate_close_ms, one warning in
-     * all (a second would be due only after a second). */
+    /* The spammer: closed once refused for rate_close_ms; one warning (a
+     * second would be due only after a second), then the close's own
+     * error packet. */
     CHECK_EQ_INT(r->reason, GMUD_CLOSE_RATE_LIMITED);
-    CHECK_EQ_INT(p.count[1], 1);
+    CHECK_EQ_INT(p.count[1], 2);
     CHECK(p.ms[2] >= 390 && p.ms[2] < 1500);
     const char *line = rt_log_find(p.local[0], " rate closing");
     CHECK(line != NULL);
@@ -1388,6 +1390,7 @@ static void test_rate_bytes(void)
     fx.cfg.conn.limits.msg_rate = 0;
     fx.cfg.conn.limits.byte_rate = 1000;
     fx.cfg.conn.limits.byte_burst = 1000;
+    fx.cfg.conn.limits.rate_policy = GMUD_RATE_DROP;
     srv_t s;
     start(&fx, &s, APP_ECHO);
     peer_t p;

@@ -1,8 +1,10 @@
 /* Spam, over real loopback sockets: one client sends valid frames as fast as
  * it can while ten honest clients do paced echo round trips. The honest
  * clients' p99 latency with the spammer stays within 2x of their p99
- * without it; the spammer is throttled (its packets dropped, a rate_limited
- * warning sent back), then closed as "rate limited".
+ * without it; the spammer is throttled (held and not read while its
+ * buckets refill, under the default shaping; its packets dropped under
+ * the drop policy; a rate_limited warning sent back either way), then
+ * closed as "rate limited". Both policies are run.
  *
  * Threads: the server's loop runs here; a driver thread runs the honest
  * clients and the phases; the spammer has a thread of its own. The ten
@@ -447,8 +449,9 @@ static void *driver(void *arg)
 
 /* ---- The test --------------------------------------------------------- */
 
-static void test_spam(void)
+static void test_spam(gmud_rate_policy policy)
 {
+    int drop = policy == GMUD_RATE_DROP;
     rt_fixture fx;
     /* JSON payload: every delivered message is parsed, the work a flood
      * would multiply; the buckets come before the parse. */
@@ -457,6 +460,7 @@ static void test_spam(void)
     fx.cfg.conn.limits.msg_rate = MSG_RATE;
     fx.cfg.conn.limits.msg_burst = MSG_BURST;
     fx.cfg.conn.limits.rate_close_ms = RATE_CLOSE_MS;
+    fx.cfg.conn.limits.rate_policy = policy;
     static srv_t s;
     memset(&s, 0, sizeof s);
     if (rt_fx_serve(&fx, (gmud_callbacks){.on_connect = s_connect,
@@ -487,11 +491,11 @@ static void test_spam(void)
         CHECK(a->base_ok);
         CHECK(a->spam_ok);
         CHECK_EQ_INT(a->spam.n, HONEST * ROUNDS);
-        /* The spammer was throttled: dropped, warned, then closed as rate
-         * limited, no sooner than RATE_CLOSE_MS after it began and not
-         * much later. */
+        /* The spammer was throttled: held (shaping: not read, nothing of
+         * it refused) or dropped, warned, then closed as rate limited, no
+         * sooner than RATE_CLOSE_MS after it began and not much later. */
         spam_t *sp = &a->sp;
-        CHECK(s.spam_rejects[k] > 0);
+        CHECK(drop ? s.spam_rejects[k] > 0 : s.spam_rejects[k] == 0);
         CHECK(sp->warnings >= 1);
         /* What it was let through, and echoed: the burst, then the rate
          * (a tenth of a second's worth of slack for the clocks' rounding). */
@@ -507,25 +511,29 @@ static void test_spam(void)
         CHECK(line != NULL);
         if (line != NULL)
             CHECK_CONTAINS(line, " rate ");
-        CHECK(rt_log_find(sp->local, "messages are dropped") != NULL);
+        CHECK(rt_log_find(sp->local, drop ? "messages are dropped" : "nothing dropped") != NULL);
     }
     CHECK(passed);
     /* The honest clients were never refused nor closed. */
     CHECK_EQ_INT(s.honest_rejects, 0);
     CHECK_EQ_INT(s.honest_early_closes, 0);
     gmud_stats st = rt_fx_stats(&fx);
-    CHECK(st.rate_dropped > 0);
+    CHECK(drop ? st.rate_dropped > 0 && st.rate_held == 0
+               : st.rate_dropped == 0 && st.rate_held > 0);
     CHECK_EQ_INT(st.closes[GMUD_CLOSE_RATE_LIMITED], d.attempts);
     CHECK_EQ_INT(st.rejects[-GMUD_ERR_BAD_JSON], 0);
-    printf("spam: %d attempt(s), %s; %llu packets dropped; %lld ms\n", d.attempts,
+    printf("spam (%s): %d attempt(s), %s; %llu packets dropped, %llu holds; %lld ms\n",
+           drop ? "drop" : "shape", d.attempts,
            passed ? "honest p50, p99 within 2x" : "honest p50, p99 NOT within 2x",
-           (unsigned long long)st.rate_dropped, (long long)took);
+           (unsigned long long)st.rate_dropped, (unsigned long long)st.rate_held,
+           (long long)took);
     rt_fx_end(&fx);
 }
 
 int main(void)
 {
     rt_ignore_sigpipe();
-    test_spam();
+    test_spam(GMUD_RATE_SHAPE);
+    test_spam(GMUD_RATE_DROP);
     return check_report("test_spam");
 }

@@ -147,19 +147,23 @@ static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t 
         is_welcome(json))
         fail(app, "the server sent a session welcome: it runs sessions; use --session on "
                   "(or lecture) to talk to it");
-    if (json == NULL) {
-        fwrite(data, 1, len, stdout);
-        gmud_error e;
-        if (gmud_text_error_packet(data, len, &e)) /* as for JSON below */
-            fail(app, "error from the server: %s", e.message);
-    } else {
-        /* Straight to stdout: no buffer to size for re-serialised numbers. */
-        json_dumpf(json, stdout, JSON_COMPACT | JSON_ENCODE_ANY);
-        gmud_error e;
-        if (gmud_json_error_packet(json, &e))
-            fail(app, "error from the server: %s", e.message);
+    gmud_error e;
+    int erred = json == NULL ? gmud_text_error_packet(data, len, &e)
+                             : gmud_json_error_packet(json, &e);
+    /* The server's warning that we send over its rates: we are slowed,
+     * nothing is lost, so it is no failure and not a message for stdout.
+     * Should the server close us for it, that close says so. */
+    if (erred && e.code == GMUD_ERR_RATE_LIMITED) {
+        prog_log_text("gmud-client: warning from the server: %s", e.message);
+        return;
     }
+    if (json == NULL)
+        fwrite(data, 1, len, stdout);
+    else /* straight to stdout: no buffer to size for re-serialised numbers */
+        json_dumpf(json, stdout, JSON_COMPACT | JSON_ENCODE_ANY);
     fputc('\n', stdout);
+    if (erred)
+        fail(app, "error from the server: %s", e.message);
 }
 
 /* Output is flushed once per loop turn, before the loop waits: one write for

@@ -206,6 +206,23 @@ static void show_payload(opt_show *w)
 
 const opt_type t_payload = {.take = take_payload, .show = show_payload};
 
+/* shape or drop, at o->conn.limits.rate_policy. */
+static int take_rate_policy(opt_take *t)
+{
+    if (strcmp(t->val, "shape") != 0 && strcmp(t->val, "drop") != 0)
+        return refuse(t, "is not a rate policy; use shape or drop");
+    t->o->conn.limits.rate_policy = strcmp(t->val, "drop") == 0 ? GMUD_RATE_DROP
+                                                                : GMUD_RATE_SHAPE;
+    return 0;
+}
+
+static void show_rate_policy(opt_show *w)
+{
+    put(w, "%s", w->d->conn.limits.rate_policy == GMUD_RATE_DROP ? "drop" : "shape");
+}
+
+const opt_type t_rate_policy = {.take = take_rate_policy, .show = show_rate_policy};
+
 /* A log level, at o->conn.log_level. */
 static int take_log_level(opt_take *t)
 {

@@ -55,8 +55,8 @@ static const opt_spec specs[] = {
      "lecture and on modes: give up if the server sends no welcome within this "
      "time"},
     {"--rate-msgs", PROG_SERVER, &t_u32, AT(conn.limits.msg_rate), "N",
-     "messages a second one peer may send (0: no limit); more are dropped, with a "
-     "warning packet a second"},
+     "messages a second one peer may send (0: no limit); beyond it the peer is slowed "
+     "(or its messages dropped: --rate-policy), with a warning packet a second"},
     {"--rate-msgs-burst", PROG_SERVER, &t_u32, AT(conn.limits.msg_burst), "N",
      "messages one peer may send at once"},
     {"--rate-bytes", PROG_SERVER, &t_u32, AT(conn.limits.byte_rate), "BYTES",
@@ -71,6 +71,9 @@ static const opt_spec specs[] = {
      "new connections one IP address may open at once"},
     {"--addr-prefix6", PROG_SERVER, &t_prefix6, AT(addr.prefix6), "BITS",
      "IPv6 peers count as one address per this prefix (a host holds a /64)"},
+    {"--rate-policy", PROG_SERVER, &t_rate_policy, 0, "POLICY",
+     "shape: a peer over its rates is not read until its buckets refill, so TCP slows "
+     "it and nothing is lost; drop: what it sends over them is dropped"},
     {"--rate-close-after", PROG_SERVER, &t_ms_pos, AT(conn.limits.rate_close_ms), "SECONDS",
      "a peer over its rate this long is closed"},
     {"--wait", PROG_CLIENT, &t_ms, AT(wait_ms), "SECONDS",

@@ -582,7 +582,51 @@ def test_refusal_matrix():
         srv.stop()
 
 
-TESTS = [test_help, test_bad_options, test_echo, test_clock, test_clock_local_time,
+PROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lecture', 'proxy.py')
+
+
+def test_burst_shaped():
+    """Issue 10's case: 300 lines piped into gmud-client at once, through a
+    proxy that splits and merges the stream, against the server's default
+    limits (100 messages a second, a burst of 200). The server slows the
+    sender rather than drop (dropping would lose 100): every line comes back,
+    whole and in order; the client says on stderr that it
+    was warned, and exits 0."""
+    for framing, payload in (('gmud', 'json'), ('line', 'text')):
+        srv = Server('--app', 'echo', '--framing', framing, '--payload', payload)
+        proxy = subprocess.Popen([sys.executable, PROXY, '0', str(srv.port), '--lifetime', '30'],
+                                 stdout=subprocess.PIPE, text=True)
+        m = re.search(r':(\d+)$', proxy.stdout.readline().strip())
+        what = 'burst %s/%s' % (framing, payload)
+        if not check(m is not None, '%s: the proxy starts' % what):
+            proxy.kill()
+            srv.stop()
+            continue
+        if payload == 'json':
+            lines = [json.dumps({'i': i, 's': 'x' * (i % 40)}, separators=(',', ':'))
+                     for i in range(300)]
+        else:
+            lines = ['line %d %s' % (i, 'y' * (i % 40)) for i in range(300)]
+        t0 = time.monotonic()
+        status, out, err = run_client(int(m.group(1)), ['--framing', framing, '--payload', payload,
+                                                        '--wait', '3'],
+                                      ''.join(l + '\n' for l in lines), timeout=STEP + 10)
+        took = time.monotonic() - t0
+        check(status == 0, '%s: client exits 0 (got %s; %s)' % (what, status, err))
+        got = [l for l in out if l in lines]
+        check(out == lines, '%s: all 300 back in order (got %d, %d of them sent, first wrong: %r)'
+              % (what, len(out), len(got),
+                 next((o for o, l in zip(out, lines) if o != l), None)))
+        check('warning from the server: rate_limited' in err,
+              '%s: the warning is on stderr: %r' % (what, err))
+        print('  %s: 300 lines back in order, %.1f s with a --wait of 3 s' % (what, took))
+        proxy.kill()
+        proxy.wait()
+        proxy.stdout.close()
+        check(srv.stop() == 0, '%s: server exits 0' % what)
+
+
+TESTS = [test_help, test_bad_options, test_echo, test_burst_shaped, test_clock, test_clock_local_time,
          test_clock_lecture_client, test_chat, test_chat_text, test_chat_json_forgery,
          test_stdin_kinds, test_stdin_backpressure,
          test_json_not_object, test_sigterm, test_logs, test_nothing_listens,

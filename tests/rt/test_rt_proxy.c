@@ -104,9 +104,13 @@ typedef struct run_t {
     size_t max_len;
     uint32_t seed;
     char *msgs[MSGS];
+    int total;              /* messages to send: MSGS, or fewer */
+    int per_tick;           /* sent a millisecond */
     int sent;
     int got;
     int bad;
+    int warnings;           /* the server's rate_limited packets */
+    int up;                 /* on_connect: welcomed, when sessions are on */
     int closed;
     gmud_timer *timer;
 } run_t;
@@ -143,12 +147,14 @@ static void send_burst(gmud_timer *t, void *u)
 {
     run_t *r = u;
     gmud_conn *c = gmud_client_conn(r->cli);
-    for (int k = 0; k < BURST && r->sent < MSGS && c != NULL; k++) {
+    if (!r->up)
+        return;
+    for (int k = 0; k < r->per_tick && r->sent < r->total && c != NULL; k++) {
         r->msgs[r->sent] = make_msg(r, r->sent);
         gmud_conn_send(c, r->msgs[r->sent], strlen(r->msgs[r->sent]), NULL);
         r->sent++;
     }
-    if (r->sent == MSGS) {
+    if (r->sent == r->total) {
         gmud_timer_destroy(t);
         r->timer = NULL;
     }
@@ -156,13 +162,24 @@ static void send_burst(gmud_timer *t, void *u)
 
 static void cli_message(gmud_conn *c, const uint8_t *d, size_t n, json_t *j, void *u)
 {
-    (void)j;
     run_t *r = u;
+    gmud_error e;
+    if (j != NULL ? gmud_json_error_packet(j, &e) : gmud_text_error_packet(d, n, &e)) {
+        r->warnings += e.code == GMUD_ERR_RATE_LIMITED;
+        r->bad += e.code != GMUD_ERR_RATE_LIMITED;
+        return;
+    }
     const char *want = r->got < r->sent ? r->msgs[r->got] : "";
     if (n != strlen(want) || memcmp(d, want, n) != 0)
         r->bad++;
-    if (++r->got == MSGS)
+    if (++r->got == r->total)
         gmud_conn_close(c);
+}
+
+static void cli_connect(gmud_conn *c, void *u)
+{
+    (void)c;
+    ((run_t *)u)->up = 1;
 }
 
 static void cli_close(gmud_conn *c, gmud_close_reason why, const gmud_error *d, void *u)
@@ -174,11 +191,19 @@ static void cli_close(gmud_conn *c, gmud_close_reason why, const gmud_error *d, 
     ((run_t *)u)->closed = 1;
 }
 
-static void run_proxy(const char *framing, gmud_payload payload, size_t max_len, uint32_t seed)
+/* total messages, per_tick of them a millisecond, through the proxy and
+ * back; shaped: with the server's default rate limits (and sessions, as a
+ * server has them by default, where the framing can carry them), else
+ * with none. */
+static void run(const char *framing, gmud_payload payload, size_t max_len, uint32_t seed,
+                int total, int per_tick, int shaped)
 {
     rt_fixture fx;
     rt_fx_init(&fx, framing, payload);
-    rt_no_rate_limits(&fx.cfg);
+    if (shaped && strcmp(framing, "line") != 0)
+        fx.cfg.conn.session.mode = GMUD_SESSION_DEFAULT;
+    if (!shaped)
+        rt_no_rate_limits(&fx.cfg);
     rt_fx_serve(&fx, (gmud_callbacks){.on_message = srv_echo});
     proxy_t p;
     memset(&p, 0, sizeof p);
@@ -192,21 +217,35 @@ static void run_proxy(const char *framing, gmud_payload payload, size_t max_len,
     r.payload = payload;
     r.max_len = max_len;
     r.seed = seed * 7 + 1;
+    r.total = total;
+    r.per_tick = per_tick;
     r.cli = rt_fx_client(&fx, NULL,
-                         (gmud_callbacks){.on_message = cli_message, .on_close = cli_close,
+                         (gmud_callbacks){.on_connect = cli_connect, .on_message = cli_message,
+                                          .on_close = cli_close,
                                           .user = &r});
     r.timer = gmud_timer_create(&fx.loop, 1, 1, send_burst, &r);
-    CHECK(rt_run_until(&fx.loop, rt_int_set, &r.closed, 10000));
+    CHECK(rt_run_until(&fx.loop, rt_int_set, &r.closed, 15000));
     gmud_timer_destroy(r.timer);
     rt_fx_join(&fx, &p.rt, 3000);
-    CHECK_EQ_INT(r.got, MSGS);
+    CHECK_EQ_INT(r.got, total);
     CHECK_EQ_INT(r.bad, 0);
-    CHECK(p.splits > MSGS / 4); /* the stream really was cut up */
-    printf("proxy %s/%s: %d messages through %d random pieces (%zu bytes)\n", framing,
-           payload == GMUD_PAYLOAD_JSON ? "json" : "text", r.got, p.splits, p.forwarded);
+    CHECK(p.splits > total / 4); /* the stream really was cut up */
+    gmud_stats st = rt_fx_stats(&fx);
+    if (shaped) /* over the burst: slowed, not cut, and told */
+        CHECK(st.rate_held > 0 && st.rate_dropped == 0 && r.warnings >= 1);
+    else
+        CHECK_EQ_INT(r.warnings, 0);
+    printf("proxy %s/%s%s: %d messages through %d random pieces (%zu bytes), %llu holds\n",
+           framing, payload == GMUD_PAYLOAD_JSON ? "json" : "text", shaped ? " shaped" : "",
+           r.got, p.splits, p.forwarded, (unsigned long long)st.rate_held);
     for (int i = 0; i < r.sent; i++)
         free(r.msgs[i]);
     rt_fx_end(&fx);
+}
+
+static void run_proxy(const char *framing, gmud_payload payload, size_t max_len, uint32_t seed)
+{
+    run(framing, payload, max_len, seed, MSGS, BURST, 0);
 }
 
 int main(void)
@@ -218,5 +257,9 @@ int main(void)
     run_proxy("gmud", GMUD_PAYLOAD_TEXT, 3000, 4);
     run_proxy("gmud", GMUD_PAYLOAD_JSON, 1500, 5);
     run_proxy("line", GMUD_PAYLOAD_JSON, 500, 6);
+    /* Issue 10's burst: 300 at once against the default limits (a burst of
+     * 200, then 100 a second): every one back, whole and in order. */
+    run("gmud", GMUD_PAYLOAD_JSON, 1500, 7, 300, 300, 1);
+    run("line", GMUD_PAYLOAD_TEXT, 600, 8, 300, 300, 1);
     return check_report("test_rt_proxy");
 }

@@ -136,8 +136,8 @@ typedef struct gmud_limits {
     uint32_t rate_close_ms;     /* over the rate this long closes; > 0 */
     gmud_rate_policy rate_policy; /* held (the default, 0) or dropped */
     /* Server only (a client ignores it): the bytes all connections hold
-     * together, queued output (as gmud_conn_queued counts it) and partial
-     * input frames alike. A send or a read that takes the total over it
+     * together, queued output (as gmud_conn_queued counts it), partial
+     * input frames and input held by rate shaping alike. A send or a read that takes the total over it
      * closes the connections holding the most, largest first, as "slow
      * consumer" (the detail names the budget), until the total is back
      * under 90% of it; those holding little are served throughout.
@@ -169,7 +169,9 @@ typedef struct gmud_callbacks {
     /* A received packet was refused by the session or rate checks and
      * dropped (why says which: replayed, rate_limited, ...), before the
      * error packet and any close. For printing or counting; the packet
-     * never reaches on_message. */
+     * never reaches on_message. A packet held by rate shaping is not
+     * refused (it reaches on_message late): only GMUD_RATE_DROP reports
+     * rate_limited here. */
     void (*on_reject)(gmud_conn *conn, const gmud_error *why, void *user);
     /* Everything queued on conn has been handed to the kernel, after the
      * application asked with gmud_conn_want_drain(): once per request, from

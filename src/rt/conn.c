@@ -196,6 +196,22 @@ void conn_free_io(gmud_conn *conn)
     conn->io = NULL;
 }
 
+/* An output buffer keeps what it grew to; past this, an empty one is given
+ * back at the sweep even while the connection is busy. */
+enum { IO_KEEP = 64 * 1024 };
+
+void conn_trim_io(gmud_conn *conn)
+{
+    conn_io *io = conn->io;
+    if (io == NULL || io->writing)
+        return;
+    for (int i = 0; i < 2; i++)
+        if (io->out[i].len == 0 && io->out[i].cap > IO_KEEP)
+            buf_free(&io->out[i]);
+    if (io->plain.len == 0 && io->plain.cap > IO_KEEP)
+        buf_free(&io->plain);
+}
+
 static void unlink_dirty(gmud_conn *conn)
 {
     rt_ctx *rt = conn->rt;

@@ -290,6 +290,11 @@ void conn_start_reading(gmud_conn *conn);
 void conn_stop_reading(gmud_conn *conn);
 void conn_announce(gmud_conn *conn);
 void conn_free_io(gmud_conn *conn);
+/* conn.c: gives back the empty output buffers over 64 KiB, and sweep.c
+ * calls it on busy connections too: capacity a queue once needed is not
+ * kept by a connection that keeps talking (the budget counts bytes held,
+ * not capacity). */
+void conn_trim_io(gmud_conn *conn);
 void conn_finish_closing(gmud_conn *conn);
 
 /* read.c: libuv's allocation and read callbacks for every connection. */

@@ -99,12 +99,17 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
         conn_close_soft(conn, GMUD_CLOSE_IDLE_TIMEOUT, &e, lim->linger_ms);
         return;
     }
-    /* Idle since the last sweep: give back the buffers. */
+    /* Idle since the last sweep: give back the buffers. Busy: give back
+     * what only a past peak needed. */
     if (!(conn->flags & CONN_ACTIVE) && conn_queued_bytes(conn) == 0 &&
         (conn->io == NULL || !conn->io->writing)) {
         gmud_frame_decoder_shrink(conn->dec);
         conn_free_io(conn);
         conn_shape_shrink(conn);
+    } else {
+        conn_trim_io(conn);
+        if (gmud_frame_decoder_pending(conn->dec) == 0)
+            gmud_frame_decoder_shrink(conn->dec);
     }
     conn->flags &= (uint16_t)~CONN_ACTIVE;
 }

@@ -5,6 +5,7 @@
  * thread (gmud_sync, or raw bytes on its socket); the server's loop runs
  * here. */
 #include "rt_util.h"
+#include "conn.h" /* to see what a connection's buffers kept */
 
 typedef struct srv_t {
     gmud_server *srv;
@@ -1293,6 +1294,126 @@ static void test_drain_idle(void)
     rt_fx_end(&fx);
 }
 
+/* ---- Capacity a past peak needed is given back -------------------------- */
+
+enum { PEAK_MSGS = 500, PEAK_LEN = 4000 };
+
+typedef struct peak_peer {
+    rt_peer rt;
+    atomic_int drained;     /* it read its backlog, then talked a while */
+    int sent;               /* whole frames sent before the server stopped taking them */
+    int echoes;
+} peak_peer;
+
+/* Sends until the server stops taking its frames (a small receive buffer,
+ * and not reading: the echo backs up on the server until it stops
+ * reading), reads it all back once released, sends the rest of a frame
+ * it had begun, then keeps talking: a small message and its echo every
+ * 20 ms for 600 ms, so that the connection is never idle for a sweep. */
+static void *peer_peak(void *arg)
+{
+    peak_peer *p = arg;
+    int fd = rt_peer_raw(&p->rt, NULL, 4096, NULL, 0);
+    if (!RT_PCHECK(&p->rt, fd >= 0))
+        return NULL;
+    enum { FRAME = 6 + PEAK_LEN };
+    static uint8_t frame[FRAME], buf[PEAK_LEN];
+    memcpy(frame, "GMUD", 4);
+    frame[4] = (uint8_t)(PEAK_LEN & 0xff);
+    frame[5] = (uint8_t)(PEAK_LEN >> 8);
+    memset(frame + 6, 'p', PEAK_LEN);
+    size_t off = 0; /* into the current frame */
+    int64_t stuck_since = rt_now_ms();
+    while (p->sent < PEAK_MSGS && rt_now_ms() - stuck_since < 300) {
+        ssize_t w = send(fd, frame + off, FRAME - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w <= 0) {
+            rt_sleep_ms(2);
+            continue;
+        }
+        stuck_since = rt_now_ms();
+        off += (size_t)w;
+        if (off == FRAME) {
+            off = 0;
+            p->sent++;
+        }
+    }
+    atomic_store(&p->rt.ready, 1);
+    while (!atomic_load(&p->rt.release))
+        rt_sleep_ms(5);
+    size_t n = 0;
+    for (int i = 0; i < p->sent; i++)
+        p->echoes += rt_recv_frame(fd, 0, buf, sizeof buf, &n, 3000) == 1 && n == PEAK_LEN;
+    if (off > 0) {
+        RT_PCHECK(&p->rt, rt_send_all(fd, frame + off, FRAME - off) == 0);
+        RT_PCHECK(&p->rt, rt_recv_frame(fd, 0, buf, sizeof buf, &n, 3000) == 1);
+    }
+    uint8_t small[7] = {'G', 'M', 'U', 'D', 1, 0, 's'};
+    for (int i = 0; i < 30; i++) {
+        RT_PCHECK(&p->rt, rt_send_all(fd, small, sizeof small) == 0);
+        RT_PCHECK(&p->rt, rt_recv_frame(fd, 0, buf, sizeof buf, &n, 2000) == 1 && n == 1);
+        rt_sleep_ms(20);
+    }
+    atomic_store(&p->drained, 1);
+    int64_t end = rt_now_ms() + 3000; /* until main has looked */
+    while (atomic_load(&p->drained) == 1 && rt_now_ms() < end)
+        rt_sleep_ms(5);
+    close(fd);
+    return NULL;
+}
+
+typedef struct caps_t {
+    size_t out, queued;
+} caps_t;
+
+static void sum_caps(gmud_conn *c, void *u)
+{
+    caps_t *k = u;
+    k->queued += conn_queued_bytes(c);
+    if (c->io != NULL)
+        k->out += c->io->out[0].cap + c->io->out[1].cap + c->io->plain.cap;
+}
+
+static int peer_drained(void *arg)
+{
+    return atomic_load(&((peak_peer *)arg)->drained) == 1;
+}
+
+/* Found by reading: an output buffer kept the size its queue once reached
+ * until its connection was idle for a whole sweep, so a peer that filled
+ * its queue, drained it and kept talking held up to 2 MiB that the buffer
+ * budget (which counts bytes queued) no longer saw. Now the sweep gives
+ * back empty buffers over 64 KiB from busy connections too. */
+static void test_peak_given_back(void)
+{
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+    rt_no_rate_limits(&fx.cfg);
+    fx.cfg.conn.limits.sweep_ms = 50;
+    srv_t s;
+    gmud_server *srv = start(&fx, &s);
+    peak_peer p;
+    memset(&p, 0, sizeof p);
+    rt_fx_peer(&fx, &p.rt, peer_peak, &p);
+    CHECK(rt_run_until(&fx.loop, rt_flag, &p.rt.ready, 5000));
+    caps_t peak = {0, 0};
+    gmud_server_foreach(srv, sum_caps, &peak);
+    /* The backlog really was on the server (the kernel may take some of it
+     * back later, as its send buffer grows): its buffers grew to hold it. */
+    CHECK(rt_fx_stats(&fx).buffered_peak > 256 * 1024);
+    atomic_store(&p.rt.release, 1);
+    CHECK(rt_run_until(&fx.loop, peer_drained, &p, 5000));
+    caps_t after = {0, 0};
+    gmud_server_foreach(srv, sum_caps, &after);
+    atomic_store(&p.drained, 2);
+    rt_fx_join(&fx, &p.rt, 5000);
+    CHECK_EQ_INT(p.echoes, p.sent);
+    CHECK(after.out <= 3 * 64 * 1024);
+    printf("peak given back: %d frames sent, %zu bytes queued at the peak (peak total %llu); "
+           "busy afterwards, the buffers keep %zu bytes of capacity\n",
+           p.sent, peak.queued, (unsigned long long)rt_fx_stats(&fx).buffered_peak, after.out);
+    rt_fx_end(&fx);
+}
+
 int main(void)
 {
     rt_ignore_sigpipe();
@@ -1312,5 +1433,6 @@ int main(void)
     test_truncated_at_eof();
     test_drain_streaming();
     test_drain_idle();
+    test_peak_given_back();
     return check_report("test_limits");
 }

@@ -140,6 +140,7 @@ void conn_shape_close(gmud_conn *conn)
     conn->shape = NULL;
     conn->flags &= (uint16_t)~CONN_HELD;
     sh->conn = NULL;
+    buf_free(&sh->held); /* now: the timer's close can be a long turn away */
     uv_close((uv_handle_t *)&sh->timer, shape_closed);
 }
 

@@ -492,6 +492,11 @@ static int rate_holds(endpoint *ep, size_t len, uint64_t now, ep_result *r)
     return 1;
 }
 
+int ep_shapes(const endpoint *ep)
+{
+    return !ep->cfg->rate_drop && rates_on(ep->cfg);
+}
+
 /* 1 if the buckets pay for a message of len bytes; else it is refused
  * (dropped), and the reader throttled. Shaping asked rate_wait first, so
  * there this pays. */

@@ -168,6 +168,11 @@ typedef struct ep_result {
  * a session mode awaits the welcome until now + welcome_timeout_ms. */
 void ep_init(endpoint *ep, ep_config *cfg, uint64_t now);
 
+/* The rates apply to ep and shape: the runtime then reads in small
+ * slices, so that a hold copies little (a read can carry more messages
+ * than any burst: the first hold must be small too). */
+int ep_shapes(const endpoint *ep);
+
 static inline int ep_awaiting_welcome(const endpoint *ep)
 {
     return ep->state == EP_AWAIT_WELCOME;

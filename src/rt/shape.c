@@ -7,8 +7,9 @@
  * burst arrives late, never cut.
  *
  * Bounds: a connection holds at most one frame (max_message) and the rest
- * of one read. Once shaped, its reads are SHAPED_READ bytes at most, so
- * that rest stays small; the bytes held count in the server's buffer
+ * of one read. Under shaping every read is SHAPED_READ bytes at most (a
+ * connection's throughput is bounded by its byte rate anyway), so that
+ * rest stays small; the bytes held count in the server's buffer
  * budget. The timer and buffer are taken at the connection's first hold
  * (an honest connection that never meets its rates has neither) and kept
  * until it closes, except that an idle sweep gives the buffer back. */
@@ -18,7 +19,7 @@
 #include <string.h>
 
 /* A shaped connection's largest read. At the default byte rate (256 KiB/s)
- * that is 64 reads a second, nothing beside the messages themselves. */
+ * that is 64 reads a second at most, nothing beside the messages. */
 enum { SHAPED_READ = 4096 };
 
 typedef struct conn_shape {
@@ -146,7 +147,7 @@ void conn_shape_close(gmud_conn *conn)
 
 size_t conn_read_size(const gmud_conn *conn)
 {
-    return conn->shape != NULL ? SHAPED_READ : GMUD_READ_BUFFER_SIZE;
+    return ep_shapes(&conn->ep) ? SHAPED_READ : GMUD_READ_BUFFER_SIZE;
 }
 
 void conn_shape_shrink(gmud_conn *conn)

@@ -475,11 +475,16 @@ static uint64_t rate_wait(const endpoint *ep, size_t len, uint64_t now)
     return w;
 }
 
+int ep_shapes(const endpoint *ep)
+{
+    return !ep->cfg->rate_drop && rates_on(ep->cfg);
+}
+
 /* Shaping: 1 if a message of len bytes must wait for the buckets (r says
  * how long, or that the connection closes); nothing of it is consumed. */
 static int rate_holds(endpoint *ep, size_t len, uint64_t now, ep_result *r)
 {
-    if (ep->cfg->rate_drop || !rates_on(ep->cfg))
+    if (!ep_shapes(ep))
         return 0;
     uint64_t wait = rate_wait(ep, len, now);
     if (wait == 0 || wait == GMUD_BUCKET_NEVER)
@@ -492,10 +497,6 @@ static int rate_holds(endpoint *ep, size_t len, uint64_t now, ep_result *r)
     return 1;
 }
 
-int ep_shapes(const endpoint *ep)
-{
-    return !ep->cfg->rate_drop && rates_on(ep->cfg);
-}
 
 /* 1 if the buckets pay for a message of len bytes; else it is refused
  * (dropped), and the reader throttled. Shaping asked rate_wait first, so

@@ -185,13 +185,28 @@ void conn_announce(gmud_conn *conn)
         rt->cb.on_connect(conn, rt->cb.user);
 }
 
+/* A hard close drops the queued output: its memory goes now, not when
+ * libuv calls on_closed, which under load can be a long loop turn later
+ * (bench_memory: 9,000 connections the budget closed held 2 GB for
+ * seconds). Safe once uv_close has run: libuv writes nothing more, and a
+ * write in flight only gets its callback, with UV_ECANCELED, which reads
+ * the io struct, kept, not the bytes. */
+static void drop_output(gmud_conn *conn)
+{
+    conn_io *io = conn->io;
+    if (io == NULL)
+        return;
+    buf_free(&io->out[0]);
+    buf_free(&io->out[1]);
+    buf_free(&io->plain);
+    io->inflight = 0;
+}
+
 void conn_free_io(gmud_conn *conn)
 {
     if (conn->io == NULL)
         return;
-    buf_free(&conn->io->out[0]);
-    buf_free(&conn->io->out[1]);
-    buf_free(&conn->io->plain);
+    drop_output(conn);
     free(conn->io);
     conn->io = NULL;
 }
@@ -210,23 +225,6 @@ void conn_trim_io(gmud_conn *conn)
             buf_free(&io->out[i]);
     if (io->plain.len == 0 && io->plain.cap > IO_KEEP)
         buf_free(&io->plain);
-}
-
-/* A hard close drops the queued output: its memory goes now, not when
- * libuv calls on_closed, which under load can be a long loop turn later
- * (bench_memory: 9,000 connections the budget closed held 2 GB for
- * seconds). Safe once uv_close has run: libuv writes nothing more, and a
- * write in flight only gets its callback, with UV_ECANCELED, which reads
- * the io struct, kept, not the bytes. */
-static void drop_output(gmud_conn *conn)
-{
-    conn_io *io = conn->io;
-    if (io == NULL)
-        return;
-    buf_free(&io->out[0]);
-    buf_free(&io->out[1]);
-    buf_free(&io->plain);
-    io->inflight = 0;
 }
 
 static void unlink_dirty(gmud_conn *conn)

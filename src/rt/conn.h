@@ -270,7 +270,8 @@ static inline void conn_hold(gmud_conn *conn, size_t held)
 /* budget.c: conn's count brought up to date (its queue, its decoder's
  * partial frame; nothing once closed: a hard close drops both); and the
  * pass that closes the largest holders, largest first, until the total is
- * under 90% of the budget (at most 32 a pass: one walk, bounded). */
+ * under 90% of the budget (two walks over the connections, once per tenth
+ * of the budget filled). */
 void conn_recount(gmud_conn *conn);
 void rt_budget_pass(rt_ctx *rt);
 

@@ -12,7 +12,8 @@
  *   0  a clean close: ours after stdin ended and --wait passed, or the
  *      server's end of stream with nothing wrong before it;
  *   1  could not connect, the connection broke (an I/O error, a local
- *      limit), or a line could not be sent or was refused;
+ *      limit), or a line could not be sent, was refused, or was dropped
+ *      by the server over its rate limit (rate_dropped);
  *   2  bad usage: a bad option, or a configuration that cannot work;
  *   3  refused by the server: its error packet, then its close (server
  *      full, an address limit, not welcomed, ...);
@@ -155,6 +156,12 @@ static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t 
      * Should the server close us for it, that close says so. */
     if (erred && e.code == GMUD_ERR_RATE_LIMITED) {
         prog_log_text("gmud-client: warning from the server: %s", e.message);
+        return;
+    }
+    /* A server that drops what is over its rates: lines were lost, which
+     * is a failure, though the connection goes on. */
+    if (erred && e.code == GMUD_ERR_RATE_DROPPED) {
+        fail(app, "the server dropped lines: %s", e.message);
         return;
     }
     if (json == NULL)

@@ -128,7 +128,7 @@ static void lecture_reply(server_app *app, gmud_conn *conn)
 static void on_reject(gmud_conn *conn, const gmud_error *why, void *user)
 {
     server_app *app = user;
-    if (!lecture(app) || why->code == GMUD_ERR_RATE_LIMITED)
+    if (!lecture(app) || why->code == GMUD_ERR_RATE_LIMITED || why->code == GMUD_ERR_RATE_DROPPED)
         return;
     /* The lecture's words: a wrong id is "Invalid Packet", a wrong
      * sequence a replay. A reply refused is still an exchange done. */

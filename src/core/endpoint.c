@@ -129,7 +129,9 @@ static int prepare(ep_config *cfg, gmud_error *err)
         rc = check_limits(cfg, err);
     if (rc != GMUD_OK)
         return rc;
-    gmud_error_set(&cfg->rate_error, GMUD_ERR_RATE_LIMITED, 0,
+    /* Two codes, so that a peer can tell being slowed (nothing lost) from
+     * losing messages without reading the text. */
+    gmud_error_set(&cfg->rate_error, cfg->rate_drop ? GMUD_ERR_RATE_DROPPED : GMUD_ERR_RATE_LIMITED, 0,
                    "over the rate limit (%u messages/s burst %u, %u bytes/s burst %u): %s",
                    (unsigned)cfg->msg_rate, (unsigned)cfg->msg_burst, (unsigned)cfg->byte_rate,
                    (unsigned)cfg->byte_burst,
@@ -174,7 +176,7 @@ void ep_init(endpoint *ep, ep_config *cfg, uint64_t now)
     /* rate_close_ms > 0 whenever a rate is on (checked); unused otherwise. */
     gmud_overlimit_init(&ep->over, cfg->rate_close_ms ? cfg->rate_close_ms : 1);
     ep->bad_messages = 0;
-    ep->peer_erred = 0;
+    ep->peer_erred = EP_PEER_QUIET;
     ep->welcome_due = cfg->welcome_timeout_ms == GMUD_OFF ? UINT64_MAX
                                                           : now + cfg->welcome_timeout_ms;
     ep->state = cfg->mode != GMUD_SESSION_OFF && cfg->role == EP_CLIENT ? EP_AWAIT_WELCOME
@@ -544,7 +546,7 @@ void ep_on_end(endpoint *ep, ep_result *r)
 {
     r->what = 0;
     r->json = NULL;
-    if (ep->state == EP_OPEN && ep->peer_erred) {
+    if (ep->state == EP_OPEN && ep->peer_erred != EP_PEER_QUIET) {
         add_close(ep, EP_KIND_REFUSAL, EP_CLOSE_REFUSED, NULL, r);
         return;
     }
@@ -659,6 +661,13 @@ static void add_reply(endpoint *ep, ep_result *r)
  * endpoint that parses no JSON (gmud_sync) reads a JSON one only if it
  * begins as gmud and Python write it, {"error". 1 with e filled: the
  * code's number (0 for a name gmud does not know) and "<code>: <text>". */
+/* Error packets that leave the connection open. */
+static int is_warning(int code)
+{
+    return code == GMUD_ERR_RATE_LIMITED || code == GMUD_ERR_RATE_DROPPED ||
+           code == GMUD_ERR_UNENCODABLE;
+}
+
 static int peer_error(const endpoint *ep, gmud_slice msg, const json_t *json, gmud_error *e)
 {
     if (json != NULL)
@@ -731,7 +740,11 @@ void ep_on_frame(endpoint *ep, gmud_slice msg, uint64_t now, ep_result *r)
     r->what |= EP_DELIVER;
     r->msg = msg;
     if (peer_error(ep, msg, r->json, &r->why)) {
-        ep->peer_erred = 1;
+        uint8_t now_erred = is_warning(r->why.code) ? EP_PEER_WARNED : EP_PEER_REFUSED;
+        if (now_erred > ep->peer_erred)
+            ep->peer_erred = now_erred;
         r->what |= EP_PEER_ERROR;
+    } else if (ep->peer_erred == EP_PEER_WARNED) {
+        ep->peer_erred = EP_PEER_QUIET;
     }
 }

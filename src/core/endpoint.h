@@ -107,6 +107,13 @@ enum ep_state {
     EP_DONE                /* the engine closed it: every later frame is ignored */
 };
 
+/* endpoint.peer_erred: what the peer's error packets say of an end of
+ * stream that follows. A refusal (any code but a warning's) makes it a
+ * refusal whatever came between; a warning (rate_limited, rate_dropped,
+ * unencodable: the connection stays) only while nothing else has come
+ * since, as when the server sends its last rate_limited and closes. */
+enum { EP_PEER_QUIET = 0, EP_PEER_WARNED = 1, EP_PEER_REFUSED = 2 };
+
 typedef struct endpoint {
     ep_config *cfg;
     gmud_session sess;
@@ -116,7 +123,7 @@ typedef struct endpoint {
     uint64_t welcome_due;      /* EP_AWAIT_WELCOME: ms by which it must come */
     uint8_t state;
     uint8_t bad_messages;
-    uint8_t peer_erred;        /* the peer sent an error packet */
+    uint8_t peer_erred;        /* the peer sent an error packet: EP_PEER_* */
 } endpoint;
 
 /* A packet to queue as the connection's next frame: head[0..head_len) then

@@ -317,9 +317,16 @@ static void keep_detail(gmud_conn *conn, const gmud_error *detail)
         *conn->detail = *detail;
 }
 
+/* A clean end of stream (the endpoint found no refusal before it) says
+ * nothing of a warning the peer sent earlier: that is no reason. */
 static void set_reason(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail)
 {
     conn->reason = (uint8_t)reason;
+    if (reason == GMUD_CLOSE_PEER && (conn->flags & CONN_PEER_DETAIL)) {
+        free(conn->detail);
+        conn->detail = NULL;
+        conn->flags &= (uint16_t)~CONN_PEER_DETAIL;
+    }
     if (detail != NULL && (conn->detail == NULL || (conn->flags & CONN_PEER_DETAIL))) {
         keep_detail(conn, detail);
         conn->flags &= (uint16_t)~CONN_PEER_DETAIL;

@@ -833,6 +833,64 @@ static void test_refusals(void)
         }
 }
 
+/* An end of stream after the peer's error packets: a refusal if one of
+ * them closes (any code but a warning's), or if a warning was the last
+ * thing before the end (the server's last rate_limited, then its close);
+ * clean if something else came after a warning. Both payload types. */
+static void test_end_after_errors(void)
+{
+    static const struct {
+        const char *name;
+        const char *pkts[3];
+        int refused;
+    } cases[] = {
+        {"nothing", {"hello"}, 0},
+        {"a refusal", {"error server_full: full"}, 1},
+        {"a refusal, then a message", {"error server_full: full", "hello"}, 1},
+        {"a warning last", {"hello", "error rate_limited: slow down"}, 1},
+        {"a warning, then a message", {"error rate_limited: slow down", "hello"}, 0},
+        {"rate_dropped, then a message", {"error rate_dropped: lost", "hello"}, 0},
+        {"unencodable, then a message", {"error unencodable: too long", "hello"}, 0},
+        {"a warning, a refusal, a message",
+         {"error rate_limited: x", "error timeout: idle", "hello"}, 1},
+    };
+    for (int json = 0; json < 2; json++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            int before = check_failures;
+            ep_config cfg;
+            endpoint ep;
+            ep_result r;
+            fill(&cfg, EP_CLIENT, "gmud", GMUD_SESSION_OFF, json);
+            ready(&cfg);
+            ep_init(&ep, &cfg, T0);
+            for (int k = 0; k < 3 && cases[i].pkts[k] != NULL; k++) {
+                char buf[128];
+                const char *p = cases[i].pkts[k];
+                if (json && strncmp(p, "error ", 6) == 0) { /* error CODE: TEXT */
+                    const char *colon = strchr(p, ':');
+                    snprintf(buf, sizeof buf, "{\"error\":\"%s\",\"code\":\"%.*s\"}", colon + 2,
+                             (int)(colon - p - 6), p + 6);
+                } else {
+                    snprintf(buf, sizeof buf, json ? "{\"say\":\"%s\"}" : "%s", p);
+                }
+                unsigned what = feed(&ep, text(buf), T0, &r);
+                CHECK(what & EP_DELIVER);
+                json_decref(r.json);
+            }
+            memset(&r, 0xa5, sizeof r);
+            ep_on_end(&ep, &r);
+            if (cases[i].refused) {
+                CHECK_EQ_INT(r.what, C);
+                CHECK_EQ_INT(r.close, EP_CLOSE_REFUSED);
+            } else {
+                CHECK_EQ_INT(r.what, 0);
+            }
+            if (check_failures != before)
+                fprintf(stderr, "  end after \"%s\", %s\n", cases[i].name, json ? "json" : "text");
+            ep_config_free(&cfg);
+        }
+}
+
 /* Welcomes in another spelling are welcomes: any spacing, any member order,
  * other members, and under fixed:N the zero padding; the session starts with
  * each mode's counters. */
@@ -1310,13 +1368,15 @@ static void rate_run(const char *name, uint32_t msg_rate, uint32_t msg_burst, ui
                 CHECK_EQ_INT(r.msg.len, steps[i].len);
             if (what & EP_REFUSED) {
                 CHECK_EQ_INT(r.kind, EP_KIND_RATE);
-                CHECK_EQ_INT(r.why.code, GMUD_ERR_RATE_LIMITED);
+                CHECK_EQ_INT(r.why.code, GMUD_ERR_RATE_DROPPED);
                 CHECK_CONTAINS(r.why.message, "over the rate limit");
                 CHECK_EQ_INT(r.warned, steps[i].warned);
             }
             if (what & EP_SEND) {
                 CHECK_EQ_INT(r.pkt.head_len, 0);
-                check_error_body(&r.pkt, 0, GMUD_ERR_RATE_LIMITED);
+                /* The warnings say messages are lost; the close, why. */
+                check_error_body(&r.pkt, 0,
+                                 what & EP_CLOSE ? GMUD_ERR_RATE_LIMITED : GMUD_ERR_RATE_DROPPED);
             }
             if (what & EP_CLOSE) {
                 CHECK_EQ_INT(r.close, EP_CLOSE_RATE_LIMITED);
@@ -1422,7 +1482,7 @@ static void test_rate_mode_on(void)
     CHECK(p.srv.sess.recv_seq == 2);
     if (has(&r, EP_SEND)) {
         check_head(&r.pkt, p.id, 1);
-        check_error_body(&r.pkt, 0, GMUD_ERR_RATE_LIMITED);
+        check_error_body(&r.pkt, 0, GMUD_ERR_RATE_DROPPED);
         gmud_slice warn = flat(&p.srv, &r.pkt, buf, sizeof buf);
         ep_send_commit(&p.srv, &r.pkt);
         CHECK_EQ_INT(feed_bits(&p.cli, warn, T0), D | EP_PEER_ERROR); /* the peer's warning */
@@ -2084,6 +2144,7 @@ int main(void)
     test_truncation();
     test_bad_welcomes();
     test_refusals();
+    test_end_after_errors();
     test_good_welcomes();
     test_welcome_timeout();
     test_end_before_welcome();

@@ -593,25 +593,11 @@ def test_burst_shaped():
     whole and in order; the client says on stderr that it
     was warned, and exits 0."""
     for framing, payload in (('gmud', 'json'), ('line', 'text')):
-        srv = Server('--app', 'echo', '--framing', framing, '--payload', payload)
-        proxy = subprocess.Popen([sys.executable, PROXY, '0', str(srv.port), '--lifetime', '30'],
-                                 stdout=subprocess.PIPE, text=True)
-        m = re.search(r':(\d+)$', proxy.stdout.readline().strip())
         what = 'burst %s/%s' % (framing, payload)
-        if not check(m is not None, '%s: the proxy starts' % what):
-            proxy.kill()
-            srv.stop()
+        run = burst_through_proxy(what, framing, payload)
+        if run is None:
             continue
-        if payload == 'json':
-            lines = [json.dumps({'i': i, 's': 'x' * (i % 40)}, separators=(',', ':'))
-                     for i in range(300)]
-        else:
-            lines = ['line %d %s' % (i, 'y' * (i % 40)) for i in range(300)]
-        t0 = time.monotonic()
-        status, out, err = run_client(int(m.group(1)), ['--framing', framing, '--payload', payload,
-                                                        '--wait', '3'],
-                                      ''.join(l + '\n' for l in lines), timeout=STEP + 10)
-        took = time.monotonic() - t0
+        status, out, err, lines, took = run
         check(status == 0, '%s: client exits 0 (got %s; %s)' % (what, status, err))
         got = [l for l in out if l in lines]
         check(out == lines, '%s: all 300 back in order (got %d, %d of them sent, first wrong: %r)'
@@ -620,13 +606,61 @@ def test_burst_shaped():
         check('warning from the server: rate_limited' in err,
               '%s: the warning is on stderr: %r' % (what, err))
         print('  %s: 300 lines back in order, %.1f s with a --wait of 3 s' % (what, took))
+
+
+def test_burst_dropped():
+    """The same burst against `--rate-policy drop`: the server drops what is
+    over the burst and says so with rate_dropped; the client returns what
+    came back, in order, says on stderr that lines were dropped, and exits 1:
+    lines were lost."""
+    what = 'burst dropped'
+    run = burst_through_proxy(what, 'gmud', 'json', '--rate-policy', 'drop')
+    if run is None:
+        return
+    status, out, err, lines, _ = run
+    check(status == 1, '%s: client exits 1 (got %s; %s)' % (what, status, err))
+    it = iter(lines)
+    check(all(o in it for o in out), '%s: what came back is in order, whole' % what)
+    check(150 <= len(out) < 300, '%s: some dropped, the burst kept (got %d)' % (what, len(out)))
+    check('the server dropped lines: rate_dropped' in err,
+          '%s: stderr says lines were dropped: %r' % (what, err))
+    print('  %s: %d of 300 back, exit %d' % (what, len(out), status))
+
+
+def burst_through_proxy(what, framing, payload, *server_args):
+    """300 lines at once from gmud-client through tests/lecture/proxy.py to
+    gmud-server --app echo with its default limits (and server_args).
+    Returns (status, stdout lines, stderr, the lines sent, seconds), or None
+    if the proxy did not start (reported)."""
+    srv = Server('--app', 'echo', '--framing', framing, '--payload', payload, *server_args)
+    proxy = subprocess.Popen([sys.executable, PROXY, '0', str(srv.port), '--lifetime', '30'],
+                             stdout=subprocess.PIPE, text=True)
+    m = re.search(r':(\d+)$', proxy.stdout.readline().strip())
+    if not check(m is not None, '%s: the proxy starts' % what):
         proxy.kill()
         proxy.wait()
         proxy.stdout.close()
-        check(srv.stop() == 0, '%s: server exits 0' % what)
+        srv.stop()
+        return None
+    if payload == 'json':
+        lines = [json.dumps({'i': i, 's': 'x' * (i % 40)}, separators=(',', ':'))
+                 for i in range(300)]
+    else:
+        lines = ['line %d %s' % (i, 'y' * (i % 40)) for i in range(300)]
+    t0 = time.monotonic()
+    status, out, err = run_client(int(m.group(1)), ['--framing', framing, '--payload', payload,
+                                                    '--wait', '3'],
+                                  ''.join(l + '\n' for l in lines), timeout=STEP + 10)
+    took = time.monotonic() - t0
+    proxy.kill()
+    proxy.wait()
+    proxy.stdout.close()
+    check(srv.stop() == 0, '%s: server exits 0' % what)
+    return status, out, err, lines, took
 
 
-TESTS = [test_help, test_bad_options, test_echo, test_burst_shaped, test_clock, test_clock_local_time,
+TESTS = [test_help, test_bad_options, test_echo, test_burst_shaped, test_burst_dropped,
+         test_clock, test_clock_local_time,
          test_clock_lecture_client, test_chat, test_chat_text, test_chat_json_forgery,
          test_stdin_kinds, test_stdin_backpressure,
          test_json_not_object, test_sigterm, test_logs, test_nothing_listens,

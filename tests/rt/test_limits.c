@@ -889,6 +889,43 @@ static void test_refusal_reaches_client(void)
     }
 }
 
+/* A server's warning is no reason for a clean close that follows: the
+ * event client's on_close has no detail when messages came after the
+ * warning (it used to report the warning), and the warning as the refusal
+ * when the close came right after it (the server's last rate_limited). */
+static int warn_then_msg;
+
+static void warn_connect(gmud_conn *conn, void *user)
+{
+    (void)user;
+    static const char warn[] = "error rate_limited: slowed down";
+    gmud_conn_send(conn, warn, sizeof warn - 1, NULL);
+    if (warn_then_msg)
+        gmud_conn_send(conn, "hello", 5, NULL);
+    gmud_conn_close(conn);
+}
+
+static void test_warning_then_end(void)
+{
+    for (warn_then_msg = 0; warn_then_msg < 2; warn_then_msg++) {
+        rt_fixture fx;
+        rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_TEXT);
+        rt_fx_serve(&fx, (gmud_callbacks){.on_connect = warn_connect});
+        refused_t got = {0, -1, 0, ""};
+        rt_fx_client(&fx, NULL, (gmud_callbacks){.on_close = refused_close, .user = &got});
+        CHECK(rt_run_until(&fx.loop, refused_closed, &got, 3000));
+        if (warn_then_msg) {
+            CHECK_EQ_INT(got.reason, GMUD_CLOSE_PEER);
+            CHECK_EQ_INT(got.code, 0);
+        } else {
+            CHECK_EQ_INT(got.reason, GMUD_CLOSE_REFUSED);
+            CHECK_EQ_INT(got.code, GMUD_ERR_RATE_LIMITED);
+            CHECK_CONTAINS(got.says, "slowed down");
+        }
+        rt_fx_end(&fx);
+    }
+}
+
 static void test_connection_limit(void)
 {
     rt_fixture fx;
@@ -1427,6 +1464,7 @@ int main(void)
     test_bad_json();
     test_connection_limit();
     test_refusal_reaches_client();
+    test_warning_then_end();
     test_connection_limit_sessions();
     test_addr_limits();
     test_idle_timeout();

@@ -1211,7 +1211,8 @@ static int peer_tally(peer_t *p, int fd, int ms, int stop_at_echoes, int stop_at
             return 0;
         if (!PCHECK(p, rc == 1))
             return 1;
-        if (is_error(buf, n, "rate_limited")) {
+        /* rate_dropped: the warnings; rate_limited: the close's packet */
+        if (is_error(buf, n, "rate_dropped") || is_error(buf, n, "rate_limited")) {
             if (p->count[1]++ == 0)
                 p->ms[0] = rt_now_ms();
         } else if (n >= 3 && memcmp(buf, "{\"i", 3) == 0) {
@@ -1318,7 +1319,7 @@ static void test_rate_messages(void)
     CHECK_EQ_INT(r->msgs, 5);
     CHECK_EQ_INT(st.rate_dropped, 15);
     CHECK_EQ_INT(r->rejects, 15);
-    CHECK_EQ_INT(r->reject_code, GMUD_ERR_RATE_LIMITED);
+    CHECK_EQ_INT(r->reject_code, GMUD_ERR_RATE_DROPPED);
     CHECK_EQ_INT(p.count[0], 5);
     CHECK_EQ_INT(p.count[1], 1);
     CHECK(p.ms[0] >= 0 && p.ms[0] < 300);
@@ -1374,7 +1375,7 @@ static void *peer_bytes(void *arg)
         /* The echo of the first, then the warning (text payload). */
         PCHECK(p, rt_recv_frame(fd, 0, buf, sizeof buf, &bn, 2000) == 1 && bn == 600 &&
                       memcmp(buf, big, 600) == 0);
-        const char *want = "error rate_limited: ";
+        const char *want = "error rate_dropped: ";
         PCHECK(p, rt_recv_frame(fd, 0, buf, sizeof buf, &bn, 2000) == 1 && bn > strlen(want) &&
                       memcmp(buf, want, strlen(want)) == 0);
         PCHECK(p, rt_recv_frame(fd, 0, buf, sizeof buf, &bn, 100) == -2);

@@ -24,6 +24,7 @@ static size_t put_msg(uint8_t *out, int i)
 }
 
 static const char warn_head[] = "error rate_limited: ";
+static const char drop_head[] = "error rate_dropped: "; /* the drop policy's */
 
 /* What a peer saw: echoes (in order, or not), rate_limited packets, the
  * last of them, and when the echoes and the end came. */
@@ -46,7 +47,8 @@ static void take(tally *t, const uint8_t *buf, size_t n, int64_t t0)
     if (n == MSG_LEN && memcmp(buf, want, MSG_LEN) == 0) {
         t->echoes++;
         t->last_echo_ms = rt_now_ms() - t0;
-    } else if (n >= sizeof warn_head - 1 && memcmp(buf, warn_head, sizeof warn_head - 1) == 0) {
+    } else if ((n >= sizeof warn_head - 1 && memcmp(buf, warn_head, sizeof warn_head - 1) == 0) ||
+               (n >= sizeof drop_head - 1 && memcmp(buf, drop_head, sizeof drop_head - 1) == 0)) {
         t->warnings++;
         snprintf(t->last_error, sizeof t->last_error, "%.*s", (int)n, (const char *)buf);
     } else if (n == MSG_LEN && buf[0] == 'm') {
@@ -374,6 +376,7 @@ static void test_drop_policy(void)
     CHECK(st.rate_dropped == 10);
     CHECK(st.rate_held == 0);
     CHECK_CONTAINS(p.t.last_error, "messages are dropped");
+    CHECK(strncmp(p.t.last_error, drop_head, sizeof drop_head - 1) == 0); /* its own code */
     rt_fx_end(&fx);
 }
 

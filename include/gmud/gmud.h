@@ -11,6 +11,7 @@
 #include "gmud/log.h"
 #include "gmud/server.h"
 #include "gmud/sync.h"
+#include "gmud/tls.h"
 #include "gmud/version.h"
 
 #endif

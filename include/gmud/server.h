@@ -42,6 +42,7 @@
 #include "gmud/log.h"
 #include "gmud/ratelimit.h"
 #include "gmud/session.h"
+#include "gmud/tls.h"
 #include "gmud/export.h"
 
 #ifdef __cplusplus
@@ -85,6 +86,9 @@ typedef enum gmud_close_reason {
                                   its close (the server full, an address
                                   limit, ...); detail holds the peer's code
                                   and sentence */
+    GMUD_CLOSE_TLS,            /* "tls failed": the handshake failed or timed
+                                  out, too many were in progress, or a record
+                                  was refused (detail says which) */
     GMUD_CLOSE_REASON_COUNT_
 } gmud_close_reason;
 
@@ -281,6 +285,7 @@ typedef struct gmud_conn_config {
     gmud_limits limits;        /* gmud_limits_default_config (a client's differ:
                                   see gmud/client.h) */
     gmud_session_config session; /* gmud_session_default_config: mode on */
+    gmud_tls_config tls;       /* gmud_tls_default_config: off (gmud/tls.h) */
     gmud_callbacks cb;         /* all NULL */
     gmud_log_fn log;           /* NULL: no logging */
     void *log_user;
@@ -328,6 +333,14 @@ typedef struct gmud_stats {
     uint64_t buffered_total;
     uint64_t buffered_peak;
     uint64_t budget_closes;
+    /* TLS (gmud/tls.h): handshakes completed, failed (a bad version or
+     * certificate, garbage, plaintext, a timeout; also in
+     * closes[GMUD_CLOSE_TLS]), refused because max_handshakes were in
+     * progress, and ends of stream without close_notify. */
+    uint64_t tls_handshakes;
+    uint64_t tls_failed;
+    uint64_t tls_busy;
+    uint64_t tls_unclean;
 } gmud_stats;
 
 /* Fills cfg with the defaults listed above. */

@@ -81,6 +81,7 @@
 #include "gmud/frame.h"
 #include "gmud/json.h"
 #include "gmud/session.h"
+#include "gmud/tls.h"
 #include "gmud/export.h"
 
 #ifdef __cplusplus
@@ -96,6 +97,8 @@ typedef struct gmud_sync_config {
     const char *reply_data;    /* lecture: the replies' data, UTF-8 text without NUL;
                                 * NULL = GMUD_SESSION_LECTURE_DATA. Copied by open. */
     gmud_json_limits json;     /* bounds for parsing the welcome */
+    gmud_tls_config tls;       /* off; with enabled, the handshake is done
+                                  within the open's timeout (gmud/tls.h) */
 } gmud_sync_config;
 
 /* Fills cfg: gmud framing with its defaults, session mode on (as

@@ -42,12 +42,27 @@ typedef struct seam_ops {
      * (for TLS: after close_notify), else why it is not. */
     int (*end)(seam *s, gmud_error *err);
     void (*destroy)(seam *s);
+    /* Optional (NULL: nothing to do, always ready). start: the connection
+     * is open; appends what this side sends first (a client's hello).
+     * ready: 1 once output() may be called (the handshake is done); until
+     * then the caller keeps the frames. close: we end the stream; appends
+     * the last bytes before our FIN (close_notify). */
+    int (*start)(seam *s, byte_buf *wire, gmud_error *err);
+    int (*ready)(const seam *s);
+    int (*close)(seam *s, byte_buf *wire, gmud_error *err);
 } seam_ops;
+
 
 /* Implementations embed this first. */
 struct seam {
     const seam_ops *ops;
 };
+
+/* 1 if frames may go through s now (none: always). */
+static inline int seam_ready(const seam *s)
+{
+    return s == NULL || s->ops->ready == NULL || s->ops->ready(s);
+}
 
 /* Makes a connection's seam: server is 1 on the accepting side. NULL with
  * err filled if it cannot. */

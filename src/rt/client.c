@@ -37,6 +37,7 @@ void gmud_client_default_config(gmud_client_config *cfg)
     cfg->conn.limits.msg_rate = 0;
     cfg->conn.limits.byte_rate = 0;
     gmud_session_default_config(&cfg->conn.session);
+    gmud_tls_default_config(&cfg->conn.tls);
     cfg->conn.log_level = GMUD_LOG_INFO;
 }
 
@@ -129,7 +130,9 @@ gmud_client *client_create_seamed(uv_loop_t *loop, const gmud_client_config *cfg
     rt->conn_gone = client_conn_gone;
     rt->reopen = reopen;
     rt->free_owner = client_free;
-    if (rt_init(rt, loop, err) != GMUD_OK) {
+    if (rt_tls_setup(rt, &cfg->conn.tls, host, err) != GMUD_OK ||
+        rt_init(rt, loop, err) != GMUD_OK) {
+        rt_tls_free(rt);
         free(client);
         return NULL;
     }

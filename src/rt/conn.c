@@ -13,7 +13,7 @@ static const char *const reason_names[] = {
     "peer closed",    "closed locally", "shutdown",              "slow consumer",
     "frame timeout",  "idle timeout",   "protocol error",        "too many bad messages",
     "server full",    "io error",       "connect failed",        "session violation",
-    "rate limited",   "address limit",  "refused by the peer",
+    "rate limited",   "address limit",  "refused by the peer", "tls failed",
 };
 
 const char *gmud_close_reason_name(gmud_close_reason reason)
@@ -84,16 +84,8 @@ gmud_conn *conn_new(rt_ctx *rt, gmud_error *err)
         free(conn);
         return NULL;
     }
-    if (rt->seams.create != NULL &&
-        (conn->seam = rt->seams.create(rt->seams.arg, rt->server != NULL, err)) == NULL) {
-        gmud_frame_decoder_destroy(conn->dec);
-        free(conn);
-        return NULL;
-    }
     int rc = uv_tcp_init(rt->loop, &conn->tcp);
     if (rc != 0) {
-        if (conn->seam != NULL)
-            conn->seam->ops->destroy(conn->seam);
         gmud_frame_decoder_destroy(conn->dec);
         free(conn);
         gmud_error_set(err, GMUD_ERR_IO, 0, "cannot create a socket: %s", uv_strerror(rc));
@@ -159,6 +151,9 @@ void conn_start(gmud_conn *conn, int announce)
     uv_tcp_nodelay(&conn->tcp, 1);
     conn->state = CONN_OPEN;
     conn->last_rx = uv_now(rt->loop);
+    /* A server's seam came with its admission; a client's comes now. */
+    if ((rt->server == NULL && !conn_attach_seam(conn)) || !conn_seam_start(conn))
+        return;
     conn_start_reading(conn);
     if (conn_queued_bytes(conn) > 0)
         conn_flush(conn);
@@ -169,8 +164,8 @@ void conn_start(gmud_conn *conn, int announce)
     /* A client in a session mode announces once welcomed (conn_act). */
     if (ep_awaiting_welcome(&conn->ep))
         ep_init(&conn->ep, &rt->ep, conn->last_rx); /* its clock starts now */
-    else if (announce)
-        conn_announce(conn);
+    else if (announce && seam_ready(conn->seam))
+        conn_announce(conn); /* else once the handshake is done */
 }
 
 /* The application hears of conn: counted, then on_connect. */
@@ -256,8 +251,7 @@ static void destroy_conn(gmud_conn *conn)
 {
     conn_hold(conn, 0); /* none left in the total (a client's retry kept its count) */
     gmud_frame_decoder_destroy(conn->dec);
-    if (conn->seam != NULL)
-        conn->seam->ops->destroy(conn->seam);
+    conn_seam_gone(conn);
     conn_free_io(conn);
     free(conn->detail);
     free(conn);
@@ -391,6 +385,10 @@ void conn_finish_closing(gmud_conn *conn)
         return;
     if (conn->io != NULL && conn->io->writing)
         return;
+    if (conn_seam_close(conn)) { /* close_notify first, then this again */
+        conn_flush(conn);
+        return;
+    }
     if (conn->io == NULL) {
         conn->io = calloc(1, sizeof *conn->io);
         if (conn->io == NULL) {

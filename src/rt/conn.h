@@ -70,6 +70,10 @@ struct rt_ctx {
     byte_buf frames;        /* a frame encoded once for a broadcast */
     ep_config ep;           /* the protocol engine's rules, one for all conns */
     seam_factory seams;     /* makes each connection's seam; create NULL: none */
+    struct tls_ctx_owned *tls; /* with TLS: what seams.arg points into */
+    size_t handshaking;     /* connections whose seam is not ready yet */
+    uint32_t hs_timeout_ms; /* a handshake's deadline; GMUD_OFF: none */
+    uint32_t hs_max;        /* server: handshakes at once; 0: unbounded */
     byte_buf seam_plain;    /* with seams: one read's plaintext */
     byte_buf shape_spare;   /* shape.c: a held-input buffer between uses */
 
@@ -122,7 +126,9 @@ struct gmud_conn {
     uint64_t last_rx;       /* loop ms of the last input */
     uint64_t last_tx;       /* loop ms the queue last moved (or began); the
                                send timeout counts from it */
-    uint64_t deadline;      /* CLOSING/CONNECTING: loop ms after which to close hard */
+    uint64_t deadline;      /* CLOSING/CONNECTING: loop ms after which to close
+                               hard; OPEN with a seam not ready: the
+                               handshake's (0: none) */
     uint8_t state;
     uint8_t reason;
     uint16_t flags;
@@ -297,6 +303,24 @@ void conn_free_io(gmud_conn *conn);
  * not capacity). */
 void conn_trim_io(gmud_conn *conn);
 void conn_finish_closing(gmud_conn *conn);
+
+/* handshake.c: TLS made from the config (rt_tls_setup, before rt_init;
+ * rt_tls_free when the rt goes). A connection's seam: attached (a server's
+ * after its admission; 0 if refused for max_handshakes, conn closed),
+ * started when the connection opens (0: failed, closed), failed (closed
+ * as GMUD_CLOSE_TLS with e), ready (the queue goes out), gone (freed).
+ * conn_handshake_late: the sweep's check of the deadline (1: closed).
+ * conn_seam_close: our close_notify queued before the FIN (1: bytes to
+ * write first). */
+int rt_tls_setup(rt_ctx *rt, const gmud_tls_config *cfg, const char *host, gmud_error *err);
+void rt_tls_free(rt_ctx *rt);
+int conn_attach_seam(gmud_conn *conn);
+int conn_seam_start(gmud_conn *conn);
+void conn_seam_failed(gmud_conn *conn, const gmud_error *e);
+void conn_seam_became_ready(gmud_conn *conn);
+void conn_seam_gone(gmud_conn *conn);
+int conn_handshake_late(gmud_conn *conn, uint64_t now);
+int conn_seam_close(gmud_conn *conn);
 
 /* read.c: libuv's allocation and read callbacks for every connection. */
 void conn_on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf);

@@ -100,14 +100,17 @@ static void bytes_in(gmud_conn *conn, const uint8_t *p, size_t n)
         return;
     }
     size_t before = wire->len;
+    int was_ready = seam_ready(sm);
     int rc = sm->ops->input(sm, p, n, plain, wire, &e);
     if (rc != GMUD_OK) {
-        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "seam", "%s input refused: %s", sm->ops->name,
-                e.message);
-        conn_close_now(conn, GMUD_CLOSE_PROTOCOL, &e);
+        conn_seam_failed(conn, &e);
         return;
     }
-    if (conn_wire_added(conn, wire->len - before, &e) == GMUD_OK)
+    if (!was_ready && seam_ready(sm))
+        conn_seam_became_ready(conn);
+    /* Closing: the seam still reads (a handshake must finish for a
+     * refusal to go out), the plaintext is not decoded. */
+    if (conn_wire_added(conn, wire->len - before, &e) == GMUD_OK && conn->state == CONN_OPEN)
         conn_decode(conn, plain->data, plain->len);
 }
 
@@ -124,9 +127,11 @@ static void on_eof(gmud_conn *conn)
         return;
     }
     gmud_error e;
-    if (conn->seam != NULL && conn->seam->ops->end(conn->seam, &e) != GMUD_OK)
+    if (conn->seam != NULL && conn->seam->ops->end(conn->seam, &e) != GMUD_OK) {
+        rt->stats.tls_unclean += rt->tls != NULL;
         rt_logf(rt, GMUD_LOG_INFO, conn->peer, "seam", "unclean end of %s: %s",
                 conn->seam->ops->name, e.message);
+    }
     if (gmud_frame_decoder_finish(conn->dec, &e) != GMUD_OK) {
         /* The peer only stopped sending: it still reads. It gets what was
          * queued for the messages it completed, then the error packet. */
@@ -161,8 +166,13 @@ void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     rt->stats.bytes_in += (uint64_t)nread;
-    if (conn->state != CONN_OPEN)
-        return; /* closing: read only to see the peer's end of stream */
+    if (conn->state != CONN_OPEN) {
+        /* Closing: read only to see the peer's end of stream, and to finish
+         * a handshake that what we queued waits for. */
+        if (conn->seam != NULL && !seam_ready(conn->seam))
+            bytes_in(conn, (const uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
     conn->last_rx = uv_now(rt->loop);
     conn->flags |= CONN_ACTIVE;
     bytes_in(conn, (const uint8_t *)buf->base, (size_t)nread);

@@ -84,6 +84,7 @@ void rt_maybe_free(rt_ctx *rt)
     rt_readbuf_give(rt->readbuf);
     ep_config_free(&rt->ep);
     buf_free(&rt->seam_plain);
+    rt_tls_free(rt);
     buf_free(&rt->shape_spare);
     buf_free(&rt->scratch);
     buf_free(&rt->frames);

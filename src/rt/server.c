@@ -39,6 +39,7 @@ void gmud_server_default_config(gmud_server_config *cfg)
     gmud_limits_default_config(&cfg->conn.limits);
     gmud_iplimit_default_config(&cfg->addr);
     gmud_session_default_config(&cfg->conn.session);
+    gmud_tls_default_config(&cfg->conn.tls);
     cfg->conn.log_level = GMUD_LOG_INFO;
 }
 
@@ -120,6 +121,10 @@ static void refuse(gmud_server *server, gmud_conn *conn, int code, gmud_close_re
         conn_close_now(conn, reason, NULL);
         return;
     }
+    /* Over TLS the refusal travels once the handshake is done (within the
+     * linger); a flood of refusals gets no TLS state, as above. */
+    if (!conn_attach_seam(conn))
+        return;
     conn_start(conn, 0);
     conn_send_error(conn, gmud_err_name(code), msg);
     conn_close_soft(conn, reason, NULL, rt->limits.linger_ms);
@@ -181,6 +186,8 @@ static void on_connection(uv_stream_t *listener, int status)
         reject_full(server, conn);
         return;
     }
+    if (!conn_attach_seam(conn))
+        return;
     if (rt->session.mode != GMUD_SESSION_OFF && conn_welcome(conn, &e) != GMUD_OK) {
         rt_logf(rt, GMUD_LOG_ERROR, conn->peer, "accept", "no session: %s", e.message);
         conn_close_now(conn, GMUD_CLOSE_IO, &e);
@@ -216,7 +223,8 @@ gmud_server *server_create_seamed(uv_loop_t *loop, const gmud_server_config *cfg
     rt->free_owner = server_free;
     int fd = -1;
     if (gmud_frame_config_check(&rt->frame, err) != GMUD_OK ||
-        gmud_limits_check(&rt->limits, err) != GMUD_OK)
+        gmud_limits_check(&rt->limits, err) != GMUD_OK ||
+        rt_tls_setup(rt, &cfg->conn.tls, NULL, err) != GMUD_OK)
         goto fail;
     if ((cfg->addr.max_per_addr != 0 || cfg->addr.new_per_sec != 0) &&
         (rt->addr_limit = gmud_iplimit_create(&cfg->addr, err)) == NULL)
@@ -245,14 +253,15 @@ gmud_server *server_create_seamed(uv_loop_t *loop, const gmud_server_config *cfg
         rt_close(rt);
         return NULL;
     }
-    rt_logf(rt, GMUD_LOG_INFO, NULL, "listen", "listening on %s port %u (%s framing, %s)",
+    rt_logf(rt, GMUD_LOG_INFO, NULL, "listen", "listening on %s port %u (%s framing, %s%s)",
             server->host, (unsigned)server->port, gmud_framing_name(rt->frame.framing),
-            rt->payload == GMUD_PAYLOAD_JSON ? "json" : "text");
+            rt->payload == GMUD_PAYLOAD_JSON ? "json" : "text", rt->tls ? ", TLS" : "");
     return server;
 
 fail:
     if (fd >= 0)
         close(fd);
+    rt_tls_free(rt);
     gmud_iplimit_destroy(rt->addr_limit);
     free(server->host);
     free(server);

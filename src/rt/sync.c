@@ -486,6 +486,7 @@ void gmud_sync_default_config(gmud_sync_config *cfg)
     cfg->session = GMUD_SESSION_DEFAULT;
     cfg->reply_data = NULL;
     gmud_json_default_config(&cfg->json);
+    gmud_tls_default_config(&cfg->tls);
 }
 
 /* The engine's rules for a blocking client: no limits of its own (the

@@ -138,8 +138,9 @@ static void on_write(uv_write_t *req, int status)
 static int seal(gmud_conn *conn)
 {
     conn_io *io = conn->io;
-    if (conn->seam == NULL || io->plain.len == 0 || conn->state == CONN_CLOSED)
-        return 0;
+    if (conn->seam == NULL || io->plain.len == 0 || conn->state == CONN_CLOSED ||
+        !seam_ready(conn->seam))
+        return 0; /* during a handshake the frames wait in plain */
     gmud_error e;
     int rc = conn->seam->ops->output(conn->seam, io->plain.data, io->plain.len,
                                      &io->out[io->pending], &e);

@@ -102,7 +102,8 @@ static void rec_destroy(seam *s)
     free(s);
 }
 
-static const seam_ops rec_ops = {"records", rec_input, rec_output, rec_end, rec_destroy};
+static const seam_ops rec_ops = {
+    .name = "records", .input = rec_input, .output = rec_output, .end = rec_end, .destroy = rec_destroy};
 
 static seam *rec_create(void *arg, int server, gmud_error *err)
 {

@@ -19,6 +19,7 @@
 #include "frame_head.h"
 #include "resolve.h"
 #include "seamed.h"
+#include "tls_ctx.h"
 #include "gmud/limits.h"
 
 /* Deadlines are nanoseconds on CLOCK_MONOTONIC (the time since boot, so
@@ -36,6 +37,7 @@ struct gmud_sync {
                                 not yet decoded */
     size_t off, len;
     seam *seam;              /* between socket and framing; NULL: plain TCP */
+    struct tls_ctx_owned *tls; /* with TLS: the context the seam uses */
     byte_buf plain, wire;    /* with a seam: plaintext of a read; its bytes out */
     int eof;
     int bad_stream;          /* the decoder refused the stream */
@@ -199,6 +201,32 @@ static int bytes_in(gmud_sync *s, size_t n, gmud_error *err)
         s->broken = e;
         if (err != NULL)
             *err = e;
+    }
+    return rc;
+}
+
+static int read_more(gmud_sync *s, int64_t deadline, int64_t first_ms, gmud_error *err);
+
+/* The seam's own first bytes (a TLS hello) out, then its handshake read
+ * through by deadline; what the last read held past it stays buffered for
+ * the decoder (a welcome may share it). */
+static int seam_handshake(gmud_sync *s, int64_t deadline, gmud_error *err)
+{
+    if (s->seam == NULL || s->seam->ops->start == NULL)
+        return GMUD_OK;
+    s->wire.len = 0;
+    int rc = s->seam->ops->start(s->seam, &s->wire, err);
+    if (rc == GMUD_OK)
+        rc = send_all(s, s->wire.data, s->wire.len, err);
+    while (rc == GMUD_OK && !seam_ready(s->seam)) {
+        int got = read_more(s, deadline, -1, err);
+        if (got < 0)
+            return got;
+        if (got == 0)
+            return gmud_error_set(err, GMUD_ERR_TIMEOUT, 0, "TLS handshake timed out");
+        if (s->eof)
+            return gmud_error_set(err, GMUD_ERR_TLS, 0,
+                                  "the server closed the connection during the TLS handshake");
     }
     return rc;
 }
@@ -541,6 +569,13 @@ gmud_sync *sync_create_seamed(const char *host, unsigned port, const gmud_sync_c
     }
     ep_init(&s->ep, &s->rules, now_ms());
     s->src = s->in;
+    seam_factory tls_seams;
+    if (cfg->tls.enabled && seams == NULL) {
+        if ((s->tls = tls_ctx_create(&cfg->tls, 0, host, err)) == NULL)
+            goto fail;
+        tls_seams = (seam_factory){tls_seam_create, &s->tls->ctx};
+        seams = &tls_seams;
+    }
     if (seams != NULL && seams->create != NULL &&
         (s->seam = seams->create(seams->arg, 0, err)) == NULL)
         goto fail;
@@ -552,6 +587,8 @@ gmud_sync *sync_create_seamed(const char *host, unsigned port, const gmud_sync_c
     if ((s->dec = gmud_frame_decoder_create(&s->rules.frame, err)) == NULL)
         goto fail;
     if ((s->fd = open_socket(host, port, deadline, err)) < 0)
+        goto fail;
+    if (seam_handshake(s, deadline, err) != GMUD_OK)
         goto fail;
     if (ep_awaiting_welcome(&s->ep) && read_welcome(s, deadline, err) != GMUD_OK)
         goto fail;
@@ -586,11 +623,18 @@ void gmud_sync_destroy(gmud_sync *s)
 {
     if (s == NULL)
         return;
+    /* Our close_notify, if the socket takes it now: never waited for. */
+    s->wire.len = 0;
+    if (s->fd >= 0 && s->seam != NULL && s->seam->ops->close != NULL &&
+        seam_ready(s->seam) && s->seam->ops->close(s->seam, &s->wire, NULL) == GMUD_OK &&
+        s->wire.len > 0)
+        (void)!send(s->fd, s->wire.data, s->wire.len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (s->fd >= 0)
         close(s->fd);
     gmud_frame_decoder_destroy(s->dec);
     if (s->seam != NULL)
         s->seam->ops->destroy(s->seam);
+    tls_ctx_destroy(s->tls);
     buf_free(&s->plain);
     buf_free(&s->wire);
     buf_free(&s->out);

@@ -378,6 +378,75 @@ static void test_handshake_limits(void)
     CHECK(rt_log_find("tls", "2 TLS handshakes in progress, the maximum") != NULL);
 }
 
+/* ---- The blocking client ------------------------------------------------- */
+
+typedef struct sync_peer {
+    rt_peer rt;
+    const char *pin;       /* NULL: by CA and name */
+    int echoed;            /* messages back */
+    char err[200];         /* the create's error, if it failed */
+} sync_peer;
+
+static void *sync_main(void *arg)
+{
+    sync_peer *p = arg;
+    gmud_sync_config c;
+    gmud_sync_default_config(&c);
+    c.tls.enabled = 1;
+    c.tls.ca_file = p->pin ? NULL : cert;
+    c.tls.server_name = p->pin ? NULL : "localhost";
+    c.tls.pin = p->pin;
+    gmud_error e;
+    gmud_sync *k = gmud_sync_create("127.0.0.1", (unsigned)p->rt.port, &c, 3000, &e);
+    if (k == NULL) {
+        snprintf(p->err, sizeof p->err, "%s", e.message);
+        return NULL;
+    }
+    for (int i = 0; i < 5; i++) {
+        char m[32];
+        int n = snprintf(m, sizeof m, "{\"k\":%d}", i);
+        gmud_slice got;
+        if (gmud_sync_send(k, m, (size_t)n, &e) == GMUD_OK &&
+            gmud_sync_recv(k, 3000, &got, &e) == 1 && got.len == (size_t)n &&
+            memcmp(got.data, m, got.len) == 0)
+            p->echoed++;
+    }
+    gmud_sync_destroy(k);
+    return NULL;
+}
+
+static void sync_run(sync_peer *p, side_t *srv)
+{
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
+    fx.cfg.conn.session.mode = GMUD_SESSION_ON; /* the blocking client's default */
+    tls_server(&fx, srv);
+    rt_fx_run_peer(&fx, &p->rt, sync_main, p, 8000);
+    CHECK(rt_run_until(&fx.loop, closed, srv, 3000) || p->err[0] != '\0');
+    rt_fx_end(&fx);
+}
+
+/* With sessions on (the welcome read through TLS), then a wrong pin. The
+ * server sees a clean end: gmud_sync_destroy sent close_notify. */
+static void test_sync(void)
+{
+    sync_peer p;
+    side_t srv;
+    memset(&p, 0, sizeof p);
+    sync_run(&p, &srv);
+    if (p.err[0] != '\0')
+        fprintf(stderr, "  sync over TLS: %s\n", p.err);
+    CHECK(p.err[0] == '\0');
+    CHECK_EQ_INT(p.echoed, 5);
+    CHECK_EQ_INT(srv.reason, GMUD_CLOSE_PEER);
+    memset(&p, 0, sizeof p);
+    p.pin = other_pin;
+    sync_run(&p, &srv);
+    CHECK_CONTAINS(p.err, "not the pinned");
+    CHECK_EQ_INT(p.echoed, 0);
+    CHECK_EQ_INT(srv.connects, 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -391,6 +460,7 @@ int main(void)
     test_refusal_in_tls();
     test_not_tls();
     test_handshake_limits();
+    test_sync();
     remove_certs();
     return check_report("test_tls");
 }

@@ -20,12 +20,28 @@
 typedef struct server_app {
     prog_options opt;
     uv_loop_t loop;
-    gmud_server *server;
+    gmud_server *server[2];        /* --port's, and --tls-port's if given */
+    size_t servers;
     gmud_timer *clock;             /* clock app: running from the first connection */
     unsigned long long clock_n;    /* the next clock message's number */
     uv_signal_t sig[2];            /* SIGINT, SIGTERM */
     int stopping;
 } server_app;
+
+/* One app over both listeners: a broadcast reaches the clients of each. */
+static int broadcast(server_app *app, const void *data, size_t len, const json_t *json,
+                     const gmud_conn *except, gmud_error *err)
+{
+    int sent = 0;
+    for (size_t i = 0; i < app->servers; i++) {
+        int n = json != NULL ? gmud_server_broadcast_json(app->server[i], json, except, err)
+                             : gmud_server_broadcast(app->server[i], data, len, except, err);
+        if (n < 0)
+            return n;
+        sent += n;
+    }
+    return sent;
+}
 
 static void shutdown_done(gmud_server *server, void *user)
 {
@@ -54,7 +70,8 @@ static void app_stop(server_app *app, const char *why)
      * while the flush runs ends the process at once. */
     for (size_t i = 0; i < 2; i++)
         uv_close((uv_handle_t *)&app->sig[i], signal_closed);
-    gmud_server_shutdown(app->server, app->opt.shutdown_ms, shutdown_done, app);
+    for (size_t i = 0; i < app->servers; i++)
+        gmud_server_shutdown(app->server[i], app->opt.shutdown_ms, shutdown_done, app);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -160,7 +177,8 @@ static void clock_tick(gmud_timer *timer, void *user)
     gmud_error err = {0};
     (void)timer;
     if (lecture(app)) {
-        gmud_server_foreach(app->server, lecture_send_each, app);
+        for (size_t i = 0; i < app->servers; i++)
+            gmud_server_foreach(app->server[i], lecture_send_each, app);
         return;
     }
     time_t now = time(NULL);
@@ -171,7 +189,7 @@ static void clock_tick(gmud_timer *timer, void *user)
         prog_logf(&app->opt, GMUD_LOG_ERROR, NULL, "clock", "cannot format message %llu",
                   app->clock_n);
     } else {
-        int sent = gmud_server_broadcast(app->server, msg, (size_t)len, NULL, &err);
+        int sent = broadcast(app, msg, (size_t)len, NULL, NULL, &err);
         if (sent < 0)
             prog_logf(&app->opt, GMUD_LOG_ERROR, NULL, "clock", "message %llu not sent: %s",
                       app->clock_n, err.message);
@@ -241,7 +259,7 @@ static int relay_text(server_app *app, gmud_conn *from, const uint8_t *data, siz
     if (marked == NULL)
         return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory");
     ptrdiff_t n = app_chat_mark(gmud_conn_id(from), data, len, max, marked, cap);
-    int rc = n >= 0 ? gmud_server_broadcast(app->server, marked, (size_t)n, from, err)
+    int rc = n >= 0 ? broadcast(app, marked, (size_t)n, NULL, from, err)
                     : gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,
                                      "%zu bytes, over the maximum message of %zu",
                                      len + app_chat_mark_len(gmud_conn_id(from)), max);
@@ -260,7 +278,7 @@ static void relay_chat(server_app *app, gmud_conn *from, const uint8_t *data, si
             prog_logf(&app->opt, GMUD_LOG_ERROR, gmud_conn_peer(from), "chat", "out of memory");
             return;
         }
-        rc = gmud_server_broadcast_json(app->server, tagged, from, &err);
+        rc = broadcast(app, NULL, 0, tagged, from, &err);
         json_decref(tagged);
     } else {
         rc = relay_text(app, from, data, len, &err);
@@ -329,13 +347,21 @@ static int run(server_app *app)
         app->sig[i].data = app;
         uv_signal_start(&app->sig[i], on_signal, signums[i]);
     }
-    app->server = gmud_server_create(&app->loop, &cfg, &err);
-    if (app->server == NULL) {
-        prog_log_text("gmud-server: cannot listen on %s port %d: %s", o->host, o->port,
-                      err.message);
-        for (size_t i = 0; i < 2; i++)
-            uv_close((uv_handle_t *)&app->sig[i], signal_closed);
-        return 1;
+    /* With --tls-port, --port stays plain TCP and the second listener
+     * serves TLS; without it, --port serves TLS if a certificate is given. */
+    int ports[2] = {o->port, o->tls_port};
+    for (size_t i = 0; i < 2 && ports[i] >= 0; i++) {
+        cfg.port = (uint16_t)ports[i];
+        cfg.conn.tls.enabled = o->conn.tls.enabled && (o->tls_port < 0 || i == 1);
+        app->server[i] = gmud_server_create(&app->loop, &cfg, &err);
+        if (app->server[i] == NULL) {
+            prog_log_text("gmud-server: cannot listen on %s port %d: %s", o->host, ports[i],
+                          err.message);
+            for (size_t k = 0; k < 2; k++)
+                uv_close((uv_handle_t *)&app->sig[k], signal_closed);
+            return 1;
+        }
+        app->servers++;
     }
     /* The runtime logs "listen" with the address and the port it bound. */
     if (o->app == APP_CLOCK)
@@ -361,7 +387,8 @@ int main(int argc, char **argv)
     }
     prog_log_start();
     int status = run(&app);
-    gmud_server_destroy(app.server);
+    for (size_t i = 0; i < app.servers; i++)
+        gmud_server_destroy(app.server[i]);
     /* The last handles' memory is released as the loop runs on. */
     uv_run(&app.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&app.loop) != 0)

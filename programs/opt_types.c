@@ -140,19 +140,22 @@ static void show_host(opt_show *w)
 
 const opt_type t_host = {.take = take_host, .show = show_host};
 
-/* A TCP port at o->port; 0 (pick one) for the server only. */
+/* A TCP port, an int at off; 0 (pick one) for the server only; a default
+ * below 0 is none. */
 static int take_port(opt_take *t)
 {
     unsigned long long u = 0, least = t->o->kind == PROG_SERVER ? 0 : 1;
     if (parse_ull(t->val, 0, 65535, &u) != 0 || u < least)
         return refuse(t, "is not a port number (%d..65535)", (int)least);
-    t->o->port = (int)u;
+    *(int *)field(t) = (int)u;
     return 0;
 }
 
 static void show_port(opt_show *w)
 {
-    put(w, "%d", w->d->port);
+    int port = *(const int *)default_field(w);
+    if (port >= 0)
+        put(w, "%d", port);
 }
 
 const opt_type t_port = {.take = take_port, .show = show_port};
@@ -284,6 +287,17 @@ static void show_reply_data(opt_show *w)
 }
 
 const opt_type t_reply_data = {.take = take_reply_data, .show = show_reply_data};
+
+/* A file name or other text: a const char * at off; no default shown
+ * (NULL reads as the option's help says). */
+static void show_none(opt_show *w)
+{
+    const char *v = *(const char *const *)default_field(w);
+    if (v != NULL)
+        put(w, "%s", v);
+}
+
+const opt_type t_text = {.take = take_reply_data, .show = show_none};
 
 /* A flag: the int at off set to 1; it takes no value. */
 static int take_flag(opt_take *t)

@@ -76,6 +76,32 @@ static const opt_spec specs[] = {
      "it and nothing is lost; drop: what it sends over them is dropped"},
     {"--rate-close-after", PROG_SERVER, &t_ms_pos, AT(conn.limits.rate_close_ms), "SECONDS",
      "a peer over its rate this long is closed"},
+    {"--tls-cert", PROG_SERVER, &t_text, AT(conn.tls.cert_file), "FILE",
+     "serve TLS with this PEM certificate chain (with --tls-key): on --port, or on "
+     "--tls-port beside plain TCP on --port"},
+    {"--tls-key", PROG_SERVER, &t_text, AT(conn.tls.key_file), "FILE",
+     "the certificate's PEM private key"},
+    {"--tls-port", PROG_SERVER, &t_port, AT(tls_port), "PORT",
+     "listen with TLS on this port as well, --port staying plain TCP"},
+    {"--tls", PROG_CLIENT, &t_flag, AT(conn.tls.enabled), NULL,
+     "connect with TLS, verifying the server by --ca and its name, or by --pin"},
+    {"--ca", PROG_CLIENT, &t_text, AT(conn.tls.ca_file), "FILE",
+     "TLS: trust the CA certificates in this PEM file [default: the system's store]"},
+    {"--server-name", PROG_CLIENT, &t_text, AT(conn.tls.server_name), "NAME",
+     "TLS: the name (or address) the certificate must carry [default: --host]"},
+    {"--pin", PROG_CLIENT, &t_text, AT(conn.tls.pin), "sha256:HEX",
+     "TLS: trust only a server whose public key has this SHA-256 (gmud-keygen prints it), "
+     "whatever signed it"},
+    {"--insecure", PROG_CLIENT, &t_flag, AT(conn.tls.insecure), NULL,
+     "TLS without verifying the server: anyone on the path can read and change the "
+     "traffic (tests only; warned about)"},
+    {"--tls12", BOTH, &t_flag, AT(conn.tls.allow_tls12), NULL,
+     "TLS: accept TLS 1.2 as well as 1.3 (never renegotiated)"},
+    {"--handshake-timeout", BOTH, &t_ms_off, AT(conn.tls.handshake_timeout_ms), "SECONDS",
+     "TLS: close a connection whose handshake is not done within this time (0: off)"},
+    {"--max-handshakes", PROG_SERVER, &t_u32, AT(conn.tls.max_handshakes), "N",
+     "TLS: handshakes in progress at once; one more is closed before any TLS state is "
+     "made (0: no limit)"},
     {"--wait", PROG_CLIENT, &t_ms, AT(wait_ms), "SECONDS",
      "after stdin ends, wait this long for replies, then close"},
     {"--max-queued", BOTH, &t_size, AT(conn.limits.max_queued), "BYTES",
@@ -134,6 +160,7 @@ static void set_defaults(prog_options *o, prog_kind kind)
         o->conn = cfg.conn;
     }
     o->shutdown_ms = GMUD_SHUTDOWN_FLUSH_MS_DEFAULT;
+    o->tls_port = -1;
     o->app = APP_CHAT;
     o->interval_ms = PROG_DEFAULT_INTERVAL_MS;
     o->count = 0;
@@ -291,9 +318,46 @@ static void keep_water_marks(prog_options *o)
 
 /* The checks of the whole, once every option is in; PROG_RUN, or
  * PROG_EXIT_USAGE after printing why. */
+/* TLS options that go together. A server serves TLS once given a
+ * certificate; a client's verification options imply --tls. The key log
+ * (SSLKEYLOGFILE) is taken from the environment, with a warning. */
+static int check_tls(prog_options *o)
+{
+    gmud_tls_config *tls = &o->conn.tls;
+    if (o->kind == PROG_SERVER) {
+        if ((tls->cert_file == NULL) != (tls->key_file == NULL)) {
+            fprintf(stderr, "%s: --tls-cert and --tls-key go together\n", o->prog);
+            return -1;
+        }
+        if (o->tls_port >= 0 && tls->cert_file == NULL) {
+            fprintf(stderr, "%s: --tls-port needs --tls-cert and --tls-key\n", o->prog);
+            return -1;
+        }
+        tls->enabled = tls->cert_file != NULL;
+    } else {
+        tls->enabled |= tls->ca_file != NULL || tls->pin != NULL || tls->insecure ||
+                        tls->server_name != NULL;
+        if (tls->insecure && tls->pin != NULL) {
+            fprintf(stderr, "%s: --insecure and --pin contradict each other\n", o->prog);
+            return -1;
+        }
+        if (tls->insecure)
+            fprintf(stderr, "%s: warning: --insecure: the server is not verified; anyone on "
+                            "the path can read and change this connection\n", o->prog);
+    }
+    const char *keylog = getenv("SSLKEYLOGFILE");
+    if (tls->enabled && keylog != NULL && keylog[0] != '\0') {
+        tls->keylog_file = keylog;
+        fprintf(stderr, "%s: warning: SSLKEYLOGFILE is set: TLS secrets are written to %s; "
+                        "whoever reads it can decrypt this traffic\n", o->prog, keylog);
+    }
+    return 0;
+}
+
 static int finish(prog_options *o, const pending *p)
 {
-    if (prog_framing_apply(o->prog, &o->conn.frame, p) != 0 || check_session(o) != 0)
+    if (prog_framing_apply(o->prog, &o->conn.frame, p) != 0 || check_session(o) != 0 ||
+        check_tls(o) != 0)
         return PROG_EXIT_USAGE;
     keep_water_marks(o);
     gmud_error err = {0};

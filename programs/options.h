@@ -51,6 +51,7 @@ typedef struct prog_options {
     app_kind app;
     uint32_t interval_ms;        /* clock: > 0 */
     unsigned long long count;    /* clock messages to send; 0 means no limit */
+    int tls_port;                /* server: a second listener, with TLS; -1: none */
     /* client */
     uint32_t wait_ms;
 } prog_options;

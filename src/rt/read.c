@@ -127,6 +127,11 @@ static void on_eof(gmud_conn *conn)
         return;
     }
     gmud_error e;
+    if (conn->seam != NULL && !seam_ready(conn->seam)) {
+        conn->seam->ops->end(conn->seam, &e); /* a handshake cut short */
+        conn_seam_failed(conn, &e);
+        return;
+    }
     if (conn->seam != NULL && conn->seam->ops->end(conn->seam, &e) != GMUD_OK) {
         rt->stats.tls_unclean += rt->tls != NULL;
         rt_logf(rt, GMUD_LOG_INFO, conn->peer, "seam", "unclean end of %s: %s",

@@ -102,12 +102,14 @@ static void bytes_in(gmud_conn *conn, const uint8_t *p, size_t n)
     size_t before = wire->len;
     int was_ready = seam_ready(sm);
     int rc = sm->ops->input(sm, p, n, plain, wire, &e);
+    /* Ready even if a record after the handshake, in the same read, was
+     * then refused: the handshake did complete. */
+    if (!was_ready && seam_ready(sm))
+        conn_seam_became_ready(conn);
     if (rc != GMUD_OK) {
         conn_seam_failed(conn, &e);
         return;
     }
-    if (!was_ready && seam_ready(sm))
-        conn_seam_became_ready(conn);
     /* Closing: the seam still reads (a handshake must finish for a
      * refusal to go out), the plaintext is not decoded. */
     if (conn_wire_added(conn, wire->len - before, &e) == GMUD_OK && conn->state == CONN_OPEN)

@@ -272,13 +272,14 @@ static void test_bad_configs(void)
 
 /* ---- Refusals and limits ------------------------------------------------- */
 
-/* The server full: the second client's refusal comes inside TLS, read as
- * the server's code. */
-static void test_refusal_in_tls(void)
+/* A refusal travels inside TLS: the server full, an address over its
+ * limit (the second client's refusal, read as the server's code), and an
+ * idle timeout (the only client, silent). */
+static void refusal_with(const char *what, int clients, void (*limit)(rt_fixture *), int code)
 {
     rt_fixture fx;
     rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
-    fx.cfg.conn.limits.max_connections = 1;
+    limit(&fx);
     side_t srv, a, b;
     tls_server(&fx, &srv);
     gmud_client_config cc;
@@ -288,13 +289,43 @@ static void test_refusal_in_tls(void)
     rt_fx_client(&fx, &cc, (gmud_callbacks){.on_connect = on_connect, .on_close = on_close,
                                             .user = &a});
     CHECK(rt_run_until(&fx.loop, rt_int_set, &a.connects, 3000));
-    rt_fx_client(&fx, &cc, (gmud_callbacks){.on_connect = on_connect, .on_close = on_close,
-                                            .user = &b});
-    CHECK(rt_run_until(&fx.loop, closed, &b, 3000));
-    CHECK_EQ_INT(b.reason, GMUD_CLOSE_REFUSED);
-    CHECK_EQ_INT(b.code, GMUD_ERR_SERVER_FULL);
-    CHECK_EQ_INT(a.closes, 0);
+    side_t *refused = &a;
+    if (clients == 2) {
+        rt_fx_client(&fx, &cc, (gmud_callbacks){.on_connect = on_connect, .on_close = on_close,
+                                                .user = &b});
+        refused = &b;
+    }
+    CHECK(rt_run_until(&fx.loop, closed, refused, 3000));
+    CHECK_EQ_INT(refused->reason, GMUD_CLOSE_REFUSED);
+    CHECK_EQ_INT(refused->code, code);
+    if (clients == 2)
+        CHECK_EQ_INT(a.closes, 0);
+    if (check_failures)
+        fprintf(stderr, "  refusal in TLS: %s\n", what);
     rt_fx_end(&fx);
+}
+
+static void one_connection(rt_fixture *fx)
+{
+    fx->cfg.conn.limits.max_connections = 1;
+}
+
+static void one_per_addr(rt_fixture *fx)
+{
+    fx->cfg.addr.max_per_addr = 1;
+}
+
+static void short_idle(rt_fixture *fx)
+{
+    fx->cfg.conn.limits.idle_timeout_ms = 300;
+    fx->cfg.conn.limits.sweep_ms = 50;
+}
+
+static void test_refusal_in_tls(void)
+{
+    refusal_with("server full", 2, one_connection, GMUD_ERR_SERVER_FULL);
+    refusal_with("address limit", 2, one_per_addr, GMUD_ERR_ADDR_LIMITED);
+    refusal_with("idle timeout", 1, short_idle, GMUD_ERR_TIMEOUT);
 }
 
 /* Raw peers on the TLS port: plaintext, garbage, silence. */
@@ -376,6 +407,102 @@ static void test_handshake_limits(void)
     CHECK_EQ_INT((int)st.tls_busy, 2);
     CHECK_EQ_INT((int)st.tls_failed, 2);
     CHECK(rt_log_find("tls", "2 TLS handshakes in progress, the maximum") != NULL);
+}
+
+/* ---- Modification on the path ---------------------------------------------- */
+
+/* A proxy between client and server that flips one bit in the last byte
+ * of the client's first application data record (its second encrypted
+ * record: the first is its Finished). */
+typedef struct tamper_t {
+    rt_peer rt;
+    int lfd, server_port;
+    int flipped;
+    uint8_t hdr[5];
+    size_t hlen, left;
+    int records;            /* client records of outer type 23 so far */
+} tamper_t;
+
+static void tamper_scan(tamper_t *t, uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (t->left == 0) {
+            t->hdr[t->hlen++] = b[i];
+            if (t->hlen == 5) {
+                t->hlen = 0;
+                t->left = (size_t)t->hdr[3] << 8 | t->hdr[4];
+                t->records += t->hdr[0] == 23;
+            }
+            continue;
+        }
+        if (t->hdr[0] == 23 && t->records == 2 && t->left == 1 && !t->flipped) {
+            b[i] ^= 1;
+            t->flipped = 1;
+        }
+        t->left--;
+    }
+}
+
+static void *tamper_main(void *arg)
+{
+    tamper_t *t = arg;
+    int c = rt_accept_within(t->lfd, 3000);
+    int s = c >= 0 ? rt_connect("127.0.0.1", t->server_port, 0) : -1;
+    PCHECK(t, c >= 0 && s >= 0);
+    atomic_store(&t->rt.ready, 1);
+    int64_t until = rt_now_ms() + 3000;
+    while (c >= 0 && s >= 0 && rt_now_ms() < until) {
+        struct pollfd pf[2] = {{c, POLLIN, 0}, {s, POLLIN, 0}};
+        if (poll(pf, 2, 50) <= 0)
+            continue;
+        uint8_t buf[16384];
+        int from = pf[0].revents ? c : s, to = from == c ? s : c;
+        ssize_t n = recv(from, buf, sizeof buf, 0);
+        if (n <= 0)
+            break;
+        if (from == c)
+            tamper_scan(t, buf, (size_t)n);
+        rt_send_all(to, buf, (size_t)n);
+    }
+    if (c >= 0)
+        close(c);
+    if (s >= 0)
+        close(s);
+    return NULL;
+}
+
+/* The server refuses the changed record and closes as tls failed; the
+ * messages in it never reach the application. */
+static void test_tampered(void)
+{
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
+    side_t srv, cli;
+    tls_server(&fx, &srv);
+    tamper_t t;
+    memset(&t, 0, sizeof t);
+    int proxy_port = 0;
+    t.lfd = rt_listen(&proxy_port);
+    t.server_port = fx.port;
+    CHECK(t.lfd >= 0);
+    rt_fx_peer(&fx, &t.rt, tamper_main, &t);
+    gmud_client_config cc;
+    tls_client_config(&fx, &cc);
+    cc.port = (uint16_t)proxy_port;
+    side_init(&cli);
+    rt_fx_client(&fx, &cc, (gmud_callbacks){.on_connect = cli_connect,
+                                            .on_message = cli_message,
+                                            .on_close = on_close,
+                                            .user = &cli});
+    CHECK(rt_run_until(&fx.loop, closed, &srv, 3000));
+    CHECK(t.flipped);
+    CHECK_EQ_INT(srv.reason, GMUD_CLOSE_TLS);
+    CHECK_EQ_INT(srv.msgs, 0);
+    CHECK_CONTAINS(srv.detail, "TLS record refused");
+    CHECK(rt_run_until(&fx.loop, closed, &cli, 3000));
+    CHECK_EQ_INT(cli.msgs, 0);
+    rt_fx_end(&fx);
+    close(t.lfd);
 }
 
 /* ---- The blocking client ------------------------------------------------- */
@@ -461,6 +588,7 @@ int main(void)
     test_not_tls();
     test_handshake_limits();
     test_sync();
+    test_tampered();
     remove_certs();
     return check_report("test_tls");
 }

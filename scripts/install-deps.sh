@@ -10,6 +10,7 @@ packages=(
   libuv1-dev                          # event loop
   libjansson-dev                      # JSON (docs/DESIGN.md says why)
   libssl-dev                          # TLS (OpenSSL 3)
+  openssl                             # openssl(1): tests check certificates and handshakes
 )
 
 missing=()

@@ -16,7 +16,7 @@ deps:
 
 build: deps
 	cmake -S . -B build -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DGMUD_BENCH=OFF >/dev/null
-	cmake --build build -j$(JOBS) --target gmud-server gmud-client gmud-codec
+	cmake --build build -j$(JOBS) --target gmud-server gmud-client gmud-codec gmud-keygen
 
 ARGS ?=
 

@@ -20,27 +20,18 @@
 typedef struct server_app {
     prog_options opt;
     uv_loop_t loop;
-    gmud_server *server[2];        /* --port's, and --tls-port's if given */
-    size_t servers;
+    gmud_server *server;           /* on --port, and on --tls-port if given */
     gmud_timer *clock;             /* clock app: running from the first connection */
     unsigned long long clock_n;    /* the next clock message's number */
     uv_signal_t sig[2];            /* SIGINT, SIGTERM */
     int stopping;
 } server_app;
 
-/* One app over both listeners: a broadcast reaches the clients of each. */
 static int broadcast(server_app *app, const void *data, size_t len, const json_t *json,
                      const gmud_conn *except, gmud_error *err)
 {
-    int sent = 0;
-    for (size_t i = 0; i < app->servers; i++) {
-        int n = json != NULL ? gmud_server_broadcast_json(app->server[i], json, except, err)
-                             : gmud_server_broadcast(app->server[i], data, len, except, err);
-        if (n < 0)
-            return n;
-        sent += n;
-    }
-    return sent;
+    return json != NULL ? gmud_server_broadcast_json(app->server, json, except, err)
+                        : gmud_server_broadcast(app->server, data, len, except, err);
 }
 
 static void shutdown_done(gmud_server *server, void *user)
@@ -70,8 +61,8 @@ static void app_stop(server_app *app, const char *why)
      * while the flush runs ends the process at once. */
     for (size_t i = 0; i < 2; i++)
         uv_close((uv_handle_t *)&app->sig[i], signal_closed);
-    for (size_t i = 0; i < app->servers; i++)
-        gmud_server_shutdown(app->server[i], app->opt.shutdown_ms, shutdown_done, app);
+    if (app->server != NULL)
+        gmud_server_shutdown(app->server, app->opt.shutdown_ms, shutdown_done, app);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -177,8 +168,7 @@ static void clock_tick(gmud_timer *timer, void *user)
     gmud_error err = {0};
     (void)timer;
     if (lecture(app)) {
-        for (size_t i = 0; i < app->servers; i++)
-            gmud_server_foreach(app->server[i], lecture_send_each, app);
+        gmud_server_foreach(app->server, lecture_send_each, app);
         return;
     }
     time_t now = time(NULL);
@@ -347,21 +337,21 @@ static int run(server_app *app)
         app->sig[i].data = app;
         uv_signal_start(&app->sig[i], on_signal, signums[i]);
     }
-    /* With --tls-port, --port stays plain TCP and the second listener
-     * serves TLS; without it, --port serves TLS if a certificate is given. */
-    int ports[2] = {o->port, o->tls_port};
-    for (size_t i = 0; i < 2 && ports[i] >= 0; i++) {
-        cfg.port = (uint16_t)ports[i];
-        cfg.conn.tls.enabled = o->conn.tls.enabled && (o->tls_port < 0 || i == 1);
-        app->server[i] = gmud_server_create(&app->loop, &cfg, &err);
-        if (app->server[i] == NULL) {
-            prog_log_text("gmud-server: cannot listen on %s port %d: %s", o->host, ports[i],
-                          err.message);
-            for (size_t k = 0; k < 2; k++)
-                uv_close((uv_handle_t *)&app->sig[k], signal_closed);
-            return 1;
-        }
-        app->servers++;
+    /* With --tls-port, --port stays plain TCP and a second listener of the
+     * same server serves TLS; without it, --port serves TLS if a
+     * certificate is given. */
+    gmud_listen_config tls_listen = {.host = o->host, .port = (uint16_t)o->tls_port, .tls = 1};
+    if (o->tls_port >= 0) {
+        cfg.conn.tls.enabled = 0;
+        cfg.listen = &tls_listen;
+        cfg.listen_count = 1;
+    }
+    app->server = gmud_server_create(&app->loop, &cfg, &err);
+    if (app->server == NULL) {
+        prog_log_text("gmud-server: %s", err.message);
+        for (size_t k = 0; k < 2; k++)
+            uv_close((uv_handle_t *)&app->sig[k], signal_closed);
+        return 1;
     }
     /* The runtime logs "listen" with the address and the port it bound. */
     if (o->app == APP_CLOCK)
@@ -387,8 +377,7 @@ int main(int argc, char **argv)
     }
     prog_log_start();
     int status = run(&app);
-    for (size_t i = 0; i < app.servers; i++)
-        gmud_server_destroy(app.server[i]);
+    gmud_server_destroy(app.server);
     /* The last handles' memory is released as the loop runs on. */
     uv_run(&app.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&app.loop) != 0)

@@ -68,14 +68,16 @@ extern "C" {
     X(GMUD_ERR_RATE_DROPPED, -29, "rate_dropped",                            \
       "over the connection's rate limit: messages were dropped")             \
     X(GMUD_ERR_TLS, -30, "tls",                                              \
-      "TLS failed: a handshake, a certificate or a record")
+      "TLS failed: a handshake, a certificate or a record")                  \
+    X(GMUD_ERR_TLS_REQUIRED, -31, "tls_required",                            \
+      "this port speaks TLS, and the peer sent plaintext")
 
 enum gmud_err {
     GMUD_OK = 0,
 #define GMUD_ERR_ENUM_(code, value, name, text) code = value,
     GMUD_ERRORS(GMUD_ERR_ENUM_)
 #undef GMUD_ERR_ENUM_
-    GMUD_ERR_LAST_ = -31
+    GMUD_ERR_LAST_ = -32
 };
 
 /* Detail for one error: the code, a byte offset where one applies (else 0),

@@ -292,9 +292,24 @@ typedef struct gmud_conn_config {
     gmud_log_level log_level;  /* events above this level are not raised. INFO */
 } gmud_conn_config;
 
+/* A further address a server listens on (gmud_server_config.listen). Its
+ * connections are the server's like any other: one set of callbacks,
+ * connection ids, limits, budget and counters for all its listeners. */
+typedef struct gmud_listen_config {
+    const char *host;          /* as gmud_server_config.host; NULL: that host */
+    uint16_t port;             /* 0 picks a free port (gmud_server_listen_port) */
+    int tls;                   /* nonzero: TLS, with conn.tls's certificate and
+                                  settings (conn.tls.enabled need not be set:
+                                  that says whether host:port is TLS) */
+} gmud_listen_config;
+
+enum { GMUD_MAX_LISTENERS = 16 }; /* host:port and listen[] together */
+
 typedef struct gmud_server_config {
     const char *host;          /* IPv4/IPv6 literal or name; copied. "127.0.0.1" */
     uint16_t port;             /* 0 picks a free port (see gmud_server_port). 8222 */
+    const gmud_listen_config *listen; /* further listeners, copied; NULL */
+    size_t listen_count;       /* how many; 1 + listen_count <= GMUD_MAX_LISTENERS */
     int backlog;               /* listen() backlog. 511 */
     gmud_conn_config conn;     /* the connections' settings, as above */
     gmud_iplimit_config addr;  /* per-address limits: gmud_iplimit_default_config.
@@ -346,8 +361,8 @@ typedef struct gmud_stats {
 /* Fills cfg with the defaults listed above. */
 GMUD_API void gmud_server_default_config(gmud_server_config *cfg);
 
-/* Binds host:port (a name is resolved synchronously here) and listens on
- * loop. The config is copied. Returns the server, or NULL with err filled
+/* Binds host:port and each of cfg->listen (names are resolved synchronously
+ * here) and listens on loop. The config is copied. Returns the server, or NULL with err filled
  * (GMUD_ERR_INVALID for a bad config; GMUD_ERR_IO for an unresolvable host
  * or a bind/listen failure, with the system's reason; GMUD_ERR_NOMEM). Failures are
  * synchronous and leave nothing behind, except a failing listen(), whose
@@ -357,6 +372,10 @@ GMUD_API gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_conf
 
 /* The bound port (useful after port 0). */
 GMUD_API uint16_t gmud_server_port(const gmud_server *server);
+
+/* The port listener i bound: 0 is host:port (as gmud_server_port), 1 to
+ * listen_count are listen[0..]. 0 for i out of range. */
+GMUD_API uint16_t gmud_server_listen_port(const gmud_server *server, size_t i);
 
 /* Connections handed to the application whose on_close has not yet run
  * (closing ones included): what max_connections counts. */

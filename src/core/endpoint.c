@@ -567,7 +567,8 @@ void ep_on_tick(endpoint *ep, uint64_t now, ep_result *r)
         return;
     gmud_error e;
     gmud_error_set(&e, GMUD_ERR_NOT_WELCOMED, 0,
-                   "no welcome within %u ms: does the server run sessions (%s mode)?",
+                   "no welcome within %u ms: does the server run sessions (%s mode), "
+                   "and TLS only if this client does?",
                    (unsigned)ep->cfg->welcome_timeout_ms, gmud_session_mode_name(ep->cfg->mode));
     add_close(ep, EP_KIND_TIMEOUT, EP_CLOSE_SESSION, &e, r);
 }

@@ -15,7 +15,9 @@
 #include <openssl/x509v3.h>
 
 enum {
-    READ_CHUNK = 16 * 1024 /* plaintext room made per SSL_read: one record */
+    READ_CHUNK = 16 * 1024, /* plaintext room made per SSL_read: one record */
+    TLS_RECORD_ALERT = 0x15, /* record content types (RFC 8446 5.1) */
+    TLS_RECORD_HANDSHAKE = 0x16
 };
 
 typedef struct tls_seam {
@@ -28,6 +30,8 @@ typedef struct tls_seam {
     uint8_t done;           /* the handshake completed (and the pin matched) */
     uint8_t peer_closed;    /* close_notify received */
     uint8_t sent_close;     /* close_notify sent */
+    uint8_t server;         /* the accepting side */
+    uint8_t heard;          /* the peer's first byte has been checked */
 } tls_seam;
 
 /* ---- The BIO ------------------------------------------------------------ */
@@ -255,12 +259,38 @@ static int read_records(tls_seam *t, byte_buf *plain, gmud_error *err)
     return GMUD_OK;
 }
 
+/* A peer's first record is a handshake (a client's or a server's hello)
+ * or, from a server, an alert. Anything else is not TLS at all: most
+ * often plaintext sent to a TLS port, or TLS to a plaintext one. Said
+ * before OpenSSL sees it, so that a server can answer in plaintext
+ * (GMUD_ERR_TLS_REQUIRED: read.c) and a client can say what it met. */
+static int check_first_byte(tls_seam *t, uint8_t first, gmud_error *err)
+{
+    t->heard = 1;
+    if (first == TLS_RECORD_HANDSHAKE || (!t->server && first == TLS_RECORD_ALERT))
+        return GMUD_OK;
+    char what[8] = "";
+    if (first >= 0x20 && first < 0x7f)
+        snprintf(what, sizeof what, " '%c'", first);
+    if (t->server)
+        return gmud_error_set(err, GMUD_ERR_TLS_REQUIRED, 0,
+                              "not TLS: the peer's first byte is 0x%02x%s, not a TLS "
+                              "handshake record (plaintext sent to the TLS port?)",
+                              first, what);
+    return gmud_error_set(err, GMUD_ERR_TLS, 0,
+                          "not TLS: the server's first byte is 0x%02x%s, not a TLS record "
+                          "(is that port plaintext? then connect without --tls)",
+                          first, what);
+}
+
 static int tls_input(seam *s, const uint8_t *in, size_t n, byte_buf *plain, byte_buf *wire,
                      gmud_error *err)
 {
     tls_seam *t = (tls_seam *)s;
     if (t->peer_closed)
         return GMUD_OK; /* bytes after close_notify mean nothing */
+    if (!t->heard && n > 0 && check_first_byte(t, in[0], err) != GMUD_OK)
+        return err->code;
     point(t, in, n, wire);
     int rc = handshake(t, err);
     if (rc == GMUD_OK)
@@ -371,6 +401,7 @@ seam *tls_seam_create(void *arg, int server, gmud_error *err)
     t->base.ops = &tls_ops;
     t->ssl = ssl;
     t->ctx = ctx;
+    t->server = server != 0;
     BIO_set_data(b, t);
     SSL_set_bio(ssl, b, b);
     if (server) {

@@ -152,7 +152,7 @@ void conn_start(gmud_conn *conn, int announce)
     conn->state = CONN_OPEN;
     conn->last_rx = uv_now(rt->loop);
     /* A server's seam came with its admission; a client's comes now. */
-    if ((rt->server == NULL && !conn_attach_seam(conn)) || !conn_seam_start(conn))
+    if ((rt->server == NULL && !conn_attach_seam(conn, &rt->seams)) || !conn_seam_start(conn))
         return;
     conn_start_reading(conn);
     if (conn_queued_bytes(conn) > 0)

@@ -305,8 +305,9 @@ void conn_trim_io(gmud_conn *conn);
 void conn_finish_closing(gmud_conn *conn);
 
 /* handshake.c: TLS made from the config (rt_tls_setup, before rt_init;
- * rt_tls_free when the rt goes). A connection's seam: attached (a server's
- * after its admission; 0 if refused for max_handshakes, conn closed),
+ * rt_tls_free when the rt goes). A connection's seam: attached from seams
+ * (its listener's or the client's; NULL or none made: plain TCP; a
+ * server's after its admission; 0 if refused for max_handshakes, conn closed),
  * started when the connection opens (0: failed, closed), failed (closed
  * as GMUD_CLOSE_TLS with e), ready (the queue goes out), gone (freed).
  * conn_handshake_late: the sweep's check of the deadline (1: closed).
@@ -314,7 +315,7 @@ void conn_finish_closing(gmud_conn *conn);
  * write first). */
 int rt_tls_setup(rt_ctx *rt, const gmud_tls_config *cfg, const char *host, gmud_error *err);
 void rt_tls_free(rt_ctx *rt);
-int conn_attach_seam(gmud_conn *conn);
+int conn_attach_seam(gmud_conn *conn, const seam_factory *seams);
 int conn_seam_start(gmud_conn *conn);
 void conn_seam_failed(gmud_conn *conn, const gmud_error *e);
 void conn_seam_became_ready(gmud_conn *conn);

@@ -37,10 +37,10 @@ static void handshake_refused(gmud_conn *conn, const char *why)
     conn_close_now(conn, GMUD_CLOSE_TLS, &e);
 }
 
-int conn_attach_seam(gmud_conn *conn)
+int conn_attach_seam(gmud_conn *conn, const seam_factory *seams)
 {
     rt_ctx *rt = conn->rt;
-    if (rt->seams.create == NULL || conn->seam != NULL)
+    if (seams == NULL || seams->create == NULL || conn->seam != NULL)
         return 1;
     if (rt->hs_max != 0 && rt->handshaking >= rt->hs_max) {
         char why[96];
@@ -51,7 +51,7 @@ int conn_attach_seam(gmud_conn *conn)
         return 0;
     }
     gmud_error e;
-    conn->seam = rt->seams.create(rt->seams.arg, rt->server != NULL, &e);
+    conn->seam = seams->create(seams->arg, rt->server != NULL, &e);
     if (conn->seam == NULL) {
         rt_logf(rt, GMUD_LOG_ERROR, conn->peer, "tls", "%s", e.message);
         conn_close_now(conn, GMUD_CLOSE_IO, &e);
@@ -83,6 +83,21 @@ int conn_seam_start(gmud_conn *conn)
     return 1;
 }
 
+/* Plaintext on a TLS port: the peer cannot read TLS, so it is told in
+ * plaintext, in its framing and mode (no welcome was sent: see
+ * conn_seam_became_ready), within the bound on refusals at once. */
+static void refuse_in_plaintext(gmud_conn *conn, const gmud_error *e)
+{
+    rt_ctx *rt = conn->rt;
+    conn_seam_gone(conn);
+    conn->deadline = 0;
+    conn->flags |= CONN_REJECTED;
+    rt->refusing++;
+    conn_send_error(conn, gmud_err_name(GMUD_ERR_TLS_REQUIRED),
+                    "this port speaks TLS: connect with TLS (gmud-client --tls)");
+    conn_close_soft(conn, GMUD_CLOSE_TLS, e, rt->limits.linger_ms);
+}
+
 void conn_seam_failed(gmud_conn *conn, const gmud_error *e)
 {
     rt_ctx *rt = conn->rt;
@@ -91,6 +106,11 @@ void conn_seam_failed(gmud_conn *conn, const gmud_error *e)
     if (!seam_ready(conn->seam))
         rt->stats.tls_failed++;
     rt_logf(rt, GMUD_LOG_WARN, conn->peer, rt->tls != NULL ? "tls" : "seam", "%s", e->message);
+    if (e->code == GMUD_ERR_TLS_REQUIRED && conn->state == CONN_OPEN &&
+        rt->refusing < GMUD_MAX_REFUSING) {
+        refuse_in_plaintext(conn, e);
+        return;
+    }
     conn_close_now(conn, GMUD_CLOSE_TLS, e);
 }
 
@@ -105,11 +125,19 @@ void conn_seam_became_ready(gmud_conn *conn)
         tls_seam_describe(conn->seam, what, sizeof what);
         rt_logf(rt, GMUD_LOG_DEBUG, conn->peer, "tls", "handshake done: %s", what);
     }
-    /* The application hears of a connection once it is secure (a client
-     * in a session mode: once welcomed, as without TLS). What was queued
-     * meanwhile (a welcome, a refusal) goes out this turn. */
-    if (conn->state == CONN_OPEN && !(conn->flags & (CONN_COUNTED | CONN_REJECTED)) &&
-        !ep_awaiting_welcome(&conn->ep))
+    /* A server welcomes once the connection is secure, and the
+     * application hears of it then (a client in a session mode: once
+     * welcomed, as without TLS). What was queued meanwhile (a refusal, a
+     * client's first messages) goes out this turn. */
+    int fresh = conn->state == CONN_OPEN && !(conn->flags & (CONN_COUNTED | CONN_REJECTED));
+    gmud_error e;
+    if (fresh && rt->server != NULL && rt->session.mode != GMUD_SESSION_OFF &&
+        conn_welcome(conn, &e) != GMUD_OK) {
+        rt_logf(rt, GMUD_LOG_ERROR, conn->peer, "accept", "no session: %s", e.message);
+        conn_close_now(conn, GMUD_CLOSE_IO, &e);
+        return;
+    }
+    if (fresh && !ep_awaiting_welcome(&conn->ep))
         conn_announce(conn);
     if (conn_queued_bytes(conn) > 0)
         conn_mark_dirty(conn);

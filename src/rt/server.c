@@ -13,13 +13,22 @@
 #include "seamed.h"
 #include "resolve.h"
 
-struct gmud_server {
-    rt_ctx rt; /* first: listener.data and the rt's handles point here */
-    uv_tcp_t listener;
+/* One address the server listens on; its connections go through seams
+ * (TLS, or a test's seam) or none. */
+typedef struct listener {
+    uv_tcp_t tcp;              /* tcp.data == this */
+    gmud_server *server;
+    const seam_factory *seams; /* &server->rt.seams, or NULL: plain TCP */
     char *host;
     uint16_t port;
+} listener;
+
+struct gmud_server {
+    rt_ctx rt; /* first: the rt's handles point here */
+    listener lis[GMUD_MAX_LISTENERS];
+    size_t nlis;               /* listeners made */
+    size_t lis_open;           /* their handles not yet closed */
     uint8_t shutting;
-    uint8_t listen_closed;
     uint8_t done_called;
     uint8_t destroyed;
     uint32_t flush_ms;
@@ -45,7 +54,7 @@ void gmud_server_default_config(gmud_server_config *cfg)
 
 static void maybe_done(gmud_server *server)
 {
-    if (!server->shutting || !server->listen_closed || server->rt.conns != NULL ||
+    if (!server->shutting || server->lis_open > 0 || server->rt.conns != NULL ||
         server->done_called)
         return;
     server->done_called = 1;
@@ -63,7 +72,8 @@ static void server_free(rt_ctx *rt)
 {
     gmud_server *server = rt->owner;
     gmud_iplimit_destroy(rt->addr_limit);
-    free(server->host);
+    for (size_t i = 0; i < server->nlis; i++)
+        free(server->lis[i].host);
     free(server);
 }
 
@@ -110,10 +120,10 @@ static uint16_t bound_port(int fd)
 /* A connection refused at accept: an error packet if few others are being
  * refused at once (else a plain close, so a flood costs bounded memory),
  * then the close. It never reaches the application. */
-static void refuse(gmud_server *server, gmud_conn *conn, int code, gmud_close_reason reason,
+static void refuse(const listener *l, gmud_conn *conn, int code, gmud_close_reason reason,
                    const char *msg)
 {
-    rt_ctx *rt = &server->rt;
+    rt_ctx *rt = &l->server->rt;
     conn->flags |= CONN_REJECTED;
     rt->refusing++;
     rt_logf(rt, GMUD_LOG_WARN, conn->peer, "reject", "%s", msg);
@@ -123,26 +133,27 @@ static void refuse(gmud_server *server, gmud_conn *conn, int code, gmud_close_re
     }
     /* Over TLS the refusal travels once the handshake is done (within the
      * linger); a flood of refusals gets no TLS state, as above. */
-    if (!conn_attach_seam(conn))
+    if (!conn_attach_seam(conn, l->seams))
         return;
     conn_start(conn, 0);
     conn_send_error(conn, gmud_err_name(code), msg);
     conn_close_soft(conn, reason, NULL, rt->limits.linger_ms);
 }
 
-static void reject_full(gmud_server *server, gmud_conn *conn)
+static void reject_full(const listener *l, gmud_conn *conn)
 {
+    gmud_server *server = l->server;
     char msg[96];
     snprintf(msg, sizeof msg, "server full: %zu connections open, the maximum",
              server->rt.open);
     server->rt.stats.rejected_full++;
-    refuse(server, conn, GMUD_ERR_SERVER_FULL, GMUD_CLOSE_SERVER_FULL, msg);
+    refuse(l, conn, GMUD_ERR_SERVER_FULL, GMUD_CLOSE_SERVER_FULL, msg);
 }
 
 /* Per-address limits; 1 if conn may go on (it is then counted). */
-static int admit_addr(gmud_server *server, gmud_conn *conn)
+static int admit_addr(const listener *l, gmud_conn *conn)
 {
-    rt_ctx *rt = &server->rt;
+    rt_ctx *rt = &l->server->rt;
     if (rt->addr_limit == NULL)
         return 1;
     int len = (int)sizeof conn->addr;
@@ -155,14 +166,14 @@ static int admit_addr(gmud_server *server, gmud_conn *conn)
         return 1;
     }
     rt->stats.rejected_addr++;
-    refuse(server, conn, GMUD_ERR_ADDR_LIMITED, GMUD_CLOSE_ADDR_LIMITED, e.message);
+    refuse(l, conn, GMUD_ERR_ADDR_LIMITED, GMUD_CLOSE_ADDR_LIMITED, e.message);
     return 0;
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+static void on_connection(uv_stream_t *stream, int status)
 {
-    gmud_server *server = listener->data;
-    rt_ctx *rt = &server->rt;
+    const listener *l = stream->data;
+    rt_ctx *rt = &l->server->rt;
     if (status < 0) {
         rt_logf(rt, GMUD_LOG_WARN, NULL, "accept", "accept failed: %s", uv_strerror(status));
         return;
@@ -173,22 +184,24 @@ static void on_connection(uv_stream_t *listener, int status)
         rt_logf(rt, GMUD_LOG_ERROR, NULL, "accept", "%s", e.message);
         return;
     }
-    int rc = uv_accept(listener, (uv_stream_t *)&conn->tcp);
+    int rc = uv_accept(stream, (uv_stream_t *)&conn->tcp);
     if (rc != 0) {
         gmud_error_set(&e, GMUD_ERR_IO, 0, "accept failed: %s", uv_strerror(rc));
         conn_close_now(conn, GMUD_CLOSE_IO, &e);
         return;
     }
     conn_set_peer(conn, NULL);
-    if (!admit_addr(server, conn))
+    if (!admit_addr(l, conn))
         return;
     if (rt->open >= rt->limits.max_connections) {
-        reject_full(server, conn);
+        reject_full(l, conn);
         return;
     }
-    if (!conn_attach_seam(conn))
+    if (!conn_attach_seam(conn, l->seams))
         return;
-    if (rt->session.mode != GMUD_SESSION_OFF && conn_welcome(conn, &e) != GMUD_OK) {
+    /* Over TLS the welcome waits for the handshake (handshake.c). */
+    if (rt->session.mode != GMUD_SESSION_OFF && seam_ready(conn->seam) &&
+        conn_welcome(conn, &e) != GMUD_OK) {
         rt_logf(rt, GMUD_LOG_ERROR, conn->peer, "accept", "no session: %s", e.message);
         conn_close_now(conn, GMUD_CLOSE_IO, &e);
         return;
@@ -203,13 +216,121 @@ gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, 
     return server_create_seamed(loop, cfg, NULL, err);
 }
 
+/* Listener i's address and whether it is TLS, from the config. */
+static const char *lis_host(const gmud_server_config *cfg, size_t i)
+{
+    const char *host = i == 0 ? cfg->host : cfg->listen[i - 1].host;
+    if (host == NULL)
+        host = cfg->host != NULL ? cfg->host : GMUD_HOST_DEFAULT;
+    return host;
+}
+
+static int lis_tls(const gmud_server_config *cfg, size_t i)
+{
+    return i == 0 ? cfg->conn.tls.enabled : cfg->listen[i - 1].tls != 0;
+}
+
+static void on_listener_closed(uv_handle_t *handle)
+{
+    gmud_server *server = ((listener *)handle->data)->server;
+    rt_ctx *rt = &server->rt;
+    server->lis_open--;
+    rt->handles_open--;
+    if (rt->closing)
+        rt_maybe_free(rt); /* may free the server */
+    else
+        maybe_done(server);
+}
+
+/* The config's own checks, and TLS made once for every TLS listener. */
+static int server_setup(gmud_server *server, const gmud_server_config *cfg, gmud_error *err)
+{
+    rt_ctx *rt = &server->rt;
+    if (cfg->listen_count > GMUD_MAX_LISTENERS - 1 || (cfg->listen_count > 0 && cfg->listen == NULL))
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "listen: %zu further listeners given, "
+                              "at most %d", cfg->listen_count, GMUD_MAX_LISTENERS - 1);
+    gmud_tls_config tls = cfg->conn.tls;
+    for (size_t i = 0; i <= cfg->listen_count; i++)
+        tls.enabled |= lis_tls(cfg, i);
+    if (gmud_frame_config_check(&rt->frame, err) != GMUD_OK ||
+        gmud_limits_check(&rt->limits, err) != GMUD_OK ||
+        rt_tls_setup(rt, &tls, NULL, err) != GMUD_OK)
+        return err->code;
+    if ((cfg->addr.max_per_addr != 0 || cfg->addr.new_per_sec != 0) &&
+        (rt->addr_limit = gmud_iplimit_create(&cfg->addr, err)) == NULL)
+        return err->code;
+    return GMUD_OK;
+}
+
+/* Binds every listener's socket (fds[i]); on failure closes those bound. */
+static int bind_all(gmud_server *server, const gmud_server_config *cfg, int *fds, gmud_error *err)
+{
+    server->nlis = 1 + cfg->listen_count;
+    for (size_t i = 0; i < server->nlis; i++) {
+        listener *l = &server->lis[i];
+        l->server = server;
+        /* TLS where asked for; a test's own seam on every listener. */
+        int seamed = server->rt.tls != NULL ? lis_tls(cfg, i) : 1;
+        l->seams = seamed && server->rt.seams.create != NULL ? &server->rt.seams : NULL;
+        fds[i] = -1;
+        if ((l->host = strdup(lis_host(cfg, i))) == NULL)
+            gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory creating a server");
+        else
+            fds[i] = bind_socket(l->host, i == 0 ? cfg->port : cfg->listen[i - 1].port, err);
+        if (fds[i] < 0) {
+            while (i-- > 0)
+                close(fds[i]);
+            return err->code;
+        }
+        l->port = bound_port(fds[i]);
+    }
+    return GMUD_OK;
+}
+
+/* Hands each bound socket to libuv and listens; 0 or a libuv error, after
+ * which the listeners made are closed with the rt. */
+static int listen_all(gmud_server *server, const gmud_server_config *cfg, int *fds,
+                      gmud_error *err)
+{
+    rt_ctx *rt = &server->rt;
+    int backlog = cfg->backlog > 0 ? cfg->backlog : GMUD_BACKLOG_DEFAULT;
+    int rc = 0;
+    for (size_t i = 0; i < server->nlis; i++) {
+        listener *l = &server->lis[i];
+        if (rc != 0) {
+            close(fds[i]);
+            continue;
+        }
+        uv_tcp_init(rt->loop, &l->tcp);
+        l->tcp.data = l;
+        rt->handles_open++;
+        server->lis_open++;
+        rc = uv_tcp_open(&l->tcp, fds[i]);
+        if (rc != 0)
+            close(fds[i]);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&l->tcp, backlog, on_connection);
+        if (rc != 0)
+            gmud_error_set(err, GMUD_ERR_IO, 0, "cannot listen on %s:%u: %s", l->host,
+                           (unsigned)l->port, uv_strerror(rc));
+    }
+    return rc;
+}
+
+static void close_listeners(gmud_server *server)
+{
+    for (size_t i = 0; i < server->nlis; i++) {
+        uv_handle_t *h = (uv_handle_t *)&server->lis[i].tcp;
+        if (h->data != NULL && !uv_is_closing(h))
+            uv_close(h, on_listener_closed);
+    }
+}
+
 gmud_server *server_create_seamed(uv_loop_t *loop, const gmud_server_config *cfg,
                                   const seam_factory *seams, gmud_error *err)
 {
     gmud_server *server = calloc(1, sizeof *server);
-    const char *host = cfg->host ? cfg->host : GMUD_HOST_DEFAULT;
-    if (server == NULL || (server->host = strdup(host)) == NULL) {
-        free(server);
+    if (server == NULL) {
         gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory creating a server");
         return NULL;
     }
@@ -221,56 +342,46 @@ gmud_server *server_create_seamed(uv_loop_t *loop, const gmud_server_config *cfg
     rt->owner = server;
     rt->conn_gone = server_conn_gone;
     rt->free_owner = server_free;
-    int fd = -1;
-    if (gmud_frame_config_check(&rt->frame, err) != GMUD_OK ||
-        gmud_limits_check(&rt->limits, err) != GMUD_OK ||
-        rt_tls_setup(rt, &cfg->conn.tls, NULL, err) != GMUD_OK)
+    int fds[GMUD_MAX_LISTENERS];
+    if (server_setup(server, cfg, err) != GMUD_OK || bind_all(server, cfg, fds, err) != GMUD_OK)
         goto fail;
-    if ((cfg->addr.max_per_addr != 0 || cfg->addr.new_per_sec != 0) &&
-        (rt->addr_limit = gmud_iplimit_create(&cfg->addr, err)) == NULL)
+    if (rt_init(rt, loop, err) != GMUD_OK) {
+        for (size_t i = 0; i < server->nlis; i++)
+            close(fds[i]);
         goto fail;
-    if ((fd = bind_socket(server->host, cfg->port, err)) < 0)
-        goto fail;
-    server->port = bound_port(fd);
-    if (rt_init(rt, loop, err) != GMUD_OK)
-        goto fail;
+    }
     /* From here on cleanup is asynchronous: handles exist. */
-    uv_tcp_init(loop, &server->listener);
-    server->listener.data = server;
-    rt->handles_open++;
-    int rc = uv_tcp_open(&server->listener, fd);
-    if (rc != 0)
-        close(fd);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&server->listener, cfg->backlog > 0 ? cfg->backlog : GMUD_BACKLOG_DEFAULT,
-                       on_connection);
-    if (rc != 0) {
-        gmud_error_set(err, GMUD_ERR_IO, 0, "cannot listen on %s:%u: %s", server->host,
-                       (unsigned)cfg->port, uv_strerror(rc));
+    if (listen_all(server, cfg, fds, err) != 0) {
         server->shutting = 1;
-        server->listen_closed = 1;
-        uv_close((uv_handle_t *)&server->listener, rt_handle_closed);
+        close_listeners(server);
         rt_close(rt);
         return NULL;
     }
-    rt_logf(rt, GMUD_LOG_INFO, NULL, "listen", "listening on %s port %u (%s framing, %s%s)",
-            server->host, (unsigned)server->port, gmud_framing_name(rt->frame.framing),
-            rt->payload == GMUD_PAYLOAD_JSON ? "json" : "text", rt->tls ? ", TLS" : "");
+    for (size_t i = 0; i < server->nlis; i++)
+        rt_logf(rt, GMUD_LOG_INFO, NULL, "listen", "listening on %s port %u (%s framing, %s%s)",
+                server->lis[i].host, (unsigned)server->lis[i].port,
+                gmud_framing_name(rt->frame.framing),
+                rt->payload == GMUD_PAYLOAD_JSON ? "json" : "text",
+                server->lis[i].seams != NULL && rt->tls != NULL ? ", TLS" : "");
     return server;
 
 fail:
-    if (fd >= 0)
-        close(fd);
     rt_tls_free(rt);
     gmud_iplimit_destroy(rt->addr_limit);
-    free(server->host);
+    for (size_t i = 0; i < server->nlis; i++)
+        free(server->lis[i].host);
     free(server);
     return NULL;
 }
 
 uint16_t gmud_server_port(const gmud_server *server)
 {
-    return server->port;
+    return server->lis[0].port;
+}
+
+uint16_t gmud_server_listen_port(const gmud_server *server, size_t i)
+{
+    return i < server->nlis ? server->lis[i].port : 0;
 }
 
 size_t gmud_server_connections(const gmud_server *server)
@@ -353,18 +464,6 @@ void gmud_server_foreach(gmud_server *server, void (*fn)(gmud_conn *conn, void *
     }
 }
 
-static void on_listener_closed(uv_handle_t *handle)
-{
-    gmud_server *server = handle->data;
-    server->listen_closed = 1;
-    if (server->rt.closing) {
-        rt_handle_closed(handle); /* may free the server */
-        return;
-    }
-    server->rt.handles_open--;
-    maybe_done(server);
-}
-
 void gmud_server_shutdown(gmud_server *server, uint32_t flush_timeout_ms,
                           void (*done)(gmud_server *server, void *user), void *user)
 {
@@ -377,7 +476,7 @@ void gmud_server_shutdown(gmud_server *server, uint32_t flush_timeout_ms,
     server->flush_ms = flush_timeout_ms;
     rt_logf(rt, GMUD_LOG_INFO, NULL, "shutdown", "stopping: %zu connections to close",
             rt->open);
-    uv_close((uv_handle_t *)&server->listener, on_listener_closed);
+    close_listeners(server);
     for (gmud_conn *c = rt->conns; c != NULL; c = c->next) {
         if (server->flush_ms == GMUD_OFF)
             conn_close_now(c, GMUD_CLOSE_SHUTDOWN, NULL);
@@ -394,7 +493,7 @@ void gmud_server_destroy(gmud_server *server)
     server->done = NULL;
     if (!server->shutting) {
         server->shutting = 1;
-        uv_close((uv_handle_t *)&server->listener, on_listener_closed);
+        close_listeners(server);
     }
     rt_close(&server->rt);
 }

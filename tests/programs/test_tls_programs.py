@@ -21,17 +21,20 @@ Usage: test_tls_programs.py <gmud-server> <gmud-client>
   keylog_insecure   SSLKEYLOGFILE for the client and the server: NSS key log
                     lines, the same secrets on both sides, and a warning;
                     none without it. --insecure warns and connects.
-  plaintext_to_tls  plain gmud-client and a silent peer to the TLS port:
-                    refused within a bounded time, the reason logged, and
-                    the server still serves TLS afterwards.
-  both_listeners    --port A --tls-port B: echo on each; chat across them.
+  plaintext_to_tls  plain gmud-client, a raw lecture-style peer and a silent
+                    peer to the TLS port: the first two get the plaintext
+                    error packet tls_required (exit 3), the silent one the
+                    handshake timeout; the reasons logged, and the server
+                    still serves TLS afterwards.
+  both_listeners    --port A --tls-port B, one server: echo on each, a TLS
+                    client on the plain port says "not TLS"; chat across
+                    them with distinct ids; --max-connections counts both.
 
 Certificates are made at the start with openssl(1) in a temporary
 directory. Servers bind port 0 and the test reads the ports from their
 "listen" log lines. Every wait is bounded (STEP, 10 s, unless said
-otherwise); a passing run takes about 10 s. Checks of known bugs in the C
-code are marked expected failures (known_bug() below): they print XFAIL and
-do not fail the run. Python 3 standard library and openssl(1). Exit 0 on
+otherwise); a passing run takes about 10 s. Python 3 standard library and
+openssl(1). Exit 0 on
 success. GMUD_TEST_ONLY=<part of a test's name> runs only the matching tests.
 """
 
@@ -69,19 +72,6 @@ TMP = None            # the temporary directory of the certificates
 CERT = KEY = None     # the servers' self-signed certificate for localhost
 OTHER_CERT = OTHER_KEY = None   # a second one: another CA, another key
 PIN = OTHER_PIN = None
-KNOWN_BUGS = []
-
-
-def known_bug(cond, what, bug, detail=''):
-    """A check that fails because of a known bug in the C code, described
-    in bug: printed as XFAIL (with detail) and not counted as a failure.
-    When it passes, XPASS says the marker can go."""
-    if cond:
-        print('XPASS (remove the known_bug marker): %s' % what, flush=True)
-    else:
-        KNOWN_BUGS.append('%s (%s)' % (what, bug))
-        print('XFAIL (known bug: %s): %s; %s' % (bug, what, detail), flush=True)
-    return cond
 
 
 # ---- certificates -------------------------------------------------------------
@@ -509,18 +499,28 @@ def test_plaintext_to_tls():
     took = time.monotonic() - t0
     check(status is not None and took < 5,
           'plain gmud-client --session off to the TLS port: ends within 5 s (%.1f s)' % took)
-    # Known issue (reported to the lead: a bug, or this expectation is
-    # wrong): OpenSSL sends no alert for a first record that is not TLS
-    # (SSL_AD_NO_ALERT), so the server's close is a bare FIN between
-    # frames, which gmud-client --session off takes for a clean close and
-    # exits 0, its line never answered. With sessions it exits 4 (below).
-    known_bug(status not in (0, None),
-              'plain gmud-client --session off to the TLS port: exits non-zero',
-              'the refusal reads as a clean close', 'got %s; %s' % (status, err.strip()[-200:]))
-    check(out == [], 'plain client: nothing comes back: %r' % out)
+    # The server answers plaintext in plaintext: an error packet the client
+    # reads in its own framing and mode (PROTOCOL.md section 8), then closes.
+    check(status == 3 and 'tls_required' in err,
+          'plain gmud-client --session off to the TLS port: refused, exit 3, tls_required '
+          '(got %s; %s)' % (status, err.strip()[-200:]))
+    check(len(out) == 1 and json.loads(out[0]).get('code') == 'tls_required',
+          'plain client: the error packet, nothing else: %r' % out)
     m = srv.log.wait_for(r' tls: (.*)', timeout=2)
-    check(m is not None and 'handshake failed' in m.group(1) and len(m.group(1)) > 25,
+    check(m is not None and "not TLS: the peer's first byte is 0x47 'G'" in m.group(1),
           'the server logs a "tls" line with the reason: %s' % srv.log.all[-3:])
+    # A peer written the lecture's way, raw bytes: GMUD, a length, JSON.
+    with socket.create_connection(('127.0.0.1', srv.port), timeout=STEP) as s:
+        s.sendall(frame_bytes('gmud', b'{"hello": 1}'))
+        got = b''
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    check(got[:4] == b'GMUD' and int.from_bytes(got[4:6], 'little') == len(got) - 6 and
+          json.loads(got[6:]).get('code') == 'tls_required',
+          'a raw peer gets GMUD<len>{"code":"tls_required",...}, then the close: %r' % got)
     # With sessions (the default), the same client does notice: no welcome.
     status, out, err = run_client(srv.port, ['--wait', '1'], '{"a":1}\n')
     check(status not in (0, None) and 'welcome' in err,
@@ -564,7 +564,9 @@ def test_both_listeners():
           'both listeners: a TLS client on --tls-port gets its echo (%s, %r; %s)'
           % (status, out, err))
     status, out, err = run_client(srv.plain_port, [*verify_args(), '--wait', '0.3'], '')
-    check(status not in (0, None), 'both listeners: --port is not TLS (%s)' % status)
+    check(status == 1 and "not TLS: the server's first byte is 0x47 'G'" in err,
+          'both listeners: --port is not TLS, and a TLS client says so (%s; %s)'
+          % (status, err.strip()[-200:]))
     check(srv.stop() == 0, 'both listeners, echo: server exits 0')
 
     # Chat: one app over both listeners.
@@ -586,11 +588,10 @@ def test_both_listeners():
     m = a.out.wait_for(r'"from_tls"')
     if check(m is not None, 'chat: the plain client hears the TLS one: %r' % a.out.all):
         ids.append(json.loads(m.string).get('from'))
-    # Known bug (reported): each listener is its own gmud_server with its
-    # own connection numbers, so the first client of each is "from": 1.
+    # One server behind both listeners: connection ids are unique across them.
     if len(ids) == 2:
-        known_bug(ids[0] != ids[1], 'chat over both listeners: two clients, two "from" ids',
-                  'connection ids are counted per listener', 'got %r' % ids)
+        check(ids[0] != ids[1], 'chat over both listeners: two clients, two "from" ids: %r'
+              % ids)
     check(finish(a) == 0 and finish(b) == 0, 'chat over both listeners: both clients exit 0')
     check(srv.stop() == 0, 'both listeners, chat: server exits 0')
 
@@ -599,11 +600,9 @@ def test_both_listeners():
     holder = start_client(srv.plain_port, '--wait', '5')
     srv.log.wait_for(r'accept: connection 1 accepted')
     status, out, err = run_client(srv.tls_port, [*verify_args(), '--wait', '0.3'], '')
-    # Known bug (reported): the limits are per listener, as the ids.
-    known_bug(status == 3 and 'server_full' in err,
-              'both listeners, --max-connections 1 taken on --port: a TLS client is refused '
-              'as server_full', '--max-connections counts per listener',
-              'got %s; %s' % (status, err.strip()[-200:]))
+    check(status == 3 and 'server_full' in err,
+          'both listeners, --max-connections 1 taken on --port: a TLS client is refused '
+          'as server_full (got %s; %s)' % (status, err.strip()[-200:]))
     holder.kill()
     holder.wait()
     check(srv.stop() == 0, 'both listeners, max-connections: server exits 0')
@@ -622,10 +621,6 @@ def main():
         status = run_tests(TESTS)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
-    if KNOWN_BUGS:
-        print('%d known bug(s), expected failures:' % len(KNOWN_BUGS))
-        for what in KNOWN_BUGS:
-            print('  XFAIL', what)
     return status
 
 

@@ -961,6 +961,88 @@ static void test_shared_read_buffer(void)
     }
 }
 
+/* ---- Several listeners, one server --------------------------------------- */
+
+typedef struct lis_t {
+    uint64_t ids[3];
+    int connects;
+    int clients_up;
+} lis_t;
+
+static void lis_srv_connect(gmud_conn *c, void *u)
+{
+    lis_t *t = u;
+    if (t->connects < 3)
+        t->ids[t->connects] = gmud_conn_id(c);
+    t->connects++;
+}
+
+static void lis_cli_connect(gmud_conn *c, void *u)
+{
+    (void)c;
+    ((lis_t *)u)->clients_up++;
+}
+
+static int lis_all_up(void *p)
+{
+    lis_t *t = p;
+    return t->connects == 3 && t->clients_up == 3;
+}
+
+/* host:port plus two further listeners (::1 and a second IPv4 port): one
+ * client on each, all one server's (ids, counts); a listener that cannot
+ * bind, or too many, fail the whole create. */
+static void test_listeners(void)
+{
+    rt_fixture fx;
+    rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
+    lis_t t;
+    memset(&t, 0, sizeof t);
+    gmud_listen_config more[2] = {{.host = "::1", .port = 0}, {.host = NULL, .port = 0}};
+    fx.cfg.listen = more;
+    fx.cfg.listen_count = 2;
+    gmud_server *srv = rt_fx_serve(&fx, (gmud_callbacks){.on_connect = lis_srv_connect, .user = &t});
+    if (srv == NULL) {
+        rt_fx_end(&fx);
+        return;
+    }
+    uint16_t ports[3];
+    for (size_t i = 0; i < 3; i++) {
+        ports[i] = gmud_server_listen_port(srv, i);
+        CHECK(ports[i] != 0);
+    }
+    CHECK_EQ_INT(ports[0], gmud_server_port(srv));
+    CHECK(ports[1] != ports[0] && ports[2] != ports[0]);
+    CHECK_EQ_INT(gmud_server_listen_port(srv, 3), 0);
+    static const char *const hosts[3] = {"127.0.0.1", "::1", "127.0.0.1"};
+    for (size_t i = 0; i < 3; i++) {
+        gmud_client_config ccfg;
+        rt_fx_client_config(&fx, &ccfg);
+        ccfg.host = hosts[i];
+        ccfg.port = ports[i];
+        rt_fx_client(&fx, &ccfg, (gmud_callbacks){.on_connect = lis_cli_connect, .user = &t});
+    }
+    CHECK(rt_run_until(&fx.loop, lis_all_up, &t, 3000));
+    CHECK(t.ids[0] != t.ids[1] && t.ids[1] != t.ids[2] && t.ids[0] != t.ids[2]);
+    CHECK_EQ_INT(gmud_server_connections(srv), 3);
+    gmud_stats st = rt_fx_stats(&fx);
+    CHECK_EQ_INT(st.accepted, 3);
+    /* A second server whose last listener wants a port in use. */
+    gmud_server_config cfg = fx.cfg;
+    gmud_listen_config taken[2] = {{.host = NULL, .port = 0}, {.host = NULL, .port = ports[2]}};
+    cfg.listen = taken;
+    cfg.port = 0;
+    gmud_error err;
+    CHECK(gmud_server_create(&fx.loop, &cfg, &err) == NULL);
+    CHECK_EQ_INT(err.code, GMUD_ERR_IO);
+    CHECK_CONTAINS(err.message, "cannot bind");
+    cfg.listen_count = GMUD_MAX_LISTENERS;
+    CHECK(gmud_server_create(&fx.loop, &cfg, &err) == NULL);
+    CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
+    CHECK_CONTAINS(err.message, "listen");
+    rt_fx_end(&fx);
+}
+
 int main(void)
 {
     rt_ignore_sigpipe();
@@ -978,6 +1060,7 @@ int main(void)
     test_broadcast();
     test_raw_cut();
     test_reentrancy();
+    test_listeners();
     /* Every server and client above gave its loop's read buffer back (the
      * list keeps one alive, so LeakSanitizer would not see a lost one). */
     CHECK_EQ_INT(rt_readbufs_live(), 0);

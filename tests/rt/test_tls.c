@@ -334,6 +334,8 @@ typedef struct raw_t {
     int mode;        /* 0 plaintext gmud frame, 1 garbage, 2 silent */
     int hold;        /* silent: how many sockets, kept open until released */
     int closed_by_server;
+    uint8_t first[256]; /* what the first socket got before the close */
+    size_t first_len;
 } raw_t;
 
 static void *raw_peer(void *arg)
@@ -355,14 +357,19 @@ static void *raw_peer(void *arg)
     for (int i = 0; i < n; i++) {
         uint8_t buf[256];
         int eof = 0;
-        rt_recv_to_eof(fds[i], buf, sizeof buf, 3000, &eof);
+        size_t got = rt_recv_to_eof(fds[i], buf, sizeof buf, 3000, &eof);
+        if (i == 0) {
+            memcpy(p->first, buf, got);
+            p->first_len = got;
+        }
         p->closed_by_server += eof;
         close(fds[i]);
     }
     return NULL;
 }
 
-static void raw_run(int mode, int hold, uint32_t timeout_ms, uint32_t max_hs, gmud_stats *st)
+static void raw_run(int mode, int hold, uint32_t timeout_ms, uint32_t max_hs, gmud_stats *st,
+                    raw_t *out)
 {
     rt_fixture fx;
     rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
@@ -378,18 +385,32 @@ static void raw_run(int mode, int hold, uint32_t timeout_ms, uint32_t max_hs, gm
     CHECK_EQ_INT(p.closed_by_server, mode == 2 ? hold : 1);
     *st = rt_fx_stats(&fx);
     CHECK_EQ_INT(srv.connects, 0);
+    if (out != NULL)
+        *out = p;
     rt_fx_end(&fx);
 }
 
+/* Plaintext on the TLS port is answered in plaintext: the error packet
+ * tls_required in the server's framing (mode on, no welcome before it),
+ * then the close. Garbage that starts as a TLS record is a failed
+ * handshake, closed with no answer a plaintext peer could read. */
 static void test_not_tls(void)
 {
     gmud_stats st;
-    raw_run(0, 1, 2000, 16, &st);
+    raw_t p;
+    raw_run(0, 1, 2000, 16, &st, &p);
     CHECK_EQ_INT((int)st.tls_failed, 1);
     CHECK_EQ_INT((int)st.closes[GMUD_CLOSE_TLS], 1);
-    CHECK(rt_log_find("tls", "TLS handshake failed") != NULL);
-    raw_run(1, 1, 2000, 16, &st);
+    CHECK(rt_log_find("tls", "not TLS: the peer's first byte is 0x47 'G'") != NULL);
+    static const char want[] = "{\"error\":\"this port speaks TLS: connect with TLS "
+                               "(gmud-client --tls)\",\"code\":\"tls_required\"}";
+    CHECK_EQ_INT(p.first_len, 6 + sizeof want - 1);
+    CHECK(memcmp(p.first, "GMUD", 4) == 0 && p.first[4] == sizeof want - 1 && p.first[5] == 0);
+    CHECK(p.first_len >= 6 && memcmp(p.first + 6, want, p.first_len - 6) == 0);
+    raw_run(1, 1, 2000, 16, &st, &p);
     CHECK_EQ_INT((int)st.tls_failed, 1);
+    CHECK(rt_log_find("tls", "TLS handshake failed") != NULL);
+    CHECK_EQ_INT(p.first_len, 0);
 }
 
 /* Silent peers: closed at the handshake timeout; over max_handshakes,
@@ -398,12 +419,12 @@ static void test_handshake_limits(void)
 {
     gmud_stats st;
     int64_t t0 = rt_now_ms();
-    raw_run(2, 3, 300, 16, &st);
+    raw_run(2, 3, 300, 16, &st, NULL);
     int64_t took = rt_now_ms() - t0;
     CHECK_EQ_INT((int)st.tls_failed, 3);
     CHECK(rt_log_find("tls", "TLS handshake not done after 300 ms") != NULL);
     CHECK(took >= 300 && took < 2500);
-    raw_run(2, 4, 300, 2, &st);
+    raw_run(2, 4, 300, 2, &st, NULL);
     CHECK_EQ_INT((int)st.tls_busy, 2);
     CHECK_EQ_INT((int)st.tls_failed, 2);
     CHECK(rt_log_find("tls", "2 TLS handshakes in progress, the maximum") != NULL);

@@ -6,7 +6,9 @@
  * (insecure, after its hello); bits 1-7: the size of the reads the bytes
  * arrive in, 1..128 (so that records straddle reads). Invariants:
  *   - input() returns 0, or GMUD_ERR_TLS / GMUD_ERR_NOMEM with a message,
- *     and after a refusal the seam is fed nothing more (the runtime closes);
+ *     or, on a server, GMUD_ERR_TLS_REQUIRED for a first byte that begins
+ *     no handshake record (and then it wrote nothing to the peer); after a
+ *     refusal the seam is fed nothing more (the runtime closes);
  *   - no plaintext comes out before the handshake is done;
  *   - end() says clean only after a completed handshake (close_notify);
  *   - output() before the handshake refuses, never writes.
@@ -81,7 +83,9 @@ static void feed(int server, size_t step, const uint8_t *p, size_t n)
         int ready = s->ops->ready(s);
         plain.len = 0;
         int rc = s->ops->input(s, p + off, k, &plain, &wire, &e);
-        FUZZ_CHECK(rc == GMUD_OK || rc == GMUD_ERR_TLS || rc == GMUD_ERR_NOMEM,
+        FUZZ_CHECK(rc == GMUD_OK || rc == GMUD_ERR_TLS || rc == GMUD_ERR_NOMEM ||
+                       (rc == GMUD_ERR_TLS_REQUIRED && server && off == 0 && p[0] != 0x16 &&
+                        wire.len == 0),
                    "input returned %d", rc);
         FUZZ_CHECK(rc == GMUD_OK || e.message[0] != '\0', "a refusal without a reason");
         FUZZ_CHECK(plain.len == 0 || ready || s->ops->ready(s),

@@ -311,6 +311,9 @@ typedef struct gmud_server_config {
     const gmud_listen_config *listen; /* further listeners, copied; NULL */
     size_t listen_count;       /* how many; 1 + listen_count <= GMUD_MAX_LISTENERS */
     int backlog;               /* listen() backlog. 511 */
+    int reuseport;             /* nonzero: SO_REUSEPORT on every listener, so
+                                  that several processes share a port (the
+                                  kernel spreads new connections). 0 */
     gmud_conn_config conn;     /* the connections' settings, as above */
     gmud_iplimit_config addr;  /* per-address limits: gmud_iplimit_default_config.
                                   A connection over them gets an error packet
@@ -401,6 +404,14 @@ GMUD_API void gmud_server_foreach(gmud_server *server, void (*fn)(gmud_conn *con
 
 /* Copies the counters into *out. */
 GMUD_API void gmud_server_stats(const gmud_server *server, gmud_stats *out);
+
+/* Reads the TLS certificate chain and key files of conn.tls again (the
+ * same paths) and, if both load and match, new handshakes use them;
+ * connections already open, and handshakes under way, keep theirs. On
+ * failure (a file missing, unreadable, or a key that does not match)
+ * nothing changes and err says why. GMUD_ERR_INVALID if the server has no
+ * TLS listener. */
+GMUD_API int gmud_server_reload_tls(gmud_server *server, gmud_error *err);
 
 /* Stops accepting, lets every connection send what is queued for at most
  * flush_timeout_ms (GMUD_OFF: no wait, queued output is dropped;

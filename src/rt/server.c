@@ -12,6 +12,12 @@
 #include "conn.h"
 #include "seamed.h"
 #include "resolve.h"
+#include "tls_ctx.h"
+
+/* Linux's (since 3.9); not in POSIX, so not declared under _POSIX_C_SOURCE. */
+#ifndef SO_REUSEPORT
+#define SO_REUSEPORT 15
+#endif
 
 /* One address the server listens on; its connections go through seams
  * (TLS, or a test's seam) or none. */
@@ -79,7 +85,7 @@ static void server_free(rt_ctx *rt)
 
 /* Resolves host:port and binds a listening-ready socket; the fd or -1. A
  * plain socket keeps every failure here synchronous and leak-free. */
-static int bind_socket(const char *host, uint16_t port, gmud_error *err)
+static int bind_socket(const char *host, uint16_t port, int reuseport, gmud_error *err)
 {
     net_addrs addrs;
     if (net_resolve(host, port, 1, &addrs, err) != GMUD_OK)
@@ -94,6 +100,12 @@ static int bind_socket(const char *host, uint16_t port, gmud_error *err)
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+            last = errno;
+            close(fd);
+            fd = -1;
+            continue;
+        }
         if (bind(fd, sa, addrs.len[i]) != 0) {
             last = errno;
             close(fd);
@@ -276,7 +288,8 @@ static int bind_all(gmud_server *server, const gmud_server_config *cfg, int *fds
         if ((l->host = strdup(lis_host(cfg, i))) == NULL)
             gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory creating a server");
         else
-            fds[i] = bind_socket(l->host, i == 0 ? cfg->port : cfg->listen[i - 1].port, err);
+            fds[i] = bind_socket(l->host, i == 0 ? cfg->port : cfg->listen[i - 1].port,
+                                 cfg->reuseport, err);
         if (fds[i] < 0) {
             while (i-- > 0)
                 close(fds[i]);
@@ -392,6 +405,21 @@ size_t gmud_server_connections(const gmud_server *server)
 void gmud_server_stats(const gmud_server *server, gmud_stats *out)
 {
     *out = server->rt.stats;
+}
+
+int gmud_server_reload_tls(gmud_server *server, gmud_error *err)
+{
+    rt_ctx *rt = &server->rt;
+    if (rt->tls == NULL)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "the server has no TLS listener");
+    int rc = tls_ctx_reload(rt->tls, err);
+    if (rc == GMUD_OK)
+        rt_logf(rt, GMUD_LOG_INFO, NULL, "tls", "certificate and key reloaded from %s and %s",
+                rt->tls->cert_file, rt->tls->key_file);
+    else
+        rt_logf(rt, GMUD_LOG_WARN, NULL, "tls", "reload failed, the old certificate stays: %s",
+                err->message);
+    return rc;
 }
 
 static int can_receive(const gmud_conn *c, const gmud_conn *except)

@@ -140,6 +140,12 @@ tls_ctx_owned *tls_ctx_create(const gmud_tls_config *cfg, int server, const char
     SSL_CTX_set_options(ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     /* An idle connection gives its record buffers back. */
     SSL_CTX_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+    if (server && cfg->cert_file != NULL && cfg->key_file != NULL &&
+        ((c->cert_file = strdup(cfg->cert_file)) == NULL ||
+         (c->key_file = strdup(cfg->key_file)) == NULL)) {
+        rc = gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory for TLS");
+        goto done;
+    }
     rc = server ? setup_server(ssl, cfg, err) : setup_client(&c->ctx, cfg, host, err);
     if (rc == GMUD_OK && cfg->keylog_file != NULL)
         rc = open_keylog(c, cfg->keylog_file, err);
@@ -158,7 +164,33 @@ void tls_ctx_destroy(tls_ctx_owned *c)
     SSL_CTX_free(c->ctx.ssl);
     BIO_meth_free(c->ctx.bio);
     free(c->ctx.server_name);
+    free(c->cert_file);
+    free(c->key_file);
     if (c->keylog != NULL)
         fclose(c->keylog);
     free(c);
+}
+
+int tls_ctx_reload(tls_ctx_owned *c, gmud_error *err)
+{
+    if (c->cert_file == NULL)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "no TLS certificate to reload");
+    /* Loaded and checked in a context of their own first, so that a bad
+     * file leaves the live one untouched. */
+    SSL_CTX *fresh = SSL_CTX_new(TLS_server_method());
+    if (fresh == NULL)
+        return ssl_failed(err, "cannot set up TLS", NULL);
+    gmud_tls_config files;
+    gmud_tls_default_config(&files);
+    files.cert_file = c->cert_file;
+    files.key_file = c->key_file;
+    int rc = setup_server(fresh, &files, err);
+    STACK_OF(X509) *chain = NULL;
+    if (rc == GMUD_OK && (SSL_CTX_get0_chain_certs(fresh, &chain) != 1 ||
+                          SSL_CTX_use_cert_and_key(c->ctx.ssl, SSL_CTX_get0_certificate(fresh),
+                                                   SSL_CTX_get0_privatekey(fresh), chain,
+                                                   1) != 1))
+        rc = ssl_failed(err, "cannot install the reloaded certificate", c->cert_file);
+    SSL_CTX_free(fresh);
+    return rc;
 }

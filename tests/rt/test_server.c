@@ -1040,6 +1040,22 @@ static void test_listeners(void)
     CHECK(gmud_server_create(&fx.loop, &cfg, &err) == NULL);
     CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
     CHECK_CONTAINS(err.message, "listen");
+    /* SO_REUSEPORT: two servers on one port only if both ask for it. */
+    cfg.listen_count = 0;
+    cfg.reuseport = 1;
+    gmud_server *a = gmud_server_create(&fx.loop, &cfg, &err);
+    CHECK(a != NULL);
+    if (a != NULL) {
+        cfg.port = gmud_server_port(a);
+        gmud_server *b = gmud_server_create(&fx.loop, &cfg, &err);
+        CHECK(b != NULL);
+        cfg.reuseport = 0;
+        CHECK(gmud_server_create(&fx.loop, &cfg, &err) == NULL);
+        CHECK_CONTAINS(err.message, "cannot bind");
+        if (b != NULL)
+            rt_server_end(&fx.loop, b);
+        rt_server_end(&fx.loop, a);
+    }
     rt_fx_end(&fx);
 }
 

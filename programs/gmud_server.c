@@ -17,13 +17,15 @@
 #include "gmud/server.h"
 #include "options.h"
 
+enum { APP_SIGNALS = 3 };
+
 typedef struct server_app {
     prog_options opt;
     uv_loop_t loop;
     gmud_server *server;           /* on --port, and on --tls-port if given */
     gmud_timer *clock;             /* clock app: running from the first connection */
     unsigned long long clock_n;    /* the next clock message's number */
-    uv_signal_t sig[2];            /* SIGINT, SIGTERM */
+    uv_signal_t sig[APP_SIGNALS];  /* SIGINT, SIGTERM, SIGHUP */
     int stopping;
 } server_app;
 
@@ -59,15 +61,32 @@ static void app_stop(server_app *app, const char *why)
     app->clock = NULL;
     /* Closing the watchers restores the default action: a second Ctrl-C
      * while the flush runs ends the process at once. */
-    for (size_t i = 0; i < 2; i++)
+    for (size_t i = 0; i < APP_SIGNALS; i++)
         uv_close((uv_handle_t *)&app->sig[i], signal_closed);
     if (app->server != NULL)
         gmud_server_shutdown(app->server, app->opt.shutdown_ms, shutdown_done, app);
 }
 
+/* SIGHUP: the TLS certificate and key read again (the library logs how
+ * it went; a failure keeps the old ones). */
+static void reload(server_app *app)
+{
+    gmud_error err;
+    if (!app->opt.conn.tls.enabled) {
+        prog_logf(&app->opt, GMUD_LOG_INFO, NULL, "reload",
+                  "SIGHUP: no TLS certificate to reload; nothing else is reread");
+        return;
+    }
+    if (app->server != NULL)
+        gmud_server_reload_tls(app->server, &err);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
-    app_stop(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+    if (signum == SIGHUP)
+        reload(h->data);
+    else
+        app_stop(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 /* ---- The clock in lecture mode: one exchange at a time per connection -- */
@@ -331,8 +350,8 @@ static int run(server_app *app)
     cfg.conn.log = prog_log;
     cfg.conn.log_user = &app->opt;
     /* Signals first: once "listen" is logged, SIGTERM must find its handler. */
-    static const int signums[2] = {SIGINT, SIGTERM};
-    for (size_t i = 0; i < 2; i++) {
+    static const int signums[APP_SIGNALS] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < APP_SIGNALS; i++) {
         uv_signal_init(&app->loop, &app->sig[i]);
         app->sig[i].data = app;
         uv_signal_start(&app->sig[i], on_signal, signums[i]);
@@ -346,10 +365,20 @@ static int run(server_app *app)
         cfg.listen = &tls_listen;
         cfg.listen_count = 1;
     }
+    /* --listen: the first address in the place of --host and --port. */
+    if (o->listen.n > 0) {
+        cfg.host = o->listen.at[0].host;
+        cfg.port = o->listen.at[0].port;
+        cfg.conn.tls.enabled = o->listen.at[0].tls;
+        cfg.listen = &o->listen.at[1];
+        cfg.listen_count = o->listen.n - 1;
+    }
+    cfg.reuseport = o->reuseport;
+    prog_options_log(o);
     app->server = gmud_server_create(&app->loop, &cfg, &err);
     if (app->server == NULL) {
         prog_log_text("gmud-server: %s", err.message);
-        for (size_t k = 0; k < 2; k++)
+        for (size_t k = 0; k < APP_SIGNALS; k++)
             uv_close((uv_handle_t *)&app->sig[k], signal_closed);
         return 1;
     }

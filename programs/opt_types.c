@@ -266,9 +266,14 @@ static int take_session(opt_take *t)
     return refuse(t, "is not a session mode; use off, lecture or on");
 }
 
+/* Before parsing (--help) the default depends on the framing; after it
+ * (the effective configuration) the mode is decided. */
 static void show_session(opt_show *w)
 {
-    put(w, "on for gmud framing with json payload, else off");
+    if (w->d->prog != NULL && w->d->parsed)
+        put(w, "%s", gmud_session_mode_name(w->d->conn.session.mode));
+    else
+        put(w, "on for gmud framing with json payload, else off");
 }
 
 const opt_type t_session = {.take = take_session, .show = show_session};
@@ -416,3 +421,81 @@ static void show_ms_off(opt_show *w)
 const opt_type t_ms = {.take = take_ms, .show = show_ms};
 const opt_type t_ms_off = {.take = take_ms, .show = show_ms_off};
 const opt_type t_ms_pos = {.take = take_ms_pos, .show = show_ms};
+
+/* --listen: [tls:]ADDR:PORT, an IPv6 address in brackets, several with
+ * commas or by repeating the option; a prog_listen at off. */
+static int take_one_listen(opt_take *t, prog_listen *l, const char *text, size_t len)
+{
+    if (l->n >= GMUD_MAX_LISTENERS)
+        return refuse(t, "more than %d addresses", GMUD_MAX_LISTENERS);
+    gmud_listen_config *at = &l->at[l->n];
+    memset(at, 0, sizeof *at);
+    if (len > 4 && strncmp(text, "tls:", 4) == 0) {
+        at->tls = 1;
+        text += 4;
+        len -= 4;
+    }
+    const char *colon = len > 0 ? memchr(text, ']', len) : NULL;
+    size_t host_start = 0, host_len;
+    if (len > 0 && text[0] == '[') {
+        if (colon == NULL || (size_t)(colon - text) + 1 >= len || colon[1] != ':')
+            return refuse(t, "needs [ADDR]:PORT for an IPv6 address");
+        host_start = 1;
+        host_len = (size_t)(colon - text) - 1;
+        colon++;
+    } else {
+        colon = NULL;
+        for (size_t i = len; i-- > 0 && colon == NULL;)
+            if (text[i] == ':')
+                colon = text + i;
+        if (colon == NULL)
+            return refuse(t, "needs ADDR:PORT ([ADDR]:PORT for IPv6; tls: before it for TLS)");
+        host_len = (size_t)(colon - text);
+    }
+    char port[8], *host = l->host[l->n];
+    size_t port_len = len - (size_t)(colon + 1 - text);
+    unsigned long long p = 0;
+    if (port_len == 0 || port_len >= sizeof port || host_len == 0 || host_len >= 64)
+        return refuse(t, "needs ADDR:PORT with a port and an address");
+    memcpy(port, colon + 1, port_len);
+    port[port_len] = '\0';
+    memcpy(host, text + host_start, host_len);
+    host[host_len] = '\0';
+    if (parse_ull(port, 0, 65535, &p) != 0)
+        return refuse(t, "'%s' is not a port number (0..65535)", port);
+    if (check_host(host) != 0)
+        return refuse(t, "'%s' is not an IPv4 or IPv6 address or a host name", host);
+    at->host = host;
+    at->port = (uint16_t)p;
+    l->n++;
+    return 0;
+}
+
+static int take_listen(opt_take *t)
+{
+    prog_listen *l = field(t);
+    for (const char *p = t->val; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        if (take_one_listen(t, l, p, len) != 0)
+            return -1;
+        p += len;
+        p += *p == ',';
+    }
+    return 0;
+}
+
+static void show_listen(opt_show *w)
+{
+    const prog_listen *l = default_field(w);
+    size_t used = 0;
+    for (size_t i = 0; i < l->n && used + 1 < sizeof w->text; i++) {
+        const gmud_listen_config *at = &l->at[i];
+        int v6 = strchr(at->host, ':') != NULL;
+        int k = snprintf(w->text + used, sizeof w->text - used, "%s%s%s%s%s:%u", i ? "," : "",
+                         at->tls ? "tls:" : "", v6 ? "[" : "", at->host, v6 ? "]" : "",
+                         (unsigned)at->port);
+        used += k > 0 ? (size_t)k : 0;
+    }
+}
+
+const opt_type t_listen = {.take = take_listen, .show = show_listen};

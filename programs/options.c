@@ -76,6 +76,13 @@ static const opt_spec specs[] = {
      "it and nothing is lost; drop: what it sends over them is dropped"},
     {"--rate-close-after", PROG_SERVER, &t_ms_pos, AT(conn.limits.rate_close_ms), "SECONDS",
      "a peer over its rate this long is closed"},
+    {"--listen", PROG_SERVER, &t_listen, AT(listen), "[tls:]ADDR:PORT",
+     "listen here instead of on --host and --port: repeat it, or give several with commas; "
+     "[ADDR] for IPv6 ([::]:8222: every IPv6 and, on Linux, IPv4 address); tls: for TLS "
+     "(needs --tls-cert and --tls-key)"},
+    {"--reuseport", PROG_SERVER, &t_flag, AT(reuseport), NULL,
+     "SO_REUSEPORT: several gmud-server processes may listen on one port, the kernel "
+     "spreading connections among them"},
     {"--tls-cert", PROG_SERVER, &t_text, AT(conn.tls.cert_file), "FILE",
      "serve TLS with this PEM certificate chain (with --tls-key): on --port, or on "
      "--tls-port beside plain TCP on --port"},
@@ -333,6 +340,20 @@ static int check_tls(prog_options *o)
             fprintf(stderr, "%s: --tls-port needs --tls-cert and --tls-key\n", o->prog);
             return -1;
         }
+        size_t tls_listeners = 0;
+        for (size_t i = 0; i < o->listen.n; i++)
+            tls_listeners += o->listen.at[i].tls != 0;
+        const char *why = NULL;
+        if (o->listen.n > 0 && o->tls_port >= 0)
+            why = "--tls-port goes with --port; with --listen give tls:ADDR:PORT";
+        else if (tls_listeners > 0 && tls->cert_file == NULL)
+            why = "--listen tls:... needs --tls-cert and --tls-key";
+        else if (o->listen.n > 0 && tls_listeners == 0 && tls->cert_file != NULL)
+            why = "--tls-cert with --listen: say which address serves TLS (tls:ADDR:PORT)";
+        if (why != NULL) {
+            fprintf(stderr, "%s: %s\n", o->prog, why);
+            return -1;
+        }
         tls->enabled = tls->cert_file != NULL;
     } else {
         tls->enabled |= tls->ca_file != NULL || tls->pin != NULL || tls->insecure ||
@@ -365,6 +386,7 @@ static int finish(prog_options *o, const pending *p)
         fprintf(stderr, "%s: limits: %s\n", o->prog, err.message);
         return PROG_EXIT_USAGE;
     }
+    o->parsed = 1;
     return PROG_RUN;
 }
 
@@ -375,6 +397,50 @@ static const opt_spec *find_spec(prog_kind kind, const char *name, size_t len)
             strncmp(specs[i].name, name, len) == 0)
             return &specs[i];
     return NULL;
+}
+
+/* An option's environment variable: --max-connections is
+ * GMUD_MAX_CONNECTIONS. */
+static void env_name(const opt_spec *s, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "GMUD_%s", s->name + 2);
+    for (size_t i = 5; i < n && i < cap; i++)
+        out[i] = out[i] == '-' ? '_' : (char)(out[i] >= 'a' && out[i] <= 'z' ? out[i] - 32 : out[i]);
+}
+
+/* An option not given on the command line, from its environment variable
+ * if set: the same text as after "--name=", a flag's "1", "true", "yes" or
+ * "on" (or "0", "false", "no", "off", "": not set). 0, or -1 after
+ * printing why. */
+static int take_env(opt_take *t, const opt_spec *s)
+{
+    char name[48];
+    env_name(s, name, sizeof name);
+    const char *val = getenv(name);
+    if (val == NULL || s->type == &t_help)
+        return 0;
+    t->s = s;
+    t->val = val;
+    if (s->type->flag) {
+        static const char *const on[] = {"1", "true", "yes", "on"},
+                                 *const off[] = {"0", "false", "no", "off", ""};
+        int yes = 0, no = 0;
+        for (size_t i = 0; i < 4; i++)
+            yes |= strcmp(val, on[i]) == 0;
+        for (size_t i = 0; i < 5; i++)
+            no |= strcmp(val, off[i]) == 0;
+        if (no)
+            return 0;
+        if (!yes) {
+            fprintf(stderr, "%s: %s=%s: a flag takes 1, true, yes or on (0, false, no, off: "
+                            "not set)\n", t->o->prog, name, val);
+            return -1;
+        }
+    }
+    if (s->type->take(t) == 0)
+        return 0;
+    fprintf(stderr, "%s: %s (%s): %s\n", t->o->prog, name, s->name, t->why);
+    return -1;
 }
 
 /* Takes argv[*i], "--name value" (moving *i on to the value) or
@@ -404,6 +470,7 @@ static int take_arg(opt_take *t, int argc, char **argv, int *i)
 int prog_options_parse(prog_options *o, prog_kind kind, int argc, char **argv)
 {
     opt_take t = {.o = o};
+    unsigned char given[N_SPECS] = {0};
     set_defaults(o, kind);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -412,7 +479,13 @@ int prog_options_parse(prog_options *o, prog_kind kind, int argc, char **argv)
         }
         if (take_arg(&t, argc, argv, &i) != 0)
             return PROG_EXIT_USAGE;
+        given[t.s - specs] = 1;
     }
+    /* Then the environment, for what the command line left out: the flag
+     * wins over the variable. */
+    for (size_t k = 0; k < N_SPECS; k++)
+        if ((specs[k].who & kind) && !given[k] && take_env(&t, &specs[k]) != 0)
+            return PROG_EXIT_USAGE;
     return finish(o, &t.p);
 }
 
@@ -442,12 +515,14 @@ static void print_wrapped(FILE *out, const char *text, int indent, int width)
 static void print_option(FILE *out, const prog_options *d, const opt_spec *s)
 {
     opt_show w = {d, s, ""};
-    char left[40], text[400];
+    char left[40], text[480], env[48] = "";
     snprintf(left, sizeof left, "%s%s%s", s->name, s->metavar ? " " : "",
              s->metavar ? s->metavar : "");
     s->type->show(&w);
-    snprintf(text, sizeof text, "%s%s%s%s", s->help, w.text[0] ? " [" : "", w.text,
-             w.text[0] ? "]" : "");
+    if (s->type != &t_help)
+        env_name(s, env, sizeof env);
+    snprintf(text, sizeof text, "%s%s%s%s%s%s", s->help, w.text[0] ? " [" : "", w.text,
+             w.text[0] ? "]" : "", env[0] ? " $" : "", env);
     fprintf(out, "  %-26s", left);
     print_wrapped(out, text, 28, 79);
 }
@@ -459,15 +534,45 @@ void prog_options_help(prog_kind kind, FILE *out)
     if (kind == PROG_SERVER)
         fprintf(out, "usage: gmud-server [options]\n"
                      "Serves gmud messages over TCP: the lecture's clock, an echo, or a chat.\n"
-                     "SIGINT or SIGTERM: stop accepting, flush, close, exit 0.\n");
+                     "SIGINT or SIGTERM: stop accepting, flush, close, exit 0. SIGHUP: read the\n"
+                     "TLS certificate and key files again (open connections keep theirs).\n");
     else
         fprintf(out, "usage: gmud-client [options] < lines\n"
                      "Connects to a gmud server, sends each stdin line as one message (json\n"
                      "payload: each non-blank line must be a JSON object) and prints each\n"
                      "message received as one line (json: compact, one object a line).\n"
                      "Exit 0 on a clean close, 1 on any error.\n");
-    fprintf(out, "options [default]:\n");
+    fprintf(out, "options [default] $ENVIRONMENT_VARIABLE (the option wins over it):\n");
     for (size_t i = 0; i < N_SPECS; i++)
         if (specs[i].who & kind)
             print_option(out, &d, &specs[i]);
+}
+
+/* ---- The effective configuration ---------------------------------------- */
+
+/* Logs every option's value as the program runs with it ("config" lines of
+ * at most about 400 bytes: "--host 127.0.0.1 --port 8222 ..."); text
+ * options not set are left out. No option holds a secret: TLS keys are
+ * named by their files, and SSLKEYLOGFILE, not an option, is not logged
+ * here (its own warning names it). */
+void prog_options_log(const prog_options *o)
+{
+    char line[480];
+    size_t used = 0;
+    for (size_t i = 0; i <= N_SPECS; i++) {
+        char one[120] = "";
+        if (i < N_SPECS && (specs[i].who & o->kind) && specs[i].type != &t_help) {
+            opt_show w = {o, &specs[i], ""};
+            specs[i].type->show(&w);
+            if (w.text[0] != '\0')
+                snprintf(one, sizeof one, "%s %s", specs[i].name, w.text);
+        }
+        size_t n = strlen(one);
+        if (used > 0 && (i == N_SPECS || used + 1 + n > 400)) {
+            prog_logf(o, GMUD_LOG_INFO, NULL, "config", "%s", line);
+            used = 0;
+        }
+        if (n > 0)
+            used += (size_t)snprintf(line + used, sizeof line - used, "%s%s", used ? " " : "", one);
+    }
 }

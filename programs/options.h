@@ -26,6 +26,14 @@ enum {
     PROG_DEFAULT_LOG_REPEAT = 5        /* log lines a second per event and address */
 };
 
+/* --listen [tls:]ADDR:PORT, repeated or comma-separated: the addresses,
+ * each with its host copied out of the text. */
+typedef struct prog_listen {
+    size_t n;
+    gmud_listen_config at[GMUD_MAX_LISTENERS];
+    char host[GMUD_MAX_LISTENERS][64];
+} prog_listen;
+
 typedef struct prog_options {
     const char *prog;            /* "gmud-server" or "gmud-client", for messages */
     prog_kind kind;
@@ -45,6 +53,7 @@ typedef struct prog_options {
     uint32_t shutdown_ms;        /* server: flush time on SIGINT/SIGTERM, > 0 */
     uint32_t log_repeat;         /* log lines a second one event from one
                                     address writes, the rest counted; 0: all */
+    int parsed;                  /* prog_options_parse has decided everything */
     int session_set;             /* --session given (else conn.session.mode is
                                     on for gmud framing with json, else off) */
     /* server */
@@ -52,6 +61,8 @@ typedef struct prog_options {
     uint32_t interval_ms;        /* clock: > 0 */
     unsigned long long count;    /* clock messages to send; 0 means no limit */
     int tls_port;                /* server: a second listener, with TLS; -1: none */
+    prog_listen listen;          /* server: --listen's addresses; none: --host, --port */
+    int reuseport;               /* server: SO_REUSEPORT */
     /* client */
     uint32_t wait_ms;
 } prog_options;
@@ -78,6 +89,9 @@ int prog_framing_apply(const char *prog, gmud_frame_config *frame, const prog_fr
 
 /* Prints the usage and every option the program takes, with defaults. */
 void prog_options_help(prog_kind kind, FILE *out);
+
+/* Logs the effective configuration, every option's value ("config"). */
+void prog_options_log(const prog_options *o);
 
 /* frame's line delimiter as --delim takes it, C escapes for the bytes that
  * need them ("\\n" for the default), in buf[0..n); for help texts. */

@@ -16,6 +16,7 @@
 #include "app.h"
 #include "gmud/server.h"
 #include "options.h"
+#include "sd_notify.h"
 
 enum { APP_SIGNALS = 3 };
 
@@ -27,6 +28,8 @@ typedef struct server_app {
     unsigned long long clock_n;    /* the next clock message's number */
     uv_signal_t sig[APP_SIGNALS];  /* SIGINT, SIGTERM, SIGHUP */
     int stopping;
+    sdn notify;                    /* systemd: READY, the watchdog, STOPPING */
+    gmud_timer *watchdog;          /* feeds systemd's watchdog from the loop */
 } server_app;
 
 static int broadcast(server_app *app, const void *data, size_t len, const json_t *json,
@@ -59,6 +62,9 @@ static void app_stop(server_app *app, const char *why)
               app->opt.shutdown_ms / 1000.0);
     gmud_timer_destroy(app->clock);
     app->clock = NULL;
+    gmud_timer_destroy(app->watchdog);
+    app->watchdog = NULL;
+    sdn_send(&app->notify, "STOPPING=1");
     /* Closing the watchers restores the default action: a second Ctrl-C
      * while the flush runs ends the process at once. */
     for (size_t i = 0; i < APP_SIGNALS; i++)
@@ -332,6 +338,30 @@ static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t 
     }
 }
 
+/* systemd's watchdog, fed from a loop timer at half its period: a loop
+ * that stops turning stops feeding it, and systemd restarts the service. */
+static void feed_watchdog(gmud_timer *timer, void *user)
+{
+    (void)timer;
+    sdn_send(&((server_app *)user)->notify, "WATCHDOG=1");
+}
+
+/* Listening: tell systemd (Type=notify), and start the watchdog if it
+ * asked for one. */
+static void notify_ready(server_app *app)
+{
+    char status[96];
+    snprintf(status, sizeof status, "READY=1\nSTATUS=serving on port %u",
+             (unsigned)gmud_server_port(app->server));
+    sdn_send(&app->notify, status);
+    uint64_t period = app->notify.watchdog_ms / 2;
+    if (period == 0)
+        return;
+    app->watchdog = gmud_timer_create(&app->loop, period, period, feed_watchdog, app);
+    prog_logf(&app->opt, GMUD_LOG_INFO, NULL, "systemd", "watchdog: fed every %llu ms",
+              (unsigned long long)period);
+}
+
 static int run(server_app *app)
 {
     gmud_server_config cfg;
@@ -389,6 +419,7 @@ static int run(server_app *app)
                   o->interval_ms / 1000.0, o->count, o->count == 0 ? " (no limit)" : "");
     else
         prog_logf(o, GMUD_LOG_INFO, NULL, "app", "%s", app_kind_name(o->app));
+    notify_ready(app);
     uv_run(&app->loop, UV_RUN_DEFAULT);
     return 0;
 }
@@ -405,12 +436,14 @@ int main(int argc, char **argv)
         return 1;
     }
     prog_log_start();
+    sdn_open(&app.notify);
     int status = run(&app);
     gmud_server_destroy(app.server);
     /* The last handles' memory is released as the loop runs on. */
     uv_run(&app.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&app.loop) != 0)
         prog_logf(&app.opt, GMUD_LOG_WARN, NULL, "exit", "event loop still had handles");
+    sdn_close(&app.notify);
     prog_log_finish();
     return status;
 }

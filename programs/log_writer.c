@@ -17,6 +17,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -34,6 +35,7 @@ static struct {
     int running;                  /* the writer thread takes the lines */
     int stopping;                 /* write what is left, then end */
     int done;                     /* the writer has ended */
+    int json;                     /* --log-format json: one object a line */
     size_t head, used;            /* the ring's first byte and bytes waiting */
     unsigned long long dropped;   /* lines that found the ring full */
     log_summary summary;
@@ -68,10 +70,48 @@ static size_t end_line(char out[LOG_LINE_MAX], int n)
     return len;
 }
 
-/* "<time> <level> <peer> <event>: <reason>\n" in out, cut to fit; its
- * length. Time in ISO 8601 UTC with milliseconds. */
-static size_t format_line(char out[LOG_LINE_MAX], gmud_log_level level, const char *peer,
-                          const char *event, const char *reason)
+/* A JSON string of text, whatever its bytes: any that are not valid UTF-8
+ * (a peer's, quoted in a reason) become '?'. */
+static json_t *json_text(const char *text)
+{
+    json_t *s = json_string(text);
+    if (s != NULL)
+        return s;
+    char clean[LOG_LINE_MAX];
+    size_t i = 0;
+    for (; text[i] != '\0' && i < sizeof clean - 1; i++)
+        clean[i] = (unsigned char)text[i] < 0x80 ? text[i] : '?';
+    clean[i] = '\0';
+    return json_string(clean);
+}
+
+/* The line as one JSON object: time, level, peer, event, message and the
+ * event's fields; its length, or 0 if it does not fit. */
+static size_t format_json(char out[LOG_LINE_MAX], const char *when, gmud_log_level level,
+                          const char *peer, const char *event, const char *reason,
+                          const gmud_log_field *fields, size_t nfields)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "time", json_string(when));
+    json_object_set_new(o, "level", json_string(gmud_log_level_name(level)));
+    json_object_set_new(o, "peer", json_text(peer));
+    json_object_set_new(o, "event", json_text(event));
+    json_object_set_new(o, "message", json_text(reason));
+    for (size_t i = 0; i < nfields; i++)
+        json_object_set_new(o, fields[i].key, fields[i].text != NULL
+                                                  ? json_text(fields[i].text)
+                                                  : json_integer(fields[i].num));
+    size_t n = json_dumpb(o, out, LOG_LINE_MAX - 1, JSON_COMPACT);
+    json_decref(o);
+    return n <= LOG_LINE_MAX - 2 ? end_line(out, (int)n) : 0;
+}
+
+/* "<time> <level> <peer> <event>: <reason>\n" in out, cut to fit, or with
+ * --log-format json one object (time, level, peer, event, message, and
+ * the fields); its length. Time in ISO 8601 UTC with milliseconds. */
+static size_t format_event(char out[LOG_LINE_MAX], gmud_log_level level, const char *peer,
+                           const char *event, const char *reason,
+                           const gmud_log_field *fields, size_t nfields)
 {
     struct timespec ts;
     struct tm tm;
@@ -80,9 +120,26 @@ static size_t format_line(char out[LOG_LINE_MAX], gmud_log_level level, const ch
         size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000L);
     }
+    size_t len = 0;
+    if (lw.json && (len = format_json(out, when, level, peer, event, reason, fields,
+                                      nfields)) == 0)
+        len = format_json(out, when, level, peer, event, "(the line was too long)", NULL, 0);
+    if (len > 0)
+        return len;
     int n = snprintf(out, LOG_LINE_MAX - 1, "%s %s %s %s%s%s", when, gmud_log_level_name(level),
                      peer, event, reason[0] != '\0' ? ": " : "", reason);
     return end_line(out, n);
+}
+
+static size_t format_line(char out[LOG_LINE_MAX], gmud_log_level level, const char *peer,
+                          const char *event, const char *reason)
+{
+    return format_event(out, level, peer, event, reason, NULL, 0);
+}
+
+void log_writer_set_json(int on)
+{
+    lw.json = on;
 }
 
 /* ---- The ring (every function here with lw.mu held) --------------------- */
@@ -216,10 +273,11 @@ static void hand_over(void)
 /* ---- The programs' side ------------------------------------------------- */
 
 void log_writer_event(gmud_log_level level, const char *peer, const char *event,
-                      const char *reason, unsigned lines)
+                      const char *reason, const gmud_log_field *fields, size_t nfields,
+                      unsigned lines)
 {
     char line[LOG_LINE_MAX];
-    size_t len = format_line(line, level, peer, event, reason);
+    size_t len = format_event(line, level, peer, event, reason, fields, nfields);
     log_due due;
     pthread_mutex_lock(&lw.mu);
     int keep = log_summary_admit(&lw.summary, level, peer, event, lines, now_ms(), &due);
@@ -234,11 +292,16 @@ void log_writer_event(gmud_log_level level, const char *peer, const char *event,
 
 void prog_log_text(const char *fmt, ...)
 {
-    char line[LOG_LINE_MAX];
+    char line[LOG_LINE_MAX], text[LOG_LINE_MAX];
     va_list ap;
     va_start(ap, fmt);
     size_t len = end_line(line, vsnprintf(line, LOG_LINE_MAX - 1, fmt, ap));
     va_end(ap);
+    if (lw.json) { /* a fatal message, as an event like the others */
+        memcpy(text, line, len - 1);
+        text[len - 1] = '\0';
+        len = format_line(line, GMUD_LOG_ERROR, "-", "error", text);
+    }
     pthread_mutex_lock(&lw.mu);
     ring_put(line, len);
     hand_over();

@@ -73,7 +73,11 @@ int log_summary_admit(log_summary *s, gmud_log_level level, const char *peer, co
  * prog_log_start() it is written at once. peer, event and reason are never
  * NULL. */
 void log_writer_event(gmud_log_level level, const char *peer, const char *event,
-                      const char *reason, unsigned lines);
+                      const char *reason, const gmud_log_field *fields, size_t nfields,
+                      unsigned lines);
+
+/* --log-format json: every line from now on is one JSON object. */
+void log_writer_set_json(int on);
 
 /* Pair i's summary, if its window is over at now_ms (UINT64_MAX: every
  * window is) with lines held back: 1 and due filled, else 0. */

@@ -499,3 +499,19 @@ static void show_listen(opt_show *w)
 }
 
 const opt_type t_listen = {.take = take_listen, .show = show_listen};
+
+/* text or json, an int at off (1: json). */
+static int take_log_format(opt_take *t)
+{
+    if (strcmp(t->val, "text") != 0 && strcmp(t->val, "json") != 0)
+        return refuse(t, "is not a log format; use text or json");
+    *(int *)field(t) = strcmp(t->val, "json") == 0;
+    return 0;
+}
+
+static void show_log_format(opt_show *w)
+{
+    put(w, "%s", *(const int *)default_field(w) ? "json" : "text");
+}
+
+const opt_type t_log_format = {.take = take_log_format, .show = show_log_format};

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "log_writer.h"
 #include "gmud/client.h"
 #include "opt_types.h"
 
@@ -131,6 +132,10 @@ static const opt_spec specs[] = {
      "on SIGINT/SIGTERM, time to flush queued messages before closing"},
     {"--log-level", BOTH, &t_log_level, AT(conn.log_level), "LEVEL",
      "error|warn|info|debug (logs go to stderr)"},
+    {"--log-format", BOTH, &t_log_format, AT(log_json), "FORMAT",
+     "text: one line an event, for people; json: one JSON object a line (time, level, "
+     "peer, event, message and the event's fields: a connection's bytes and messages, "
+     "a security event's expected and got), for journald and log shippers"},
     {"--log-repeat", BOTH, &t_u32, AT(log_repeat), "N",
      "log lines a second one event from one address may write; the rest are counted (0: all)"},
     {"--help", BOTH, &t_help, 0, NULL, "print this help and exit"},
@@ -387,6 +392,7 @@ static int finish(prog_options *o, const pending *p)
         return PROG_EXIT_USAGE;
     }
     o->parsed = 1;
+    log_writer_set_json(o->log_json);
     return PROG_RUN;
 }
 

@@ -63,6 +63,7 @@ typedef struct prog_options {
     int tls_port;                /* server: a second listener, with TLS; -1: none */
     prog_listen listen;          /* server: --listen's addresses; none: --host, --port */
     int reuseport;               /* server: SO_REUSEPORT */
+    int log_json;                /* --log-format json */
     /* client */
     uint32_t wait_ms;
 } prog_options;

@@ -17,7 +17,7 @@ void prog_log(void *user, const gmud_log_event *ev)
     if (o != NULL && ev->level > o->conn.log_level)
         return;
     log_writer_event(ev->level, ev->peer != NULL && ev->peer[0] != '\0' ? ev->peer : "-",
-                     ev->event, ev->reason != NULL ? ev->reason : "",
+                     ev->event, ev->reason != NULL ? ev->reason : "", ev->fields, ev->nfields,
                      o != NULL ? o->log_repeat : PROG_DEFAULT_LOG_REPEAT);
 }
 
@@ -31,7 +31,7 @@ void prog_logf(const prog_options *o, gmud_log_level level, const char *peer, co
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    gmud_log_event ev = {level, peer != NULL ? peer : "-", event, reason};
+    gmud_log_event ev = {level, peer != NULL ? peer : "-", event, reason, NULL, 0};
     prog_log((void *)o, &ev);
 }
 

@@ -7,6 +7,8 @@
 #ifndef GMUD_LOG_H
 #define GMUD_LOG_H
 
+#include <stddef.h>
+
 #include "gmud/export.h"
 
 #ifdef __cplusplus
@@ -20,14 +22,28 @@ typedef enum gmud_log_level {
     GMUD_LOG_DEBUG = 3
 } gmud_log_level;
 
+/* A detail of an event, for structured logs: a number (text NULL) or a
+ * text. The same facts are in the event's sentence, for people. */
+typedef struct gmud_log_field {
+    const char *key;           /* "session", "bytes_in", ...: stable names */
+    const char *text;          /* NULL: the value is num */
+    long long num;
+} gmud_log_field;
+
 /* One event. peer is "address:port" ("[v6]:port") or "-" when none; event is
  * a short stable word ("accept", "close", "reject", ...); reason a sentence
- * or "" . All strings are valid only during the call. */
+ * or "". fields: nfields details (NULL and 0 for most events). Those of
+ * "close": id, reason, detail (if any), session (if any), duration_ms,
+ * bytes_in, bytes_out, messages_in, messages_out; of "accept": id; of
+ * "security": kind, id, session, and expected and got where the check
+ * compared two numbers. All strings are valid only during the call. */
 typedef struct gmud_log_event {
     gmud_log_level level;
     const char *peer;
     const char *event;
     const char *reason;
+    const gmud_log_field *fields;
+    size_t nfields;
 } gmud_log_event;
 
 typedef void (*gmud_log_fn)(void *user, const gmud_log_event *ev);

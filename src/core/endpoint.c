@@ -320,6 +320,7 @@ static void add_refused(ep_kind kind, const gmud_error *why, ep_result *r)
     r->what |= EP_REFUSED;
     r->kind = kind;
     r->why = *why;
+    r->compared = 0;
 }
 
 int ep_welcome(endpoint *ep, ep_packet *pkt, gmud_error *err)
@@ -428,6 +429,13 @@ static void header_refused(endpoint *ep, gmud_slice msg, ep_result *r)
     if (gmud_session_header_check(&ep->sess, msg.data, msg.len, &seq, &e) == GMUD_OK)
         gmud_error_set(&e, GMUD_ERR_INVALID, 0, "session check disagrees with itself");
     session_reject(ep, &e, r);
+    if (msg.len < GMUD_SESSION_HEADER_SIZE)
+        return;
+    /* What was compared, for the log: the session id, else the sequence. */
+    uint64_t sid = gmud_session_le64(msg.data), got_seq = gmud_session_le64(msg.data + 8);
+    r->compared = 1;
+    r->expected = sid != ep->sess.id ? ep->sess.id : ep->sess.recv_seq;
+    r->got = sid != ep->sess.id ? sid : got_seq;
 }
 
 /* The rates apply: a bucket is on, and the mode is not the lecture's. In

@@ -168,6 +168,8 @@ typedef struct ep_result {
     int warned;                /* EP_KIND_RATE, EP_HOLD: pkt is the period's warning */
     uint64_t wait_ms;          /* EP_HOLD: ms until the buckets can pay (>= 1) */
     gmud_error why;            /* EP_REFUSED: what was refused and why */
+    int compared;              /* EP_KIND_SESSION: the check compared two numbers: */
+    uint64_t expected, got;    /* the session id or sequence wanted, and the packet's */
     gmud_error detail;         /* EP_CLOSE: why it closes */
 } ep_result;
 

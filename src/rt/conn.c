@@ -97,6 +97,7 @@ gmud_conn *conn_new(rt_ctx *rt, gmud_error *err)
     conn->state = CONN_CONNECTING;
     conn->last_rx = uv_now(rt->loop);
     conn->last_tx = conn->last_rx;
+    conn->opened = conn->last_rx;
     strcpy(conn->peer, "-");
     ep_init(&conn->ep, &rt->ep, conn->last_rx);
     conn->next = rt->conns;
@@ -259,16 +260,42 @@ static void destroy_conn(gmud_conn *conn)
 
 
 
+/* One line per connection closed: why, and what it carried. */
 static void log_close(gmud_conn *conn)
 {
     rt_ctx *rt = conn->rt;
     gmud_close_reason reason = (gmud_close_reason)conn->reason;
     int quiet = reason == GMUD_CLOSE_PEER || reason == GMUD_CLOSE_LOCAL ||
                 reason == GMUD_CLOSE_SHUTDOWN;
-    rt_logf(rt, quiet ? GMUD_LOG_INFO : GMUD_LOG_WARN, conn->peer, "close",
-            "connection %llu closed: %s%s%s", (unsigned long long)conn->id,
-            gmud_close_reason_name(reason), conn->detail ? ": " : "",
-            conn->detail ? conn->detail->message : "");
+    gmud_log_level level = quiet ? GMUD_LOG_INFO : GMUD_LOG_WARN;
+    if (rt->log == NULL || level > rt->log_level)
+        return;
+    uint64_t ms = uv_now(rt->loop) - conn->opened;
+    const char *detail = conn->detail ? conn->detail->message : NULL;
+    gmud_log_field f[9] = {
+        {"id", NULL, (long long)conn->id},
+        {"reason", gmud_close_reason_name(reason), 0},
+        {"duration_ms", NULL, (long long)ms},
+        {"bytes_in", NULL, (long long)conn->bytes_in},
+        {"bytes_out", NULL, (long long)conn->bytes_out},
+        {"messages_in", NULL, (long long)conn->msgs_in},
+        {"messages_out", NULL, (long long)conn->msgs_out},
+    };
+    size_t n = 7;
+    if (conn->ep.sess.id != 0)
+        f[n++] = (gmud_log_field){"session", NULL, (long long)conn->ep.sess.id};
+    if (detail != NULL)
+        f[n++] = (gmud_log_field){"detail", detail, 0};
+    char sess[40] = "";
+    if (conn->ep.sess.id != 0)
+        snprintf(sess, sizeof sess, ", session %llu", (unsigned long long)conn->ep.sess.id);
+    rt_logf_fields(rt, level, conn->peer, "close", f, n,
+                   "connection %llu closed: %s%s%s (%.1f s%s; in %u messages, %llu bytes; "
+                   "out %u messages, %llu bytes)",
+                   (unsigned long long)conn->id, gmud_close_reason_name(reason),
+                   detail ? ": " : "", detail ? detail : "", (double)ms / 1000.0, sess,
+                   (unsigned)conn->msgs_in, (unsigned long long)conn->bytes_in,
+                   (unsigned)conn->msgs_out, (unsigned long long)conn->bytes_out);
 }
 
 static void on_closed(uv_handle_t *handle)

@@ -126,6 +126,11 @@ struct gmud_conn {
     uint64_t last_rx;       /* loop ms of the last input */
     uint64_t last_tx;       /* loop ms the queue last moved (or began); the
                                send timeout counts from it */
+    uint64_t opened;        /* loop ms it was accepted or began to connect */
+    uint64_t bytes_in;      /* its share of the stats, for its close line */
+    uint64_t bytes_out;
+    uint32_t msgs_in;
+    uint32_t msgs_out;
     uint64_t deadline;      /* CLOSING/CONNECTING: loop ms after which to close
                                hard; OPEN with a seam not ready: the
                                handshake's (0: none) */
@@ -185,6 +190,14 @@ void rt_logf(rt_ctx *rt, gmud_log_level level, const char *peer, const char *eve
 #endif
     ;
 
+/* The same, with the event's details as fields (gmud_log_event.fields). */
+void rt_logf_fields(rt_ctx *rt, gmud_log_level level, const char *peer, const char *event,
+                    const gmud_log_field *fields, size_t nfields, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 7, 8)))
+#endif
+    ;
+
 /* A new connection (uv_tcp_init done, on rt->conns, not yet reading).
  * NULL on no memory. */
 gmud_conn *conn_new(rt_ctx *rt, gmud_error *err);
@@ -223,6 +236,7 @@ static inline void conn_deliver(gmud_conn *conn, ep_result *r)
 {
     rt_ctx *rt = conn->rt;
     rt->stats.messages_in++;
+    conn->msgs_in++;
     if (rt->cb.on_message != NULL)
         rt->cb.on_message(conn, r->msg.data, r->msg.len, r->json, rt->cb.user);
     json_decref(r->json);

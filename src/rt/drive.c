@@ -108,12 +108,21 @@ static void report(gmud_conn *conn, const ep_result *r)
     const gmud_error *e = &r->why;
     rt_count_reject(rt, e->code);
     switch (r->kind) {
-    case EP_KIND_SESSION:
+    case EP_KIND_SESSION: {
         rt->stats.security++;
-        rt_logf(rt, GMUD_LOG_WARN, conn->peer, "security",
-                "%s: connection %llu, session %llu: %s", gmud_err_name(e->code),
-                (unsigned long long)conn->id, (unsigned long long)conn->ep.sess.id, e->message);
+        gmud_log_field f[5] = {
+            {"kind", gmud_err_name(e->code), 0},
+            {"id", NULL, (long long)conn->id},
+            {"session", NULL, (long long)conn->ep.sess.id},
+            {"expected", NULL, (long long)r->expected},
+            {"got", NULL, (long long)r->got},
+        };
+        rt_logf_fields(rt, GMUD_LOG_WARN, conn->peer, "security", f, r->compared ? 5 : 3,
+                       "%s: connection %llu, session %llu: %s", gmud_err_name(e->code),
+                       (unsigned long long)conn->id, (unsigned long long)conn->ep.sess.id,
+                       e->message);
         break;
+    }
     case EP_KIND_RATE:
         rt->stats.rate_dropped++;
         if (r->warned)

@@ -173,6 +173,7 @@ void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     rt->stats.bytes_in += (uint64_t)nread;
+    conn->bytes_in += (uint64_t)nread;
     if (conn->state != CONN_OPEN) {
         /* Closing: read only to see the peer's end of stream, and to finish
          * a handshake that what we queued waits for. */

@@ -8,18 +8,35 @@
 
 /* ---- Logging ---------------------------------------------------------- */
 
+static void log_v(rt_ctx *rt, gmud_log_level level, const char *peer, const char *event,
+                  const gmud_log_field *fields, size_t nfields, const char *fmt, va_list ap)
+{
+    char reason[320];
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    gmud_log_event ev = {level, peer ? peer : "-", event, reason, fields, nfields};
+    rt->log(rt->log_user, &ev);
+}
+
 void rt_logf(rt_ctx *rt, gmud_log_level level, const char *peer, const char *event,
              const char *fmt, ...)
 {
     if (rt->log == NULL || level > rt->log_level)
         return;
-    char reason[320];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
+    log_v(rt, level, peer, event, NULL, 0, fmt, ap);
     va_end(ap);
-    gmud_log_event ev = {level, peer ? peer : "-", event, reason};
-    rt->log(rt->log_user, &ev);
+}
+
+void rt_logf_fields(rt_ctx *rt, gmud_log_level level, const char *peer, const char *event,
+                    const gmud_log_field *fields, size_t nfields, const char *fmt, ...)
+{
+    if (rt->log == NULL || level > rt->log_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(rt, level, peer, event, fields, nfields, fmt, ap);
+    va_end(ap);
 }
 
 

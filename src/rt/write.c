@@ -123,6 +123,7 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     conn->rt->stats.bytes_out += io->inflight;
+    conn->bytes_out += io->inflight;
     io->inflight = 0;
     conn_recount(conn);
     conn->last_tx = uv_now(conn->rt->loop); /* progress: the send timeout restarts */
@@ -192,6 +193,7 @@ void conn_flush(gmud_conn *conn)
         conn->last_tx = uv_now(rt->loop);
         sent += (size_t)n;
         rt->stats.bytes_out += (size_t)n;
+        conn->bytes_out += (size_t)n;
         if ((size_t)n < chunk)
             break;
     }
@@ -299,6 +301,7 @@ static inline int queued(gmud_conn *conn, size_t n)
 {
     conn_hold(conn, (size_t)conn->held + n);
     conn->rt->stats.messages_out++;
+    conn->msgs_out++;
     conn_mark_dirty(conn);
     backpressure(conn);
     return GMUD_OK;

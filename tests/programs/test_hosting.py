@@ -14,6 +14,10 @@ Usage: test_hosting.py <gmud-server> <gmud-client> <gmud-keygen>
                 connection ids; bad --listen values refused.
   reuseport     two servers on one port with --reuseport; without it the
                 second cannot bind and says so (exit 1).
+  json_logs     --log-format json: every line of server and client one JSON
+                object; the close line's counts match the exchange; a
+                skipped sequence is a "security" object with kind,
+                session, expected and got.
   sighup        a client pinned to certificate A stays connected while the
                 files are replaced by B and SIGHUP reloads them: new
                 clients need B's pin; a reload from a broken file fails,
@@ -38,6 +42,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.argv[1:4] = [os.path.abspath(a) for a in sys.argv[1:4]]
 
 from progtest import STEP, Lines, check, check_clean, run_tests
+
+sys.path.insert(1, HERE)
+import json
+import session_attack as sa
 from test_programs import finish, run_client, start_client
 
 SERVER, CLIENT, KEYGEN = sys.argv[1:4]
@@ -61,7 +69,8 @@ class Proc:
         self.log = Lines(self.proc.stderr)
         self.ports = []
         for _ in range(expect_listen):
-            m = self.log.wait_for(r'listen: listening on (\S+) port (\d+)')
+            # a text line, or a JSON one ("event":"listen","message":"...")
+            m = self.log.wait_for(r'listen(?:: |","message":")listening on (\S+) port (\d+)')
             if m is None:
                 break
             self.ports.append((m.group(1), int(m.group(2))))
@@ -204,6 +213,67 @@ def test_reuseport():
     check(a.stop() == 0 and b.stop() == 0, 'reuseport: both exit 0')
 
 
+# ---- JSON logs ----------------------------------------------------------------------
+
+def json_lines(lines, what):
+    objs = []
+    for l in lines:
+        try:
+            objs.append(json.loads(l))
+        except ValueError:
+            check(False, '%s: not a JSON line: %r' % (what, l))
+    for o in objs:
+        check(all(k in o for k in ('time', 'level', 'peer', 'event', 'message')),
+              '%s: the common members: %r' % (what, o))
+    return objs
+
+
+def test_json_logs():
+    srv = Proc(['--port', '0', '--app', 'echo', '--log-format', 'json'])
+    if not check(srv.ports, 'json: the server starts: %s' % srv.log.all[-3:]):
+        srv.stop()
+        return
+    port = srv.ports[0][1]
+    lines = ['{"a":1}', '{"b":[1,2,3]}', '{"c":"x"}']
+    status, out, err = run_client(port, ['--log-format', 'json', '--wait', '0.3'],
+                                  '\n'.join(lines) + '\n')
+    check(status == 0 and out == lines, 'json: the echoes (%s, %r)' % (status, out))
+    client = json_lines(err.splitlines(), 'client log')
+    closes = [o for o in client if o['event'] == 'close']
+    check(len(closes) == 1 and closes[0].get('messages_out') == 3 and
+          closes[0].get('messages_in') == 3 and closes[0].get('reason') == 'closed locally',
+          'json: the client\'s close object counts 3 messages each way: %r' % closes)
+    # A raw peer in mode on that skips sequence numbers.
+    with socket.create_connection(('127.0.0.1', port), timeout=STEP) as s:
+        got = b''
+        while sa.frames_of(got) == [] and len(got) < 4096:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        sid = sa.session_id_of(got)
+        s.sendall(sa.session_frame(sid, 5, b'{"n":1}'))
+        try:
+            while s.recv(4096):
+                pass
+        except OSError:
+            pass
+    srv.log.wait_for(r'"event":"close".*"reason":"session violation"')
+    check(srv.stop() == 0, 'json: server exits 0')
+    server = json_lines(srv.log.all, 'server log')
+    closes = [o for o in server if o['event'] == 'close']
+    first = closes[0] if closes else {}
+    check(first.get('messages_in') == 3 and first.get('messages_out') == 4 and
+          first.get('bytes_in', 0) > 0 and first.get('duration_ms', -1) >= 0 and
+          isinstance(first.get('session'), int) and first.get('id') == 1,
+          'json: the server\'s close object: 3 messages in, a welcome and 3 echoes out: %r'
+          % first)
+    sec = [o for o in server if o['event'] == 'security']
+    check(len(sec) == 1 and sec[0].get('kind') == 'skipped' and sec[0].get('session') == sid
+          and sec[0].get('expected') == 0 and sec[0].get('got') == 5,
+          'json: a "security" object with kind, session, expected 0 and got 5: %r' % sec)
+
+
 # ---- SIGHUP ----------------------------------------------------------------------------
 
 def keygen(name, *extra):
@@ -263,7 +333,7 @@ def test_sighup():
     check(srv.stop() == 0, 'SIGHUP without TLS: server exits 0')
 
 
-TESTS = [test_environment, test_listeners, test_reuseport, test_sighup]
+TESTS = [test_environment, test_listeners, test_reuseport, test_json_logs, test_sighup]
 
 
 def main():

@@ -2,6 +2,7 @@
 # missing (scripts/install-deps.sh), configures with CMake, builds and runs.
 #   make run     build and run the main program, gmud-server (options: make run ARGS="--app clock")
 #   make test    build with gcc, and with clang + ASan/UBSan + libFuzzer; run every test in both
+#   make install install the library, headers and programs (PREFIX=/usr/local, DESTDIR)
 #   make bench   build optimised and run the benchmarks
 #   make fuzz    run every fuzz target for FUZZ_SECONDS (default 600) each
 
@@ -9,7 +10,7 @@ JOBS ?= 2
 FUZZ_SECONDS ?= 600
 CTEST = ctest --output-on-failure --no-tests=error
 
-.PHONY: run test deps build test-gcc test-clang bench fuzz clean
+.PHONY: run test deps build install test-gcc test-clang bench fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -19,6 +20,13 @@ build: deps
 	cmake --build build -j$(JOBS) --target gmud-server gmud-client gmud-codec gmud-keygen
 
 ARGS ?=
+PREFIX ?= /usr/local
+
+# The library (shared and static), headers, pkg-config file and programs
+# under $(PREFIX); DESTDIR=/some/root stages them there instead.
+install: build
+	cmake --build build -j$(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install build --prefix $(PREFIX)
 
 run: build
 	./build/programs/gmud-server $(ARGS)

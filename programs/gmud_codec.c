@@ -13,6 +13,7 @@
 
 #include "gmud/frame.h"
 #include "gmud/json.h"
+#include "gmud/version.h"
 #include "options.h"
 
 /* The defaults shown are the library's (gmud_frame_default_config). */
@@ -32,7 +33,8 @@ static void usage(FILE *out)
             "  --delim TEXT        line delimiter, C escapes allowed (default %s)\n"
             "  --max-message N     largest payload in bytes (default %zu)\n"
             "  --json              payloads must be JSON objects (checked both ways)\n"
-            "  --help              this text\n",
+            "  --help              this text\n"
+            "  --version           the gmud library's version\n",
             gmud_framing_name(d.framing), (int)sizeof d.label, (const char *)d.label, delim,
             d.max_message);
 }
@@ -232,6 +234,10 @@ static int run_demo(void)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("gmud-codec %s\n", gmud_version());
+        return 0;
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

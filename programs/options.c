@@ -13,6 +13,7 @@
 #include "app.h"
 #include "log_writer.h"
 #include "gmud/client.h"
+#include "gmud/version.h"
 #include "opt_types.h"
 
 /* ---- The options -------------------------------------------------------- */
@@ -139,6 +140,7 @@ static const opt_spec specs[] = {
     {"--log-repeat", BOTH, &t_u32, AT(log_repeat), "N",
      "log lines a second one event from one address may write; the rest are counted (0: all)"},
     {"--help", BOTH, &t_help, 0, NULL, "print this help and exit"},
+    {"--version", BOTH, &t_help, 0, NULL, "print the gmud library's version and exit"},
 };
 
 #define N_SPECS (sizeof specs / sizeof specs[0])
@@ -481,6 +483,10 @@ int prog_options_parse(prog_options *o, prog_kind kind, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             prog_options_help(kind, stdout);
+            return PROG_EXIT_OK;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("%s %s\n", o->prog, gmud_version());
             return PROG_EXIT_OK;
         }
         if (take_arg(&t, argc, argv, &i) != 0)

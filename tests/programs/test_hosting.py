@@ -142,12 +142,24 @@ def test_environment():
         r = subprocess.run([prog, '--help'], capture_output=True, text=True, timeout=STEP,
                            env=BASE_ENV)
         text = re.sub(r'\s+', ' ', r.stdout)
-        opts = sorted(set(re.findall(r'^  (--[a-z0-9-]+)', r.stdout, re.M)) - {'--help'})
+        opts = sorted(set(re.findall(r'^  (--[a-z0-9-]+)', r.stdout, re.M)) -
+                      {'--help', '--version'})
         missing = [o for o in opts
                    if '$GMUD_' + o[2:].upper().replace('-', '_') not in text]
         check(r.returncode == 0 and len(opts) > 10 and not missing,
               '%s --help names a variable for every option; missing: %r'
               % (os.path.basename(prog), missing))
+    # --version: the library's, as include/gmud/version.h writes it.
+    header = open(os.path.join(HERE, '..', '..', 'include', 'gmud', 'version.h')).read()
+    want = '.'.join(re.search(r'#define GMUD_VERSION_%s (\d+)' % k, header).group(1)
+                    for k in ('MAJOR', 'MINOR', 'PATCH'))
+    codec = os.path.join(os.path.dirname(SERVER), 'gmud-codec')
+    for prog in (SERVER, CLIENT, KEYGEN, codec):
+        r = subprocess.run([prog, '--version'], capture_output=True, text=True, timeout=STEP,
+                           env=BASE_ENV)
+        name = os.path.basename(prog)
+        check(r.returncode == 0 and r.stdout.startswith('%s %s' % (name, want)),
+              '%s --version: %s %s (got %r)' % (name, name, want, r.stdout))
     # The client reads them too.
     srv = Proc(['--port', '0', '--app', 'echo'])
     if srv.ports:

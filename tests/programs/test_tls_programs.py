@@ -26,6 +26,9 @@ Usage: test_tls_programs.py <gmud-server> <gmud-client>
                     error packet tls_required (exit 3), the silent one the
                     handshake timeout; the reasons logged, and the server
                     still serves TLS afterwards.
+  expired           a certificate signed by the CA given to --ca but expired
+                    (2020) is refused by the client: "certificate has
+                    expired", non-zero; the same CA's valid one is served.
   both_listeners    --port A --tls-port B, one server: echo on each, a TLS
                     client on the plain port says "not TLS"; chat across
                     them with distinct ids; --max-connections counts both.
@@ -608,8 +611,78 @@ def test_both_listeners():
     check(srv.stop() == 0, 'both listeners, max-connections: server exits 0')
 
 
+# ---- 8. an expired certificate ----------------------------------------------------
+
+CA_CNF = """[ca]
+default_ca = d
+[d]
+database = index.txt
+unique_subject = no
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = p
+copy_extensions = none
+x509_extensions = ext
+[p]
+commonName = supplied
+[ext]
+subjectAltName = DNS:localhost,IP:127.0.0.1
+"""
+
+
+def ca_signed(name, *dates):
+    """A CA (made once) and a leaf for localhost it signs, with openssl ca's
+    -startdate/-enddate (req -x509 cannot date a certificate in the past):
+    (ca, cert, key)."""
+    d = os.path.join(TMP, 'ca')
+    ca, ca_key = os.path.join(d, 'ca.pem'), os.path.join(d, 'ca.key')
+    if not os.path.isdir(d):
+        os.mkdir(d)
+        with open(os.path.join(d, 'ca.cnf'), 'w') as f:
+            f.write(CA_CNF)
+        open(os.path.join(d, 'index.txt'), 'w').close()
+        with open(os.path.join(d, 'serial'), 'w') as f:
+            f.write('01\n')
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                        'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=test CA',
+                        '-keyout', ca_key, '-out', ca], capture_output=True, timeout=STEP,
+                       check=True)
+    key, csr, cert = (os.path.join(d, name + x) for x in ('.key', '.csr', '.pem'))
+    subprocess.run(['openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt',
+                    'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-keyout', key,
+                    '-out', csr], capture_output=True, timeout=STEP, check=True)
+    subprocess.run(['openssl', 'ca', '-config', 'ca.cnf', '-batch', '-cert', ca, '-keyfile',
+                    ca_key, '-in', csr, '-out', cert, *dates], capture_output=True,
+                   timeout=STEP, check=True, cwd=d)
+    return ca, cert, key
+
+
+def test_expired():
+    try:
+        ca, old, old_key = ca_signed('expired', '-startdate', '20200101000000Z', '-enddate',
+                                     '20200102000000Z')
+        _, good, good_key = ca_signed('valid', '-days', '2')
+    except (subprocess.CalledProcessError, OSError) as e:
+        check(False, 'expired: making the certificates with openssl ca: %s' % e)
+        return
+    for cert, key, ok in ((good, good_key, True), (old, old_key, False)):
+        what = 'a CA-signed certificate, %s' % ('valid' if ok else 'expired in 2020')
+        srv = Server('--app', 'echo', '--tls-cert', cert, '--tls-key', key)
+        status, out, err = run_client(srv.port, ['--ca', ca, '--server-name', 'localhost',
+                                                 '--wait', '0.3'], '{"e":1}\n')
+        if ok:
+            check(status == 0 and out == ['{"e":1}'], '%s: served (%s, %r; %s)'
+                  % (what, status, out, err.strip()[-200:]))
+        else:
+            check(status not in (0, None) and 'certificate has expired' in err and out == [],
+                  '%s: the client refuses, non-zero, "certificate has expired" (%s, %r; %s)'
+                  % (what, status, out, err.strip()[-300:]))
+        check(srv.stop() == 0, '%s: server exits 0' % what)
+
+
 TESTS = [test_python_client, test_python_server, test_openssl_s_client, test_no_plaintext,
-         test_keylog_insecure, test_plaintext_to_tls, test_both_listeners]
+         test_keylog_insecure, test_plaintext_to_tls, test_both_listeners, test_expired]
 
 
 def main():

@@ -8,6 +8,9 @@
 
 /* ---- Logging ---------------------------------------------------------- */
 
+#if defined(__GNUC__)
+__attribute__((format(printf, 7, 0)))
+#endif
 static void log_v(rt_ctx *rt, gmud_log_level level, const char *peer, const char *event,
                   const gmud_log_field *fields, size_t nfields, const char *fmt, va_list ap)
 {

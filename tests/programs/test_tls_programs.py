@@ -29,6 +29,8 @@ Usage: test_tls_programs.py <gmud-server> <gmud-client>
   expired           a certificate signed by the CA given to --ca but expired
                     (2020) is refused by the client: "certificate has
                     expired", non-zero; the same CA's valid one is served.
+  replay            a whole recorded TLS session's client bytes sent again as
+                    a new connection: the handshake fails, 0 messages in.
   both_listeners    --port A --tls-port B, one server: echo on each, a TLS
                     client on the plain port says "not TLS"; chat across
                     them with distinct ids; --max-connections counts both.
@@ -681,8 +683,41 @@ def test_expired():
         check(srv.stop() == 0, '%s: server exits 0' % what)
 
 
+# ---- 9. a recorded TLS stream replayed --------------------------------------------
+
+def test_replay():
+    """Every byte a client sent in a whole TLS session (handshake, messages,
+    close_notify), played again to the server as a new connection: the
+    server's fresh random and key share make the recorded Finished and
+    records undecryptable, so the handshake fails and nothing reaches the
+    application (its close line counts 0 messages in)."""
+    rec, sid, lines = recorded_run(True)
+    if not check(rec is not None and len(rec.up) > 200, 'replay: a recording to replay'):
+        return
+    srv = Server('--app', 'echo', '--log-format', 'json', *tls_args())
+    with socket.create_connection(('127.0.0.1', srv.port), timeout=STEP) as s:
+        s.sendall(rec.up)
+        s.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + STEP
+        try:
+            while time.monotonic() < deadline and s.recv(65536):
+                pass
+        except OSError:
+            pass
+    m = srv.log.wait_for(r'"event":"close"')
+    close = json.loads(m.string) if m else {}
+    check(close.get('reason') == 'tls failed' and close.get('messages_in') == 0,
+          'replay: closed as "tls failed" with 0 messages delivered: %r' % close)
+    check(any(re.search(r'"event":"tls".*handshake failed', l) for l in srv.log.all),
+          'replay: the failed handshake is logged: %s' % srv.log.all[-3:])
+    check(not any(l in line for l in lines for line in srv.log.all),
+          'replay: no recorded message appears in the server log')
+    check(srv.stop() == 0, 'replay: server exits 0')
+
+
 TESTS = [test_python_client, test_python_server, test_openssl_s_client, test_no_plaintext,
-         test_keylog_insecure, test_plaintext_to_tls, test_both_listeners, test_expired]
+         test_keylog_insecure, test_plaintext_to_tls, test_both_listeners, test_expired,
+         test_replay]
 
 
 def main():

@@ -22,6 +22,7 @@
 
 #include "bench_net.h"
 #include "bench_server.h"
+#include "bench_tls.h"
 #include "bench_util.h"
 #include "gmud/client.h"
 #include "gmud/server.h"
@@ -83,13 +84,16 @@ static inline void bench_echo_on_close(gmud_conn *conn, gmud_close_reason reason
 
 /* Listens on a free port, writes it to port_fd, echoes to `clients`
  * connections in turn or at once, exits when they have all closed. */
-static inline void bench_echo_main(int port_fd, int clients, gmud_session_mode mode)
+static inline void bench_echo_main_tls(int port_fd, int clients, gmud_session_mode mode,
+                                       const bench_tls *tls)
 {
     static bench_server e;
     gmud_server_config cfg;
     bench_server_config(&cfg, (size_t)clients);
     cfg.conn.payload = GMUD_PAYLOAD_TEXT;
     cfg.conn.session.mode = mode;
+    if (tls != NULL)
+        bench_tls_server(tls, &cfg.conn.tls);
     cfg.conn.cb.on_message = bench_echo_on_message;
     cfg.conn.cb.on_close = bench_echo_on_close;
     cfg.conn.cb.user = &e;
@@ -97,6 +101,11 @@ static inline void bench_echo_main(int port_fd, int clients, gmud_session_mode m
     uv_run(&e.loop, UV_RUN_DEFAULT);
     bench_server_finish(&e);
     _exit(0);
+}
+
+static inline void bench_echo_main(int port_fd, int clients, gmud_session_mode mode)
+{
+    bench_echo_main_tls(port_fd, clients, mode, NULL);
 }
 
 /* ---- The event client --------------------------------------------------- */
@@ -179,8 +188,8 @@ static inline void bench_ev_run(bench_ev *c, const char *what)
 
 /* Connects to 127.0.0.1:port to echo msg[0..len) (kept by the caller);
  * with a session mode, returns once the welcome is in (on_connect). */
-static inline void bench_ev_open(bench_ev *c, gmud_session_mode mode, uint16_t port,
-                                 const uint8_t *msg, size_t len)
+static inline void bench_ev_open_tls(bench_ev *c, gmud_session_mode mode, uint16_t port,
+                                     const uint8_t *msg, size_t len, const bench_tls *tls)
 {
     memset(c, 0, sizeof *c);
     c->msg = msg;
@@ -194,6 +203,8 @@ static inline void bench_ev_open(bench_ev *c, gmud_session_mode mode, uint16_t p
     cfg.port = port;
     cfg.conn.payload = GMUD_PAYLOAD_TEXT;
     cfg.conn.session.mode = mode;
+    if (tls != NULL)
+        bench_tls_client(tls, &cfg.conn.tls);
     cfg.conn.cb.on_connect = bench_ev_on_connect;
     cfg.conn.cb.on_message = bench_ev_on_message;
     cfg.conn.cb.on_close = bench_ev_on_close;
@@ -205,6 +216,12 @@ static inline void bench_ev_open(bench_ev *c, gmud_session_mode mode, uint16_t p
     bench_ev_run(c, "connect");
     if (!c->connected)
         bench_fail("event client did not connect");
+}
+
+static inline void bench_ev_open(bench_ev *c, gmud_session_mode mode, uint16_t port,
+                                 const uint8_t *msg, size_t len)
+{
+    bench_ev_open_tls(c, mode, port, msg, len, NULL);
 }
 
 /* count round trips, one at a time; their latencies into out (may be NULL). */

@@ -9,7 +9,7 @@
  *                           queue up to the backlog once per loop turn (the
  *                           runtime writes a turn's messages together), and
  *                           times on_connect to the ack.
- * Any framing, payload type and session mode; the spam limits are off
+ * Any framing, payload type and session mode, in plain TCP or TLS; the spam limits are off
  * (throughput is what is measured). Failures end the program (bench_fail).
  */
 #ifndef GMUD_BENCH_PUMP_H
@@ -22,6 +22,7 @@
 
 #include "bench_net.h"
 #include "bench_server.h"
+#include "bench_tls.h"
 #include "bench_util.h"
 #include "gmud/client.h"
 #include "gmud/server.h"
@@ -40,6 +41,7 @@ typedef struct bench_pump {
     size_t frame_bytes;     /* on the wire per message, headers included */
     size_t messages;
     size_t backlog;         /* bytes the writer keeps queued */
+    const bench_tls *tls;   /* NULL: plain TCP; else both ends in TLS 1.3 */
 } bench_pump;
 
 /* ---- The sink ----------------------------------------------------------- */
@@ -83,6 +85,8 @@ static inline void bench_pump_sink_main(const bench_pump *p, int port_fd)
     cfg.conn.frame = p->frame;
     cfg.conn.payload = p->payload;
     cfg.conn.session.mode = p->mode;
+    if (p->tls != NULL)
+        bench_tls_server(p->tls, &cfg.conn.tls);
     cfg.conn.cb.on_message = bench_sink_on_message;
     cfg.conn.cb.on_close = bench_sink_on_close;
     cfg.conn.cb.user = &k;
@@ -206,6 +210,8 @@ static inline void bench_pump_writer(const bench_pump *p, uint16_t port, double 
     cfg.conn.frame = p->frame;
     cfg.conn.payload = p->payload;
     cfg.conn.session.mode = p->mode;
+    if (p->tls != NULL)
+        bench_tls_client(p->tls, &cfg.conn.tls);
     /* Room for the backlog and more: the sender itself keeps the queue at
      * the backlog, so the slow-consumer limit is never the brake. */
     cfg.conn.limits.max_queued = 4 * p->backlog + 4 * p->frame_bytes;

@@ -28,13 +28,14 @@
 
 #include "bench_load.h"
 #include "bench_net.h"
+#include "bench_tls.h"
 #include "bench_util.h"
 #include "gmud/sync.h"
 #include "gmud/tls.h"
 
 enum { SETTLE_MS = 1500, HALF_OPEN = GMUD_TLS_MAX_HANDSHAKES_DEFAULT };
 
-static char cert[64], key[64], pin[GMUD_TLS_PIN_LEN + 1];
+static bench_tls g_tls;
 
 typedef struct tune_arg {
     int tls;
@@ -45,25 +46,8 @@ static void tune(gmud_server_config *cfg, void *arg)
     const tune_arg *t = arg;
     cfg->addr.max_per_addr = GMUD_OFF;
     cfg->addr.new_per_sec = GMUD_OFF;
-    if (t->tls) {
-        cfg->conn.tls.enabled = 1;
-        cfg->conn.tls.cert_file = cert;
-        cfg->conn.tls.key_file = key;
-    }
-}
-
-static void make_cert(void)
-{
-    snprintf(cert, sizeof cert, "/tmp/gmud-bench-cert-%d.pem", (int)getpid());
-    snprintf(key, sizeof key, "/tmp/gmud-bench-key-%d.pem", (int)getpid());
-    char cmd[400];
-    snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-             "-keyout %s -out %s -subj /CN=localhost 2>/dev/null",
-             key, cert);
-    gmud_error e;
-    if (system(cmd) != 0 || gmud_tls_pin_file(cert, pin, sizeof pin, &e) != GMUD_OK)
-        bench_fail("cannot make a certificate with openssl(1)");
+    if (t->tls)
+        bench_tls_server(&g_tls, &cfg->conn.tls);
 }
 
 /* N clients connected, each after one round trip. */
@@ -73,8 +57,8 @@ static gmud_sync **open_clients(uint16_t port, size_t n, int tls)
     gmud_sync_config c;
     gmud_sync_default_config(&c);
     c.session = GMUD_SESSION_OFF;
-    c.tls.enabled = tls;
-    c.tls.pin = pin;
+    if (tls)
+        bench_tls_client(&g_tls, &c.tls);
     for (size_t i = 0; i < n; i++) {
         gmud_error e;
         gmud_slice m;
@@ -158,13 +142,12 @@ int main(void)
     size_t n = (size_t)bench_env_long("GMUD_BENCH_CONNS", 2000, 10, 20000);
     if ((long)n * 2 + 64 > nofile)
         n = (size_t)(nofile - 64) / 2;
-    make_cert();
+    bench_tls_make(&g_tls);
     row rows[3];
     rows[0] = measure("plain idle (baseline)", 0, n, 0);
     rows[1] = measure("TLS 1.3 idle", 1, n, 0);
     rows[2] = measure("TLS half-open handshakes", 1, HALF_OPEN, 1);
-    unlink(cert);
-    unlink(key);
+    bench_tls_remove(&g_tls);
     printf("bench_tls_memory: server heap and RSS per connection (mallinfo2, statm)\n");
     printf("%-28s %7s %12s %12s %14s %10s\n", "case", "conns", "heap B/conn", "RSS B/conn",
            "TLS - plain", "handshakes");

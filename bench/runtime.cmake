@@ -8,7 +8,7 @@
 # within a minute or so. They use loopback only and fork their peers.
 
 set(GMUD_RUNTIME_BENCHES bench_stream bench_rtt bench_conns bench_clients bench_fanout
-    bench_session bench_flood bench_memory bench_tls_memory)
+    bench_session bench_flood bench_memory bench_tls_memory bench_tls_stream)
 set(GMUD_RUNTIME_BENCH_COMMANDS)
 foreach(b IN LISTS GMUD_RUNTIME_BENCHES)
   add_executable(${b} ${CMAKE_CURRENT_LIST_DIR}/${b}.c)

@@ -11,6 +11,9 @@ packages=(
   libjansson-dev                      # JSON (docs/DESIGN.md says why)
   libssl-dev                          # TLS (OpenSSL 3)
   openssl                             # openssl(1): tests check certificates and handshakes
+  prometheus                          # promtool: the metrics test validates the exposition
+  tshark                              # the Wireshark dissector's test
+  redis-server libhiredis-dev         # clustering (issue 13): the server and its client library
 )
 
 missing=()
@@ -30,5 +33,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; answer no without a prompt.
+echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections 2>/dev/null || true
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -33,7 +33,9 @@ typedef struct seam seam;
 typedef struct seam_ops {
     const char *name;
     /* Bytes read from the socket, in[0..n): appends plaintext to *plain and
-     * whatever must go back to the peer to *wire. */
+     * whatever must go back to the peer to *wire. On an error *plain still
+     * holds the plaintext of the records before the refused one: the peer
+     * did send it, so the caller delivers it before closing. */
     int (*input)(seam *s, const uint8_t *in, size_t n, byte_buf *plain, byte_buf *wire,
                  gmud_error *err);
     /* Frames to send, p[0..n): appends their bytes for the socket to *wire. */

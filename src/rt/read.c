@@ -107,6 +107,10 @@ static void bytes_in(gmud_conn *conn, const uint8_t *p, size_t n)
     if (!was_ready && seam_ready(sm))
         conn_seam_became_ready(conn);
     if (rc != GMUD_OK) {
+        /* The records before the refused one were authentic: what the
+         * peer sent in them is delivered, then the connection closes. */
+        if (conn->state == CONN_OPEN && plain->len > 0)
+            conn_decode(conn, plain->data, plain->len);
         conn_seam_failed(conn, &e);
         return;
     }

@@ -43,6 +43,8 @@ struct gmud_sync {
     int bad_stream;          /* the decoder refused the stream */
     int64_t rcvtimeo_ms;     /* the socket's SO_RCVTIMEO now; 0 = none (block for ever) */
     gmud_error broken;       /* the sticky session error; code 0 while the session holds */
+    gmud_error seam_failed;  /* the seam refused a record after the plaintext still
+                                buffered: broken once that is read (bytes_in) */
     gmud_error peer_said;    /* the peer's last error packet; code -1 if none */
 };
 
@@ -196,7 +198,13 @@ static int bytes_in(gmud_sync *s, size_t n, gmud_error *err)
     if (rc == GMUD_OK && s->wire.len > 0)
         rc = send_all(s, s->wire.data, s->wire.len, &e);
     s->src = s->plain.data;
-    s->len = rc == GMUD_OK ? s->plain.len : 0;
+    s->len = s->plain.len;
+    if (rc != GMUD_OK && s->len > 0) {
+        /* The records before the refused one are delivered first; the
+         * next read reports the failure (read_more). */
+        s->seam_failed = e;
+        return GMUD_OK;
+    }
     if (rc != GMUD_OK) {
         s->broken = e;
         if (err != NULL)
@@ -266,6 +274,12 @@ static int64_t coarse_wait_ms(int64_t left_ms)
  * deadline passed first, or an error. */
 static int read_more(gmud_sync *s, int64_t deadline, int64_t first_ms, gmud_error *err)
 {
+    if (s->seam_failed.code != GMUD_OK) {
+        s->broken = s->seam_failed;
+        if (err != NULL)
+            *err = s->broken;
+        return s->broken.code;
+    }
     for (;;) {
         int flags = 0, rc;
         if (deadline == NO_WAIT) {

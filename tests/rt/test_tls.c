@@ -432,36 +432,75 @@ static void test_handshake_limits(void)
 
 /* ---- Modification on the path ---------------------------------------------- */
 
-/* A proxy between client and server that flips one bit in the last byte
- * of the client's first application data record (its second encrypted
- * record: the first is its Finished). */
+/* A proxy between client and server that changes the client's first
+ * application data record (its second encrypted record: the first is its
+ * Finished): it flips one bit in its last byte, or inserts a forged record
+ * (a well-formed header, made-up ciphertext) before it, or sends it twice. */
+enum { TAMPER_FLIP, TAMPER_INJECT, TAMPER_DUPLICATE };
+
 typedef struct tamper_t {
     rt_peer rt;
     int lfd, server_port;
-    int flipped;
+    int mode;
+    int done;               /* the change was made */
     uint8_t hdr[5];
     size_t hlen, left;
     int records;            /* client records of outer type 23 so far */
+    uint8_t rec[5 + 16384 + 256]; /* the record being changed, for a duplicate */
+    size_t rec_len;
 } tamper_t;
 
-static void tamper_scan(tamper_t *t, uint8_t *b, size_t n)
+static int tamper_target(const tamper_t *t)
 {
+    return t->hdr[0] == 23 && t->records == 2 && !t->done;
+}
+
+/* Copies b[0..n) to out, changed; returns the bytes in out. A header is
+ * held back until whole, so that a record can be put before it. */
+static size_t tamper_scan(tamper_t *t, const uint8_t *b, size_t n, uint8_t *out)
+{
+    size_t o = 0;
     for (size_t i = 0; i < n; i++) {
+        uint8_t x = b[i];
         if (t->left == 0) {
-            t->hdr[t->hlen++] = b[i];
-            if (t->hlen == 5) {
-                t->hlen = 0;
-                t->left = (size_t)t->hdr[3] << 8 | t->hdr[4];
-                t->records += t->hdr[0] == 23;
+            t->hdr[t->hlen++] = x;
+            if (t->hlen < 5)
+                continue;
+            t->hlen = 0;
+            t->left = (size_t)t->hdr[3] << 8 | t->hdr[4];
+            t->records += t->hdr[0] == 23;
+            if (tamper_target(t) && t->mode == TAMPER_INJECT) {
+                static const uint8_t forged[5] = {23, 3, 3, 0, 48};
+                memcpy(out + o, forged, 5);
+                for (size_t k = 0; k < 48; k++) /* any bytes: without the key none pass */
+                    out[o + 5 + k] = (uint8_t)(k * 37 + 11);
+                o += 53;
+                t->done = 1;
+            }
+            memcpy(out + o, t->hdr, 5);
+            o += 5;
+            if (tamper_target(t)) {
+                memcpy(t->rec, t->hdr, 5);
+                t->rec_len = 5;
             }
             continue;
         }
-        if (t->hdr[0] == 23 && t->records == 2 && t->left == 1 && !t->flipped) {
-            b[i] ^= 1;
-            t->flipped = 1;
+        if (tamper_target(t) && t->mode == TAMPER_FLIP && t->left == 1) {
+            x ^= 1;
+            t->done = 1;
+        }
+        out[o++] = x;
+        if (tamper_target(t) && t->mode == TAMPER_DUPLICATE) {
+            t->rec[t->rec_len++] = x;
+            if (t->left == 1) {
+                memcpy(out + o, t->rec, t->rec_len);
+                o += t->rec_len;
+                t->done = 1;
+            }
         }
         t->left--;
     }
+    return o;
 }
 
 static void *tamper_main(void *arg)
@@ -476,14 +515,15 @@ static void *tamper_main(void *arg)
         struct pollfd pf[2] = {{c, POLLIN, 0}, {s, POLLIN, 0}};
         if (poll(pf, 2, 50) <= 0)
             continue;
-        uint8_t buf[16384];
+        static uint8_t buf[16384], out[sizeof buf + sizeof t->rec + 64];
         int from = pf[0].revents ? c : s, to = from == c ? s : c;
         ssize_t n = recv(from, buf, sizeof buf, 0);
         if (n <= 0)
             break;
         if (from == c)
-            tamper_scan(t, buf, (size_t)n);
-        rt_send_all(to, buf, (size_t)n);
+            rt_send_all(to, out, tamper_scan(t, buf, (size_t)n, out));
+        else
+            rt_send_all(to, buf, (size_t)n);
     }
     if (c >= 0)
         close(c);
@@ -493,15 +533,20 @@ static void *tamper_main(void *arg)
 }
 
 /* The server refuses the changed record and closes as tls failed; the
- * messages in it never reach the application. */
-static void test_tampered(void)
+ * messages in it, and after it, never reach the application. A flipped bit
+ * or a forged record comes before the three messages: none arrives. A
+ * record sent twice: the three arrive once, and the copy is refused (its
+ * sequence number, part of the nonce, is the next one's, so it fails to
+ * authenticate). */
+static void tamper_run(int mode, int want_msgs)
 {
     rt_fixture fx;
     rt_fx_init(&fx, "gmud", GMUD_PAYLOAD_JSON);
     side_t srv, cli;
     tls_server(&fx, &srv);
-    tamper_t t;
+    static tamper_t t;
     memset(&t, 0, sizeof t);
+    t.mode = mode;
     int proxy_port = 0;
     t.lfd = rt_listen(&proxy_port);
     t.server_port = fx.port;
@@ -516,14 +561,21 @@ static void test_tampered(void)
                                             .on_close = on_close,
                                             .user = &cli});
     CHECK(rt_run_until(&fx.loop, closed, &srv, 3000));
-    CHECK(t.flipped);
+    CHECK(t.done);
     CHECK_EQ_INT(srv.reason, GMUD_CLOSE_TLS);
-    CHECK_EQ_INT(srv.msgs, 0);
+    CHECK_EQ_INT(srv.msgs, want_msgs);
     CHECK_CONTAINS(srv.detail, "TLS record refused");
     CHECK(rt_run_until(&fx.loop, closed, &cli, 3000));
-    CHECK_EQ_INT(cli.msgs, 0);
+    CHECK(cli.msgs <= want_msgs);
     rt_fx_end(&fx);
     close(t.lfd);
+}
+
+static void test_tampered(void)
+{
+    tamper_run(TAMPER_FLIP, 0);
+    tamper_run(TAMPER_INJECT, 0);
+    tamper_run(TAMPER_DUPLICATE, 3);
 }
 
 /* ---- The blocking client ------------------------------------------------- */

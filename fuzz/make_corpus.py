@@ -121,6 +121,19 @@ SEEDS["fuzz_json"] = {
     "nul_after_number": b"\xff" + b'{"a":1\0}',
 }
 
+# fuzz_proxy: PROXY protocol headers (v1 text, v2 binary) and range lists.
+PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+SEEDS["fuzz_proxy"] = {
+    "v1_tcp4": b"PROXY TCP4 203.0.113.7 192.0.2.1 51000 8222\r\nGMUD",
+    "v1_tcp6": b"PROXY TCP6 2001:db8::7 2001:db8::1 1234 80\r\n",
+    "v1_unknown": b"PROXY UNKNOWN\r\n",
+    "v2_tcp4": PP2_SIG + b"\x21\x11\x00\x0c" + bytes([203, 0, 113, 7, 192, 0, 2, 1, 0xc7, 0x38, 0x20, 0x1e]),
+    "v2_tcp6_tlv": PP2_SIG + b"\x21\x21\x00\x28" + b"\x20\x01\x0d\xb8" + b"\0" * 11 + b"\x07"
+                   + b"\x20\x01\x0d\xb8" + b"\0" * 11 + b"\x01" + b"\x12\x34\x00\x50" + b"\x04\x00\x01\x00",
+    "v2_local": PP2_SIG + b"\x20\x00\x00\x00",
+    "cidrs": b"10.0.0.0/8, [2001:db8::]/32 192.0.2.1 ::1",
+}
+
 
 def main():
     total = 0

@@ -389,21 +389,30 @@ static int run(server_app *app)
     /* With --tls-port, --port stays plain TCP and a second listener of the
      * same server serves TLS; without it, --port serves TLS if a
      * certificate is given. */
-    gmud_listen_config tls_listen = {.host = o->host, .port = (uint16_t)o->tls_port, .tls = 1};
+    gmud_listen_config tls_listen = {.host = o->host, .port = (uint16_t)o->tls_port, .tls = 1,
+                                     .proxy = o->proxy_protocol};
     if (o->tls_port >= 0) {
         cfg.conn.tls.enabled = 0;
         cfg.listen = &tls_listen;
         cfg.listen_count = 1;
     }
     /* --listen: the first address in the place of --host and --port. */
+    gmud_listen_config lis[GMUD_MAX_LISTENERS];
+    for (size_t i = 0; i < o->listen.n; i++) {
+        lis[i] = o->listen.at[i];
+        lis[i].proxy = o->proxy_protocol; /* --proxy-protocol: on every listener */
+    }
     if (o->listen.n > 0) {
-        cfg.host = o->listen.at[0].host;
-        cfg.port = o->listen.at[0].port;
-        cfg.conn.tls.enabled = o->listen.at[0].tls;
-        cfg.listen = &o->listen.at[1];
+        cfg.host = lis[0].host;
+        cfg.port = lis[0].port;
+        cfg.conn.tls.enabled = lis[0].tls;
+        cfg.listen = &lis[1];
         cfg.listen_count = o->listen.n - 1;
     }
     cfg.reuseport = o->reuseport;
+    cfg.proxy_protocol = o->proxy_protocol;
+    cfg.proxy_from = o->proxy_from;
+    cfg.proxy_timeout_ms = o->proxy_timeout_ms;
     prog_options_log(o);
     app->server = gmud_server_create(&app->loop, &cfg, &err);
     if (app->server == NULL) {
@@ -431,6 +440,11 @@ int main(int argc, char **argv)
     int rc = prog_options_parse(&app.opt, PROG_SERVER, argc, argv);
     if (rc != PROG_RUN)
         return rc == PROG_EXIT_OK ? 0 : 2;
+    if (app.opt.proxy_protocol && (app.opt.proxy_from == NULL || app.opt.proxy_from[0] == '\0')) {
+        fprintf(stderr, "gmud-server: --proxy-protocol needs --proxy-from: the addresses of the "
+                        "load balancers that send the header\n");
+        return 2;
+    }
     if (uv_loop_init(&app.loop) != 0) {
         fprintf(stderr, "gmud-server: cannot start the event loop\n");
         return 1;

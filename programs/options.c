@@ -85,6 +85,18 @@ static const opt_spec specs[] = {
     {"--reuseport", PROG_SERVER, &t_flag, AT(reuseport), NULL,
      "SO_REUSEPORT: several gmud-server processes may listen on one port, the kernel "
      "spreading connections among them"},
+    {"--proxy-protocol", PROG_SERVER, &t_flag, AT(proxy_protocol), NULL,
+     "behind a load balancer: every connection begins with a PROXY protocol header (v1 or "
+     "v2, HAProxy's), whose client address logs and per-address limits use; only from "
+     "--proxy-from"},
+    {"--proxy-from", PROG_SERVER, &t_text, AT(proxy_from), "CIDR,...",
+     "the load balancers' addresses (10.0.0.0/8,[fd00::]/8,192.0.2.1): a connection from "
+     "anywhere else is refused; needed with --proxy-protocol"},
+    {"--proxy-timeout", PROG_SERVER, &t_ms_pos, AT(proxy_timeout_ms), "SECONDS",
+     "a PROXY header must be whole within this time of the accept"},
+    {"--addr-exempt", PROG_SERVER, &t_text, AT(addr.exempt), "CIDR,...",
+     "addresses the per-address limits do not apply to (a monitoring host, a test rig) "
+     "[default: none]"},
     {"--tls-cert", PROG_SERVER, &t_text, AT(conn.tls.cert_file), "FILE",
      "serve TLS with this PEM certificate chain (with --tls-key): on --port, or on "
      "--tls-port beside plain TCP on --port"},
@@ -175,6 +187,7 @@ static void set_defaults(prog_options *o, prog_kind kind)
     }
     o->shutdown_ms = GMUD_SHUTDOWN_FLUSH_MS_DEFAULT;
     o->tls_port = -1;
+    o->proxy_timeout_ms = GMUD_PROXY_TIMEOUT_DEFAULT;
     o->app = APP_CHAT;
     o->interval_ms = PROG_DEFAULT_INTERVAL_MS;
     o->count = 0;

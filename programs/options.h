@@ -63,6 +63,9 @@ typedef struct prog_options {
     int tls_port;                /* server: a second listener, with TLS; -1: none */
     prog_listen listen;          /* server: --listen's addresses; none: --host, --port */
     int reuseport;               /* server: SO_REUSEPORT */
+    int proxy_protocol;          /* server: every listener expects a PROXY header */
+    const char *proxy_from;      /* server: its trusted senders */
+    uint32_t proxy_timeout_ms;   /* server: the header's deadline, > 0 */
     int log_json;                /* --log-format json */
     /* client */
     uint32_t wait_ms;

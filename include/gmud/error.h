@@ -70,14 +70,17 @@ extern "C" {
     X(GMUD_ERR_TLS, -30, "tls",                                              \
       "TLS failed: a handshake, a certificate or a record")                  \
     X(GMUD_ERR_TLS_REQUIRED, -31, "tls_required",                            \
-      "this port speaks TLS, and the peer sent plaintext")
+      "this port speaks TLS, and the peer sent plaintext")                   \
+    X(GMUD_ERR_PROXY, -32, "proxy",                                          \
+      "a PROXY protocol header was refused: missing, malformed, late, or "   \
+      "from an untrusted sender")
 
 enum gmud_err {
     GMUD_OK = 0,
 #define GMUD_ERR_ENUM_(code, value, name, text) code = value,
     GMUD_ERRORS(GMUD_ERR_ENUM_)
 #undef GMUD_ERR_ENUM_
-    GMUD_ERR_LAST_ = -32
+    GMUD_ERR_LAST_ = -33
 };
 
 /* Detail for one error: the code, a byte offset where one applies (else 0),

@@ -79,6 +79,9 @@ typedef struct gmud_iplimit_config {
     uint32_t new_burst;    /* ... at most this many at once; > 0 when the rate is on */
     uint32_t max_tracked;  /* addresses remembered at most; 1..CEILING, always */
     uint32_t prefix6;      /* IPv6: one "address" is this prefix (bits), 1..128. 64 */
+    const char *exempt;    /* addresses the limits do not apply to (a monitoring
+                              host, a test rig): "192.0.2.7,10.1.0.0/16,[::1]",
+                              commas or spaces; copied. NULL: none */
 } gmud_iplimit_config;
 
 typedef struct gmud_iplimit gmud_iplimit;
@@ -104,7 +107,8 @@ GMUD_API void gmud_iplimit_destroy(gmud_iplimit *l);
  *                           its new connections are over the rate, or addr
  *                           is new and the table is full (fail closed);
  *   GMUD_ERR_INVALID        addr is NULL.
- * A refused connection takes nothing: it uses up no new-connection token. */
+ * A refused connection takes nothing: it uses up no new-connection token.
+ * An address in cfg.exempt is always admitted and never counted. */
 GMUD_API int gmud_iplimit_admit(gmud_iplimit *l, const struct sockaddr *addr, uint64_t now_ms,
                        gmud_error *err);
 

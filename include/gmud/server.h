@@ -89,6 +89,9 @@ typedef enum gmud_close_reason {
     GMUD_CLOSE_TLS,            /* "tls failed": the handshake failed or timed
                                   out, too many were in progress, or a record
                                   was refused (detail says which) */
+    GMUD_CLOSE_PROXY,          /* "proxy refused": a listener expecting a PROXY
+                                  protocol header met an untrusted sender, a
+                                  bad header, or none in time */
     GMUD_CLOSE_REASON_COUNT_
 } gmud_close_reason;
 
@@ -301,6 +304,10 @@ typedef struct gmud_listen_config {
     int tls;                   /* nonzero: TLS, with conn.tls's certificate and
                                   settings (conn.tls.enabled need not be set:
                                   that says whether host:port is TLS) */
+    int proxy;                 /* nonzero: every connection begins with a PROXY
+                                  protocol header (v1 or v2) from one of
+                                  proxy_from (below); its client address is the
+                                  connection's from then on */
 } gmud_listen_config;
 
 enum { GMUD_MAX_LISTENERS = 16 }; /* host:port and listen[] together */
@@ -320,13 +327,28 @@ typedef struct gmud_server_config {
                                   (addr_limited), no welcome, and the close
                                   (GMUD_CLOSE_ADDR_LIMITED); with both limits
                                   GMUD_OFF no table is kept */
+    /* The PROXY protocol (HAProxy's, versions 1 and 2; docs/PROTOCOL.md 9):
+     * behind a load balancer, the client's address comes in a header the
+     * balancer sends first, and that address is the one logs, per-address
+     * limits and gmud_conn_peer() use. proxy_protocol: host:port expects
+     * it (listen[].proxy for the others). proxy_from: the trusted senders,
+     * "10.0.0.0/8,[fd00::]/8,192.0.2.1" (commas or spaces; copied),
+     * required with any proxy listener: a connection from anywhere else, a
+     * bad header, or none within proxy_timeout_ms gets an error packet
+     * (proxy) and the close (GMUD_CLOSE_PROXY), before any TLS state, welcome
+     * or on_connect. GMUD_PROXY_TIMEOUT_DEFAULT ms; > 0. */
+    int proxy_protocol;
+    const char *proxy_from;
+    uint32_t proxy_timeout_ms;
 } gmud_server_config;
+
+enum { GMUD_PROXY_TIMEOUT_DEFAULT = 5000 };
 
 /* Counters since create. closes[] is by gmud_close_reason; rejects[] by
  * error code: rejects[-code] counts inputs refused with that gmud_err code
  * (framing errors, payload errors); server-full refusals are counted in
  * rejected_full. */
-enum { GMUD_STATS_CODES = 32 };
+enum { GMUD_STATS_CODES = 48 }; /* room past GMUD_ERR_LAST_ */
 typedef struct gmud_stats {
     uint64_t accepted;         /* connections handed to the application */
     uint64_t active;           /* open now */
@@ -359,6 +381,11 @@ typedef struct gmud_stats {
     uint64_t tls_failed;
     uint64_t tls_busy;
     uint64_t tls_unclean;
+    /* PROXY protocol listeners: headers accepted, and connections refused
+     * (an untrusted sender, a bad or late header; also in
+     * closes[GMUD_CLOSE_PROXY]). */
+    uint64_t proxy_accepted;
+    uint64_t proxy_refused;
 } gmud_stats;
 
 /* Fills cfg with the defaults listed above. */

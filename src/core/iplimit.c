@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cidr.h"
 #include "gmud/ratelimit.h"
 #include "rand.h"
 
@@ -40,6 +41,7 @@ struct gmud_iplimit {
     uint32_t n_idle;  /* entries in the heap */
     uint32_t used;    /* entries in use: addresses remembered */
     uint32_t free_head;
+    cidr_list exempt; /* cfg.exempt, parsed */
 };
 
 /* ---- Keyed hash --------------------------------------------------------- */
@@ -368,6 +370,12 @@ gmud_iplimit *gmud_iplimit_create(const gmud_iplimit_config *cfg, gmud_error *er
     if (l == NULL)
         goto nomem;
     l->cfg = *cfg;
+    l->cfg.exempt = NULL; /* the caller's text: kept parsed, not by pointer */
+    gmud_error why;
+    if (cidr_list_parse(&l->exempt, cfg->exempt, &why) != GMUD_OK) {
+        gmud_error_set(err, GMUD_ERR_INVALID, 0, "iplimit: exempt addresses: %s", why.message);
+        goto fail;
+    }
     uint32_t slots = 1;
     while (slots < 2 * cfg->max_tracked) /* at most half full; <= 2^23 */
         slots <<= 1;
@@ -420,6 +428,8 @@ int gmud_iplimit_admit(gmud_iplimit *l, const struct sockaddr *addr, uint64_t no
     char text[ADDR_TEXT];
     if (addr == NULL)
         return gmud_error_set(err, GMUD_ERR_INVALID, 0, "iplimit: no address");
+    if (cidr_list_match(&l->exempt, addr))
+        return GMUD_OK; /* exempt: not counted, so never released */
     if (!addr_key(addr, l->cfg.prefix6, key) ||
         (l->cfg.max_per_addr == 0 && l->cfg.new_per_sec == 0))
         return GMUD_OK;
@@ -458,7 +468,8 @@ void gmud_iplimit_release(gmud_iplimit *l, const struct sockaddr *addr)
 {
     uint8_t key[16];
     /* With max_per_addr off no count is kept: nothing to release. */
-    if (addr == NULL || l->cfg.max_per_addr == 0 || !addr_key(addr, l->cfg.prefix6, key))
+    if (addr == NULL || l->cfg.max_per_addr == 0 || cidr_list_match(&l->exempt, addr) ||
+        !addr_key(addr, l->cfg.prefix6, key))
         return;
     uint32_t e = find(l, key, home_of(l, key));
     if (e == NONE || l->entries[e].count == 0)

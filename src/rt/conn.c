@@ -14,6 +14,7 @@ static const char *const reason_names[] = {
     "frame timeout",  "idle timeout",   "protocol error",        "too many bad messages",
     "server full",    "io error",       "connect failed",        "session violation",
     "rate limited",   "address limit",  "refused by the peer", "tls failed",
+    "proxy refused",
 };
 
 const char *gmud_close_reason_name(gmud_close_reason reason)
@@ -373,6 +374,7 @@ void conn_close_now(gmud_conn *conn, gmud_close_reason reason, const gmud_error 
     conn->state = CONN_CLOSED;
     conn->flags &= (uint16_t)~(CONN_READING | CONN_PAUSED);
     conn_shape_close(conn);
+    conn_proxy_drop(conn);
     conn_hold(conn, 0); /* what it held is dropped: out of the total now */
     uv_close((uv_handle_t *)&conn->tcp, on_closed);
     drop_output(conn);

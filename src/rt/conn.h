@@ -24,6 +24,7 @@
 #define GMUD_CONN_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -118,6 +119,7 @@ struct gmud_conn {
     endpoint ep;            /* the protocol engine's state: session, rates */
     seam *seam;             /* between socket and framing; NULL: plain TCP */
     struct conn_shape *shape; /* shape.c: taken at its first hold, kept to the close */
+    struct conn_proxy *proxy; /* proxy.c: while a PROXY header is awaited; else NULL */
     struct sockaddr_in6 addr; /* server: the peer, for the per-address count
                                  (an IPv4 peer is stored as sockaddr_in) */
     void *data;
@@ -335,6 +337,30 @@ void conn_seam_failed(gmud_conn *conn, const gmud_error *e);
 void conn_seam_became_ready(gmud_conn *conn);
 void conn_seam_gone(gmud_conn *conn);
 int conn_handshake_late(gmud_conn *conn, uint64_t now);
+
+/* proxy.c: a PROXY protocol listener's connection, before its header.
+ *   conn_proxy_begin: conn (started, not announced) awaits its header
+ *     until timeout_ms from now; l is its listener, handed back to
+ *     server_admit. 0, or GMUD_ERR_NOMEM (the caller closes conn).
+ *   conn_proxy_in: bytes read, p[0..n). Returns -1 while the header is not
+ *     complete or was refused (conn is then closing); else the offset in p
+ *     of the client's first byte, the header having been taken: conn's
+ *     address is the carried one, and server_admit has run (it may have
+ *     refused conn).
+ *   conn_proxy_late: the sweep's deadline check (1: refused).
+ *   conn_proxy_ended: the peer ended the stream before a whole header.
+ *   conn_proxy_drop: frees what is held (at the close). */
+struct listener;
+int conn_proxy_begin(gmud_conn *conn, const struct listener *l, uint32_t timeout_ms);
+ptrdiff_t conn_proxy_in(gmud_conn *conn, const uint8_t *p, size_t n);
+int conn_proxy_late(gmud_conn *conn, uint64_t now);
+void conn_proxy_ended(gmud_conn *conn);
+void conn_proxy_drop(gmud_conn *conn);
+
+/* server.c: a connection whose address is known (at accept, or from its
+ * PROXY header): the per-address limits, max_connections, the seam, the
+ * welcome, then on_connect. */
+void server_admit(gmud_conn *conn, const struct listener *l);
 int conn_seam_close(gmud_conn *conn);
 
 /* read.c: libuv's allocation and read callbacks for every connection. */

@@ -85,6 +85,16 @@ void conn_decode(gmud_conn *conn, const uint8_t *p, size_t n)
  * the peer, a handshake's, go out at once). */
 static void bytes_in(gmud_conn *conn, const uint8_t *p, size_t n)
 {
+    if (conn->proxy != NULL) {
+        /* A PROXY header first; what follows it goes on below, to the
+         * seam its admission attached (a refusal's handshake too). */
+        ptrdiff_t at = conn_proxy_in(conn, p, n);
+        if (at < 0 || (size_t)at == n || conn->state == CONN_CLOSED ||
+            (conn->state != CONN_OPEN && (conn->seam == NULL || seam_ready(conn->seam))))
+            return;
+        p += at;
+        n -= (size_t)at;
+    }
     seam *sm = conn->seam;
     if (sm == NULL) {
         conn_decode(conn, p, n);
@@ -133,6 +143,10 @@ static void on_eof(gmud_conn *conn)
         return;
     }
     gmud_error e;
+    if (conn->proxy != NULL) {
+        conn_proxy_ended(conn);
+        return;
+    }
     if (conn->seam != NULL && !seam_ready(conn->seam)) {
         conn->seam->ops->end(conn->seam, &e); /* a handshake cut short */
         conn_seam_failed(conn, &e);

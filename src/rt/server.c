@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "conn.h"
 #include "seamed.h"
 #include "resolve.h"
@@ -27,6 +28,7 @@ typedef struct listener {
     const seam_factory *seams; /* &server->rt.seams, or NULL: plain TCP */
     char *host;
     uint16_t port;
+    uint8_t proxy;             /* a PROXY protocol header comes first */
 } listener;
 
 struct gmud_server {
@@ -38,6 +40,8 @@ struct gmud_server {
     uint8_t done_called;
     uint8_t destroyed;
     uint32_t flush_ms;
+    uint32_t proxy_timeout_ms;
+    cidr_list proxy_from;      /* who may send a PROXY header */
     void (*done)(gmud_server *server, void *user);
     void *done_user;
 };
@@ -48,6 +52,7 @@ void gmud_server_default_config(gmud_server_config *cfg)
     cfg->host = GMUD_HOST_DEFAULT;
     cfg->port = GMUD_PORT_DEFAULT;
     cfg->backlog = GMUD_BACKLOG_DEFAULT;
+    cfg->proxy_timeout_ms = GMUD_PROXY_TIMEOUT_DEFAULT;
     gmud_frame_default_config(&cfg->conn.frame, GMUD_FRAMING_GMUD);
     cfg->conn.payload = GMUD_PAYLOAD_JSON;
     gmud_json_default_config(&cfg->conn.json);
@@ -162,16 +167,14 @@ static void reject_full(const listener *l, gmud_conn *conn)
     refuse(l, conn, GMUD_ERR_SERVER_FULL, GMUD_CLOSE_SERVER_FULL, msg);
 }
 
-/* Per-address limits; 1 if conn may go on (it is then counted). */
+/* Per-address limits on conn->addr (the peer's, or the one its PROXY
+ * header carried); 1 if conn may go on (it is then counted). */
 static int admit_addr(const listener *l, gmud_conn *conn)
 {
     rt_ctx *rt = &l->server->rt;
-    if (rt->addr_limit == NULL)
-        return 1;
-    int len = (int)sizeof conn->addr;
-    struct sockaddr *sa = (struct sockaddr *)&conn->addr;
-    if (uv_tcp_getpeername(&conn->tcp, sa, &len) != 0)
-        return 1; /* no address to count (the peer is gone already) */
+    const struct sockaddr *sa = (const struct sockaddr *)&conn->addr;
+    if (rt->addr_limit == NULL || sa->sa_family == AF_UNSPEC)
+        return 1; /* no limits, or no address to count (the peer is gone already) */
     gmud_error e;
     if (gmud_iplimit_admit(rt->addr_limit, sa, uv_now(rt->loop), &e) == GMUD_OK) {
         conn->flags |= CONN_ADDR_COUNTED;
@@ -180,6 +183,53 @@ static int admit_addr(const listener *l, gmud_conn *conn)
     rt->stats.rejected_addr++;
     refuse(l, conn, GMUD_ERR_ADDR_LIMITED, GMUD_CLOSE_ADDR_LIMITED, e.message);
     return 0;
+}
+
+void server_admit(gmud_conn *conn, const listener *l)
+{
+    rt_ctx *rt = &l->server->rt;
+    gmud_error e;
+    if (!admit_addr(l, conn))
+        return;
+    if (rt->open >= rt->limits.max_connections) {
+        reject_full(l, conn);
+        return;
+    }
+    if (!conn_attach_seam(conn, l->seams))
+        return;
+    /* Over TLS the welcome waits for the handshake (handshake.c). */
+    if (rt->session.mode != GMUD_SESSION_OFF && seam_ready(conn->seam) &&
+        conn_welcome(conn, &e) != GMUD_OK) {
+        rt_logf(rt, GMUD_LOG_ERROR, conn->peer, "accept", "no session: %s", e.message);
+        conn_close_now(conn, GMUD_CLOSE_IO, &e);
+        return;
+    }
+    rt_logf(rt, GMUD_LOG_INFO, conn->peer, "accept", "connection %llu accepted (%zu open)",
+            (unsigned long long)conn->id, rt->open + 1);
+    conn_start(conn, 1);
+}
+
+/* A PROXY listener's connection: only from a trusted sender, and then read
+ * for its header before anything else (proxy.c), in plaintext. */
+static void proxy_accept(const listener *l, gmud_conn *conn)
+{
+    gmud_server *server = l->server;
+    rt_ctx *rt = &server->rt;
+    if (!cidr_list_match(&server->proxy_from, (const struct sockaddr *)&conn->addr)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "PROXY protocol: %s is not a trusted sender (proxy_from)",
+                 conn->peer);
+        rt->stats.proxy_refused++;
+        refuse(l, conn, GMUD_ERR_PROXY, GMUD_CLOSE_PROXY, msg);
+        return;
+    }
+    if (conn_proxy_begin(conn, l, server->proxy_timeout_ms) != GMUD_OK) {
+        gmud_error e;
+        gmud_error_set(&e, GMUD_ERR_NOMEM, 0, "out of memory for a PROXY header");
+        conn_close_now(conn, GMUD_CLOSE_IO, &e);
+        return;
+    }
+    conn_start(conn, 0);
 }
 
 static void on_connection(uv_stream_t *stream, int status)
@@ -202,25 +252,14 @@ static void on_connection(uv_stream_t *stream, int status)
         conn_close_now(conn, GMUD_CLOSE_IO, &e);
         return;
     }
+    int len = (int)sizeof conn->addr;
+    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&conn->addr, &len) != 0)
+        memset(&conn->addr, 0, sizeof conn->addr); /* gone already: AF_UNSPEC */
     conn_set_peer(conn, NULL);
-    if (!admit_addr(l, conn))
-        return;
-    if (rt->open >= rt->limits.max_connections) {
-        reject_full(l, conn);
-        return;
-    }
-    if (!conn_attach_seam(conn, l->seams))
-        return;
-    /* Over TLS the welcome waits for the handshake (handshake.c). */
-    if (rt->session.mode != GMUD_SESSION_OFF && seam_ready(conn->seam) &&
-        conn_welcome(conn, &e) != GMUD_OK) {
-        rt_logf(rt, GMUD_LOG_ERROR, conn->peer, "accept", "no session: %s", e.message);
-        conn_close_now(conn, GMUD_CLOSE_IO, &e);
-        return;
-    }
-    rt_logf(rt, GMUD_LOG_INFO, conn->peer, "accept", "connection %llu accepted (%zu open)",
-            (unsigned long long)conn->id, rt->open + 1);
-    conn_start(conn, 1);
+    if (l->proxy)
+        proxy_accept(l, conn);
+    else
+        server_admit(conn, l);
 }
 
 gmud_server *gmud_server_create(uv_loop_t *loop, const gmud_server_config *cfg, gmud_error *err)
@@ -254,6 +293,30 @@ static void on_listener_closed(uv_handle_t *handle)
         maybe_done(server);
 }
 
+static int lis_proxy(const gmud_server_config *cfg, size_t i)
+{
+    return i == 0 ? cfg->proxy_protocol != 0 : cfg->listen[i - 1].proxy != 0;
+}
+
+/* The trusted senders, required as soon as one listener expects a header. */
+static int proxy_setup(gmud_server *server, const gmud_server_config *cfg, gmud_error *err)
+{
+    int any = 0;
+    for (size_t i = 0; i <= cfg->listen_count; i++)
+        any |= lis_proxy(cfg, i);
+    gmud_error why;
+    if (cidr_list_parse(&server->proxy_from, cfg->proxy_from, &why) != GMUD_OK)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "proxy_from: %s", why.message);
+    if (any && server->proxy_from.n == 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "a PROXY protocol listener needs proxy_from: the addresses of "
+                              "the load balancers that send the header");
+    if (any && cfg->proxy_timeout_ms == 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "proxy_timeout_ms must be > 0");
+    server->proxy_timeout_ms = cfg->proxy_timeout_ms;
+    return GMUD_OK;
+}
+
 /* The config's own checks, and TLS made once for every TLS listener. */
 static int server_setup(gmud_server *server, const gmud_server_config *cfg, gmud_error *err)
 {
@@ -271,7 +334,7 @@ static int server_setup(gmud_server *server, const gmud_server_config *cfg, gmud
     if ((cfg->addr.max_per_addr != 0 || cfg->addr.new_per_sec != 0) &&
         (rt->addr_limit = gmud_iplimit_create(&cfg->addr, err)) == NULL)
         return err->code;
-    return GMUD_OK;
+    return proxy_setup(server, cfg, err);
 }
 
 /* Binds every listener's socket (fds[i]); on failure closes those bound. */
@@ -284,6 +347,7 @@ static int bind_all(gmud_server *server, const gmud_server_config *cfg, int *fds
         /* TLS where asked for; a test's own seam on every listener. */
         int seamed = server->rt.tls != NULL ? lis_tls(cfg, i) : 1;
         l->seams = seamed && server->rt.seams.create != NULL ? &server->rt.seams : NULL;
+        l->proxy = (uint8_t)lis_proxy(cfg, i);
         fds[i] = -1;
         if ((l->host = strdup(lis_host(cfg, i))) == NULL)
             gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory creating a server");
@@ -371,11 +435,12 @@ gmud_server *server_create_seamed(uv_loop_t *loop, const gmud_server_config *cfg
         return NULL;
     }
     for (size_t i = 0; i < server->nlis; i++)
-        rt_logf(rt, GMUD_LOG_INFO, NULL, "listen", "listening on %s port %u (%s framing, %s%s)",
+        rt_logf(rt, GMUD_LOG_INFO, NULL, "listen", "listening on %s port %u (%s framing, %s%s%s)",
                 server->lis[i].host, (unsigned)server->lis[i].port,
                 gmud_framing_name(rt->frame.framing),
                 rt->payload == GMUD_PAYLOAD_JSON ? "json" : "text",
-                server->lis[i].seams != NULL && rt->tls != NULL ? ", TLS" : "");
+                server->lis[i].seams != NULL && rt->tls != NULL ? ", TLS" : "",
+                server->lis[i].proxy ? ", PROXY protocol" : "");
     return server;
 
 fail:

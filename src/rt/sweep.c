@@ -49,7 +49,7 @@ static void sweep_one(gmud_conn *conn, uint64_t now)
         }
         return;
     }
-    if (stalled(conn, now) || conn_handshake_late(conn, now))
+    if (stalled(conn, now) || conn_handshake_late(conn, now) || conn_proxy_late(conn, now))
         return;
     if (ep_awaiting_welcome(&conn->ep)) {
         ep_result r;

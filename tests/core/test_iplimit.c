@@ -73,7 +73,7 @@ static addr_t ip4n(uint32_t n)
 static gmud_iplimit *make6(uint32_t max_per_addr, uint32_t rate, uint32_t burst,
                            uint32_t tracked, uint32_t prefix6)
 {
-    gmud_iplimit_config cfg = {max_per_addr, rate, burst, tracked, prefix6};
+    gmud_iplimit_config cfg = {max_per_addr, rate, burst, tracked, prefix6, NULL};
     gmud_error err = {0};
     gmud_iplimit *l = gmud_iplimit_create(&cfg, &err);
     if (l == NULL)
@@ -124,21 +124,21 @@ static void test_config(void)
         int rc;
         const char *says; /* part of the message, for errors */
     } cases[] = {
-        {{64, 20, 40, 16384, 64}, 0, NULL},
-        {{0, 0, 0, 1, 64}, 0, NULL},          /* both limits off */
-        {{1, 0, 7, 1, 64}, 0, NULL},          /* a burst without a rate: ignored */
-        {{0, 1, 1, 1, 64}, 0, NULL},
-        {{UINT32_MAX, UINT32_MAX, UINT32_MAX, 2, 64}, 0, NULL},
-        {{0, 0, 0, 0, 64}, GMUD_ERR_INVALID, "max_tracked 0"}, /* zeroed: refused */
-        {{64, 20, 40, 0, 64}, GMUD_ERR_INVALID, "max_tracked 0"},
-        {{64, 20, 40, GMUD_IPLIMIT_MAX_TRACKED_CEILING + 1, 64}, GMUD_ERR_INVALID, "max_tracked"},
-        {{64, 20, 40, UINT32_MAX, 64}, GMUD_ERR_INVALID, "max_tracked"},
-        {{64, 20, 0, 16, 64}, GMUD_ERR_INVALID, "new_burst"},
-        {{0, 1, 0, 16, 64}, GMUD_ERR_INVALID, "new_burst"},
-        {{64, 20, 40, 16, 0}, GMUD_ERR_INVALID, "prefix6 0 is not within 1..128"},
-        {{64, 20, 40, 16, 129}, GMUD_ERR_INVALID, "prefix6 129"},
-        {{64, 20, 40, 16, 1}, 0, NULL},
-        {{64, 20, 40, 16, 128}, 0, NULL},
+        {{64, 20, 40, 16384, 64, NULL}, 0, NULL},
+        {{0, 0, 0, 1, 64, NULL}, 0, NULL},          /* both limits off */
+        {{1, 0, 7, 1, 64, NULL}, 0, NULL},          /* a burst without a rate: ignored */
+        {{0, 1, 1, 1, 64, NULL}, 0, NULL},
+        {{UINT32_MAX, UINT32_MAX, UINT32_MAX, 2, 64, NULL}, 0, NULL},
+        {{0, 0, 0, 0, 64, NULL}, GMUD_ERR_INVALID, "max_tracked 0"}, /* zeroed: refused */
+        {{64, 20, 40, 0, 64, NULL}, GMUD_ERR_INVALID, "max_tracked 0"},
+        {{64, 20, 40, GMUD_IPLIMIT_MAX_TRACKED_CEILING + 1, 64, NULL}, GMUD_ERR_INVALID, "max_tracked"},
+        {{64, 20, 40, UINT32_MAX, 64, NULL}, GMUD_ERR_INVALID, "max_tracked"},
+        {{64, 20, 0, 16, 64, NULL}, GMUD_ERR_INVALID, "new_burst"},
+        {{0, 1, 0, 16, 64, NULL}, GMUD_ERR_INVALID, "new_burst"},
+        {{64, 20, 40, 16, 0, NULL}, GMUD_ERR_INVALID, "prefix6 0 is not within 1..128"},
+        {{64, 20, 40, 16, 129, NULL}, GMUD_ERR_INVALID, "prefix6 129"},
+        {{64, 20, 40, 16, 1, NULL}, 0, NULL},
+        {{64, 20, 40, 16, 128, NULL}, 0, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         gmud_error err = {0};
@@ -157,7 +157,7 @@ static void test_config(void)
     gmud_error err = {0};
     CHECK(gmud_iplimit_create(NULL, &err) == NULL);
     CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
-    gmud_iplimit_config zeroed = {0, 0, 0, 0, 0};
+    gmud_iplimit_config zeroed = {0, 0, 0, 0, 0, NULL};
     CHECK(gmud_iplimit_create(&zeroed, NULL) == NULL); /* err may be NULL */
     gmud_iplimit_destroy(NULL);
 }
@@ -624,9 +624,38 @@ static void test_model(void)
     gmud_iplimit_destroy(l);
 }
 
+/* Exempt addresses are admitted past every limit and never counted; the
+ * others are limited as before; a bad list is refused at create. */
+static void test_exempt(void)
+{
+    gmud_iplimit_config cfg = {1, 1, 1, 16, 64, "192.0.2.7, 10.1.0.0/16 [2001:db8::]/32"};
+    gmud_error err = {0};
+    gmud_iplimit *l = gmud_iplimit_create(&cfg, &err);
+    CHECK(l != NULL);
+    if (l == NULL)
+        return;
+    const char *exempt[] = {"192.0.2.7", "10.1.200.3", "::ffff:10.1.0.9", "2001:db8:1::5"};
+    for (size_t i = 0; i < sizeof exempt / sizeof exempt[0]; i++)
+        for (int k = 0; k < 5; k++)
+            CHECK_EQ_INT(admit(l, ip(exempt[i]), 0, NULL), 0);
+    CHECK_EQ_INT(gmud_iplimit_tracked(l), 0);
+    addr_t ex = ip("192.0.2.7");
+    gmud_iplimit_release(l, SA(ex)); /* nothing to release: no effect */
+    CHECK_EQ_INT(admit(l, ip("192.0.2.8"), 0, NULL), 0);
+    CHECK_EQ_INT(admit(l, ip("192.0.2.8"), 0, NULL), GMUD_ERR_ADDR_LIMITED);
+    CHECK_EQ_INT(admit(l, ip("10.2.0.1"), 0, NULL), 0);
+    CHECK_EQ_INT(admit(l, ip("10.2.0.1"), 0, NULL), GMUD_ERR_ADDR_LIMITED);
+    gmud_iplimit_destroy(l);
+    cfg.exempt = "10.0.0.0/33";
+    CHECK(gmud_iplimit_create(&cfg, &err) == NULL);
+    CHECK_EQ_INT(err.code, GMUD_ERR_INVALID);
+    CHECK(strstr(err.message, "exempt addresses: prefix length 33 over 32") != NULL);
+}
+
 int main(void)
 {
     test_config();
+    test_exempt();
     test_concurrent();
     test_rate();
     test_mapped();

@@ -134,6 +134,14 @@ SEEDS["fuzz_proxy"] = {
     "cidrs": b"10.0.0.0/8, [2001:db8::]/32 192.0.2.1 ::1",
 }
 
+# fuzz_http: requests to the metrics endpoint.
+SEEDS["fuzz_http"] = {
+    "get": b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\nAccept: text/plain\r\n\r\n",
+    "head": b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n",
+    "post": b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+    "partial": b"GET /metr",
+}
+
 
 def main():
     total = 0

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "gmud/metrics.h"
 #include "gmud/server.h"
 #include "options.h"
 #include "sd_notify.h"
@@ -30,6 +31,7 @@ typedef struct server_app {
     int stopping;
     sdn notify;                    /* systemd: READY, the watchdog, STOPPING */
     gmud_timer *watchdog;          /* feeds systemd's watchdog from the loop */
+    gmud_metrics *metrics;         /* --metrics */
 } server_app;
 
 static int broadcast(server_app *app, const void *data, size_t len, const json_t *json,
@@ -37,6 +39,26 @@ static int broadcast(server_app *app, const void *data, size_t len, const json_t
 {
     return json != NULL ? gmud_server_broadcast_json(app->server, json, except, err)
                         : gmud_server_broadcast(app->server, data, len, except, err);
+}
+
+/* --metrics: on the server's loop; its port logged, as the server's is. */
+static int start_metrics(server_app *app)
+{
+    const prog_options *o = &app->opt;
+    gmud_metrics_config mc;
+    gmud_metrics_default_config(&mc);
+    mc.host = o->metrics.at[0].host;
+    mc.port = o->metrics.at[0].port;
+    gmud_error err;
+    app->metrics = gmud_metrics_create(&app->loop, app->server, &mc, &err);
+    if (app->metrics == NULL) {
+        prog_log_text("gmud-server: --metrics: %s", err.message);
+        return -1;
+    }
+    prog_logf(o, GMUD_LOG_INFO, NULL, "metrics", "metrics on http://%s%s%s:%u/metrics",
+              strchr(mc.host, ':') ? "[" : "", mc.host, strchr(mc.host, ':') ? "]" : "",
+              (unsigned)gmud_metrics_port(app->metrics));
+    return 0;
 }
 
 static void shutdown_done(gmud_server *server, void *user)
@@ -62,6 +84,8 @@ static void app_stop(server_app *app, const char *why)
               app->opt.shutdown_ms / 1000.0);
     gmud_timer_destroy(app->clock);
     app->clock = NULL;
+    gmud_metrics_destroy(app->metrics);
+    app->metrics = NULL;
     gmud_timer_destroy(app->watchdog);
     app->watchdog = NULL;
     sdn_send(&app->notify, "STOPPING=1");
@@ -417,6 +441,11 @@ static int run(server_app *app)
     app->server = gmud_server_create(&app->loop, &cfg, &err);
     if (app->server == NULL) {
         prog_log_text("gmud-server: %s", err.message);
+        for (size_t k = 0; k < APP_SIGNALS; k++)
+            uv_close((uv_handle_t *)&app->sig[k], signal_closed);
+        return 1;
+    }
+    if (o->metrics.n > 0 && start_metrics(app) != 0) {
         for (size_t k = 0; k < APP_SIGNALS; k++)
             uv_close((uv_handle_t *)&app->sig[k], signal_closed);
         return 1;

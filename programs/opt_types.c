@@ -500,6 +500,38 @@ static void show_listen(opt_show *w)
 
 const opt_type t_listen = {.take = take_listen, .show = show_listen};
 
+/* --metrics: [ADDR:]PORT, a prog_listen at off holding one address; a bare
+ * port is on loopback (the counters are not for everyone). */
+static int take_metrics(opt_take *t)
+{
+    prog_listen *l = field(t);
+    l->n = 0;
+    if (t->val[0] != '\0' && strspn(t->val, "0123456789") == strlen(t->val)) {
+        unsigned long long p = 0;
+        if (parse_ull(t->val, 0, 65535, &p) != 0)
+            return refuse(t, "'%s' is not a port number (0..65535)", t->val);
+        strcpy(l->host[0], "127.0.0.1");
+        l->at[0].host = l->host[0];
+        l->at[0].port = (uint16_t)p;
+        l->n = 1;
+        return 0;
+    }
+    if (strncmp(t->val, "tls:", 4) == 0 || strchr(t->val, ',') != NULL)
+        return refuse(t, "takes one [ADDR:]PORT, without tls:");
+    return take_one_listen(t, l, t->val, strlen(t->val));
+}
+
+static void show_metrics(opt_show *w)
+{
+    const prog_listen *l = default_field(w);
+    if (l->n == 0)
+        snprintf(w->text, sizeof w->text, "off");
+    else
+        show_listen(w);
+}
+
+const opt_type t_metrics = {.take = take_metrics, .show = show_metrics};
+
 /* text or json, an int at off (1: json). */
 static int take_log_format(opt_take *t)
 {

@@ -71,6 +71,7 @@ int parse_ull(const char *text, int suffix, unsigned long long max, unsigned lon
 /* The types. */
 extern const opt_type t_help, t_host, t_port, t_framing, t_label, t_delim, t_max_message,
     t_payload, t_rate_policy, t_log_level, t_app, t_session, t_reply_data, t_flag, t_size,
-    t_size_off, t_uint, t_count, t_u32, t_prefix6, t_ms, t_ms_off, t_ms_pos, t_text, t_listen, t_log_format;
+    t_size_off, t_uint, t_count, t_u32, t_prefix6, t_ms, t_ms_off, t_ms_pos, t_text, t_listen, t_log_format,
+    t_metrics;
 
 #endif

@@ -97,6 +97,9 @@ static const opt_spec specs[] = {
     {"--addr-exempt", PROG_SERVER, &t_text, AT(addr.exempt), "CIDR,...",
      "addresses the per-address limits do not apply to (a monitoring host, a test rig) "
      "[default: none]"},
+    {"--metrics", PROG_SERVER, &t_metrics, AT(metrics), "[ADDR:]PORT",
+     "serve Prometheus metrics over HTTP at /metrics here, on the server's loop (a port "
+     "alone: on 127.0.0.1; 0 picks a free port and logs it)"},
     {"--tls-cert", PROG_SERVER, &t_text, AT(conn.tls.cert_file), "FILE",
      "serve TLS with this PEM certificate chain (with --tls-key): on --port, or on "
      "--tls-port beside plain TCP on --port"},

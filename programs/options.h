@@ -66,6 +66,7 @@ typedef struct prog_options {
     int proxy_protocol;          /* server: every listener expects a PROXY header */
     const char *proxy_from;      /* server: its trusted senders */
     uint32_t proxy_timeout_ms;   /* server: the header's deadline, > 0 */
+    prog_listen metrics;         /* server: --metrics, n 0 (off) or 1 */
     int log_json;                /* --log-format json */
     /* client */
     uint32_t wait_ms;

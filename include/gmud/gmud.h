@@ -9,6 +9,7 @@
 #include "gmud/json.h"
 #include "gmud/limits.h"
 #include "gmud/log.h"
+#include "gmud/metrics.h"
 #include "gmud/server.h"
 #include "gmud/sync.h"
 #include "gmud/tls.h"

@@ -305,10 +305,22 @@ static void show_none(opt_show *w)
 const opt_type t_text = {.take = take_reply_data, .show = show_none};
 
 /* A flag: the int at off set to 1; it takes no value. */
+/* A flag alone is on; --flag=VALUE (and the environment) says which. */
 static int take_flag(opt_take *t)
 {
-    *(int *)field(t) = 1;
-    return 0;
+    static const char *const on[] = {"", "1", "true", "yes", "on"},
+                             *const off[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++)
+        if (strcmp(t->val, on[i]) == 0) {
+            *(int *)field(t) = 1;
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+        if (strcmp(t->val, off[i]) == 0) {
+            *(int *)field(t) = 0;
+            return 0;
+        }
+    return refuse(t, "is not a flag's value: 1, true, yes, on, or 0, false, no, off");
 }
 
 static void show_flag(opt_show *w)

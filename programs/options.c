@@ -479,7 +479,10 @@ static int take_arg(opt_take *t, int argc, char **argv, int *i)
         fprintf(stderr, "%s: unknown option or argument '%s'; see --help\n", prog, arg);
         return -1;
     }
-    t->val = t->s->type->flag ? "" : eq != NULL ? eq + 1 : *i + 1 < argc ? argv[++*i] : NULL;
+    if (t->s->type->flag)
+        t->val = eq != NULL ? eq + 1 : ""; /* --flag, or --flag=no */
+    else
+        t->val = eq != NULL ? eq + 1 : *i + 1 < argc ? argv[++*i] : NULL;
     if (t->val == NULL) {
         fprintf(stderr, "%s: %s needs a value (%s); see --help\n", prog, t->s->name,
                 t->s->metavar);
@@ -569,7 +572,8 @@ void prog_options_help(prog_kind kind, FILE *out)
                      "Connects to a gmud server, sends each stdin line as one message (json\n"
                      "payload: each non-blank line must be a JSON object) and prints each\n"
                      "message received as one line (json: compact, one object a line).\n"
-                     "Exit 0 on a clean close, 1 on any error.\n");
+                     "Exit 0 on a clean close; 1 on an error; 2 on bad usage; 3 when the\n"
+                     "server refused the connection; 4 on a protocol or session violation.\n");
     fprintf(out, "options [default] $ENVIRONMENT_VARIABLE (the option wins over it):\n");
     for (size_t i = 0; i < N_SPECS; i++)
         if (specs[i].who & kind)

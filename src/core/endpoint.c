@@ -108,8 +108,8 @@ static int check_limits(const ep_config *cfg, gmud_error *err)
         cfg->byte_burst < ep_max_payload(cfg))
         return gmud_error_set(err, GMUD_ERR_INVALID, 0,
                               "byte burst %u is under the largest message (%zu bytes), which "
-                              "shaping could never let through: raise the burst, lower the "
-                              "message size, or drop over the rate",
+                              "shaping could never let through: raise the burst, lower "
+                              "--max-message, or drop",
                               (unsigned)cfg->byte_burst, ep_max_payload(cfg));
     /* Only payloads that are parsed can be bad. */
     if (cfg->json && (cfg->max_bad_messages == 0 || cfg->max_bad_messages > 255))

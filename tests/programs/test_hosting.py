@@ -137,6 +137,16 @@ def test_environment():
     status, err = run_server_once([], env={'GMUD_REUSEPORT': 'maybe'})
     check(status == 2 and 'GMUD_REUSEPORT=maybe' in err,
           'GMUD_REUSEPORT=maybe: exit 2 (%s; %s)' % (status, err.strip()))
+    # On the command line too: --flag=no is off (and beats the variable),
+    # --flag=maybe is refused.
+    srv = Proc(['--port', '0', '--app', 'echo', '--reuseport=no'], env={'GMUD_REUSEPORT': '1'})
+    if check(srv.ports, '--reuseport=no: the server starts'):
+        config = ' '.join(l for l in srv.log.all if ' config: ' in l)
+        check('--reuseport off' in config, '--reuseport=no beats GMUD_REUSEPORT=1: %s' % config)
+    check(srv.stop() == 0, '--reuseport=no: server exits 0')
+    status, err = run_server_once(['--reuseport=maybe'])
+    check(status == 2 and "--reuseport: 'maybe' is not a flag's value" in err,
+          '--reuseport=maybe: exit 2 (%s; %s)' % (status, err.strip()))
     # --help names each option's variable.
     for prog in (SERVER, CLIENT):
         r = subprocess.run([prog, '--help'], capture_output=True, text=True, timeout=STEP,

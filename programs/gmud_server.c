@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "app.h"
+#include "chat.h"
 #include "gmud/metrics.h"
 #include "gmud/server.h"
 #include "options.h"
@@ -32,6 +34,10 @@ typedef struct server_app {
     sdn notify;                    /* systemd: READY, the watchdog, STOPPING */
     gmud_timer *watchdog;          /* feeds systemd's watchdog from the loop */
     gmud_metrics *metrics;         /* --metrics */
+    gmud_cluster *cluster;         /* --cluster */
+    chat *chat;                    /* the chat app */
+    uint8_t secret[256];           /* --cluster-secret-file's bytes */
+    size_t secret_len;
 } server_app;
 
 static int broadcast(server_app *app, const void *data, size_t len, const json_t *json,
@@ -39,6 +45,141 @@ static int broadcast(server_app *app, const void *data, size_t len, const json_t
 {
     return json != NULL ? gmud_server_broadcast_json(app->server, json, except, err)
                         : gmud_server_broadcast(app->server, data, len, except, err);
+}
+
+/* ---- --cluster ----------------------------------------------------------- */
+
+static void on_remote(gmud_cluster *c, const gmud_cluster_msg *msg, void *user)
+{
+    (void)c;
+    chat_remote(((server_app *)user)->chat, msg);
+}
+
+static void on_presence(gmud_cluster *c, const gmud_cluster_player *p, int joined, void *user)
+{
+    (void)c;
+    chat_presence(((server_app *)user)->chat, p, joined);
+}
+
+static void on_link(gmud_cluster *c, int up, const gmud_error *why, void *user)
+{
+    /* The library logs the details; this is the line operators look for. */
+    (void)c;
+    server_app *app = user;
+    prog_logf(&app->opt, up ? GMUD_LOG_INFO : GMUD_LOG_WARN, NULL, "cluster",
+              up ? "linked: chat crosses nodes" : "unlinked (%s): local chat only; cross-node "
+                                                  "messages are dropped and counted until "
+                                                  "the link is back",
+              up ? "" : why->message);
+}
+
+/* redis://HOST[:PORT], HOST an address ([v6] allowed), into host and port. */
+static int parse_redis_url(const char *url, char *host, size_t cap, uint16_t *port)
+{
+    static const char scheme[] = "redis://";
+    if (strncmp(url, scheme, sizeof scheme - 1) != 0)
+        return -1;
+    const char *h = url + sizeof scheme - 1, *end, *colon;
+    if (*h == '[') {
+        end = strchr(h, ']');
+        if (end == NULL)
+            return -1;
+        h++;
+        colon = end[1] == ':' ? end + 1 : NULL;
+        if (end[1] != '\0' && colon == NULL)
+            return -1;
+    } else {
+        colon = strchr(h, ':');
+        end = colon != NULL ? colon : h + strlen(h);
+    }
+    size_t n = (size_t)(end - h);
+    if (n == 0 || n >= cap)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = 6379;
+    if (colon != NULL) {
+        char *stop;
+        unsigned long p = strtoul(colon + 1, &stop, 10);
+        if (colon[1] == '\0' || *stop != '\0' || p == 0 || p > 65535)
+            return -1;
+        *port = (uint16_t)p;
+    }
+    return 0;
+}
+
+/* The secret: the file's bytes, a trailing newline dropped. */
+static int read_secret(server_app *app, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        prog_log_text("gmud-server: --cluster-secret-file %s: cannot open it", path);
+        return -1;
+    }
+    size_t n = fread(app->secret, 1, sizeof app->secret, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    while (n > 0 && (app->secret[n - 1] == '\n' || app->secret[n - 1] == '\r'))
+        n--;
+    if (more || n < GMUD_CLUSTER_SECRET_MIN) {
+        prog_log_text("gmud-server: --cluster-secret-file %s: the secret must be %d to %zu "
+                      "bytes",
+                      path, GMUD_CLUSTER_SECRET_MIN, sizeof app->secret);
+        return -1;
+    }
+    app->secret_len = n;
+    return 0;
+}
+
+/* The host name, reduced to name bytes: --node's default. */
+static void default_node(char *out, size_t cap)
+{
+    char h[256] = "";
+    gethostname(h, sizeof h - 1);
+    size_t k = 0;
+    for (size_t i = 0; h[i] != '\0' && k + 1 < cap && k < GMUD_CLUSTER_NAME_MAX; i++) {
+        char ch = h[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '.' || ch == '_' || ch == '-')
+            out[k++] = ch;
+    }
+    out[k] = '\0';
+}
+
+static int start_cluster(server_app *app)
+{
+    const prog_options *o = &app->opt;
+    gmud_cluster_config cc;
+    gmud_cluster_default_config(&cc);
+    static char host[64], node[GMUD_CLUSTER_NAME_MAX + 1];
+    if (parse_redis_url(o->cluster, host, sizeof host, &cc.port) != 0) {
+        prog_log_text("gmud-server: --cluster %s: not redis://HOST[:PORT]", o->cluster);
+        return 2;
+    }
+    if (o->node != NULL)
+        snprintf(node, sizeof node, "%s", o->node);
+    else
+        default_node(node, sizeof node);
+    if (o->cluster_secret_file != NULL && read_secret(app, o->cluster_secret_file) != 0)
+        return 2;
+    cc.host = host;
+    cc.node = node;
+    cc.ttl_ms = o->cluster_ttl_ms;
+    cc.secret = app->secret_len > 0 ? app->secret : NULL;
+    cc.secret_len = app->secret_len;
+    cc.cb = (gmud_cluster_callbacks){on_remote, on_presence, on_link, app};
+    cc.log = prog_log;
+    cc.log_user = &app->opt;
+    gmud_error err;
+    app->cluster = gmud_cluster_create(&app->loop, &cc, &err);
+    if (app->cluster == NULL) {
+        prog_log_text("gmud-server: --cluster: %s", err.message);
+        return err.code == GMUD_ERR_INVALID ? 2 : 1;
+    }
+    prog_logf(o, GMUD_LOG_INFO, NULL, "cluster", "node %s of the cluster on redis://%s%s%s:%u%s",
+              node, strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+              (unsigned)cc.port, cc.secret != NULL ? ", messages signed" : "");
+    return 0;
 }
 
 /* --metrics: on the server's loop; its port logged, as the server's is. */
@@ -49,6 +190,7 @@ static int start_metrics(server_app *app)
     gmud_metrics_default_config(&mc);
     mc.host = o->metrics.at[0].host;
     mc.port = o->metrics.at[0].port;
+    mc.cluster = app->cluster;
     gmud_error err;
     app->metrics = gmud_metrics_create(&app->loop, app->server, &mc, &err);
     if (app->metrics == NULL) {
@@ -86,6 +228,9 @@ static void app_stop(server_app *app, const char *why)
     app->clock = NULL;
     gmud_metrics_destroy(app->metrics);
     app->metrics = NULL;
+    chat_detach_cluster(app->chat);
+    gmud_cluster_destroy(app->cluster); /* a goodbye to the other nodes */
+    app->cluster = NULL;
     gmud_timer_destroy(app->watchdog);
     app->watchdog = NULL;
     sdn_send(&app->notify, "STOPPING=1");
@@ -203,9 +348,11 @@ static void on_reject(gmud_conn *conn, const gmud_error *why, void *user)
 static void on_close(gmud_conn *conn, gmud_close_reason reason, const gmud_error *detail,
                      void *user)
 {
+    server_app *app = user;
     (void)reason;
     (void)detail;
-    (void)user;
+    if (app->opt.app == APP_CHAT)
+        chat_close(app->chat, conn); /* announced to its room, and to the cluster */
     free(gmud_conn_data(conn));
     gmud_conn_set_data(conn, NULL);
 }
@@ -244,6 +391,8 @@ static void clock_tick(gmud_timer *timer, void *user)
 static void on_connect(gmud_conn *conn, void *user)
 {
     server_app *app = user;
+    if (app->opt.app == APP_CHAT)
+        chat_connect(app->chat, conn);
     if (app->opt.app == APP_CLOCK && lecture(app)) {
         lecture_peer *p = calloc(1, sizeof *p);
         if (p == NULL) {
@@ -264,79 +413,6 @@ static void on_connect(gmud_conn *conn, void *user)
         prog_logf(&app->opt, GMUD_LOG_ERROR, gmud_conn_peer(conn), "clock", "out of memory");
 }
 
-enum { CHAT_WHY = 240 }; /* the longest sentence of a chat refusal, NUL included */
-
-/* Tells a chat sender its message went to no one, with an error packet in
- * the connection's payload type as the library's own refusals
- * (PROTOCOL.md 5), code unencodable: nothing is dropped unsaid. */
-static void chat_refuse(server_app *app, gmud_conn *from, const char *why)
-{
-    const char *code = gmud_err_name(GMUD_ERR_UNENCODABLE);
-    gmud_error err = {0};
-    char pkt[2 * CHAT_WHY + 64]; /* any why, each byte escaped, in either form */
-    size_t max = gmud_conn_max_payload(from);
-    ptrdiff_t n = app->opt.conn.payload == GMUD_PAYLOAD_JSON
-                      ? app_error_json(code, why, max, pkt, sizeof pkt)
-                      : app_error_text(code, why, max, pkt, sizeof pkt);
-    int rc = n < 0 ? gmud_error_set(&err, GMUD_ERR_UNENCODABLE, 0,
-                                    "no error packet fits a %zu-byte message", max)
-                   : gmud_conn_send(from, pkt, (size_t)n, &err);
-    if (rc < 0)
-        prog_logf(&app->opt, GMUD_LOG_WARN, gmud_conn_peer(from), "chat",
-                  "%s; the sender was not told: %s", why, err.message);
-    else
-        prog_logf(&app->opt, GMUD_LOG_INFO, gmud_conn_peer(from), "chat", "%s", why);
-}
-
-/* Relays a text line marked "<id>: " (app_chat_mark), so that no client can
- * pass its line off as the server's: whole, or GMUD_ERR_UNENCODABLE. */
-static int relay_text(server_app *app, gmud_conn *from, const uint8_t *data, size_t len,
-                      gmud_error *err)
-{
-    size_t max = gmud_conn_max_payload(from), cap = len + APP_CHAT_MARK_MAX;
-    char *marked = malloc(cap);
-    if (marked == NULL)
-        return gmud_error_set(err, GMUD_ERR_NOMEM, 0, "out of memory");
-    ptrdiff_t n = app_chat_mark(gmud_conn_id(from), data, len, max, marked, cap);
-    int rc = n >= 0 ? broadcast(app, marked, (size_t)n, NULL, from, err)
-                    : gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0,
-                                     "%zu bytes, over the maximum message of %zu",
-                                     len + app_chat_mark_len(gmud_conn_id(from)), max);
-    free(marked);
-    return rc;
-}
-
-static void relay_chat(server_app *app, gmud_conn *from, const uint8_t *data, size_t len,
-                       json_t *json)
-{
-    gmud_error err = {0};
-    int rc;
-    if (json != NULL) {
-        json_t *tagged = app_chat_tag(json, gmud_conn_id(from));
-        if (tagged == NULL) {
-            prog_logf(&app->opt, GMUD_LOG_ERROR, gmud_conn_peer(from), "chat", "out of memory");
-            return;
-        }
-        rc = broadcast(app, NULL, 0, tagged, from, &err);
-        json_decref(tagged);
-    } else {
-        rc = relay_text(app, from, data, len, &err);
-    }
-    if (rc == GMUD_ERR_UNENCODABLE) {
-        /* Too long with "from" or the mark, or the mark made a line delimiter. */
-        char why[CHAT_WHY];
-        if (json != NULL)
-            snprintf(why, sizeof why, "not relayed with \"from\": %s", err.message);
-        else
-            snprintf(why, sizeof why, "not relayed with its mark \"%" PRIu64 ": \": %s",
-                     gmud_conn_id(from), err.message);
-        chat_refuse(app, from, why);
-    } else if (rc < 0) {
-        prog_logf(&app->opt, GMUD_LOG_WARN, gmud_conn_peer(from), "chat", "not relayed: %s",
-                  err.message);
-    }
-}
-
 static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t *json,
                        void *user)
 {
@@ -349,7 +425,7 @@ static void on_message(gmud_conn *conn, const uint8_t *data, size_t len, json_t 
                       err.message);
         break;
     case APP_CHAT:
-        relay_chat(app, conn, data, len, json);
+        chat_message(app->chat, conn, data, len, json);
         break;
     case APP_CLOCK:
         if (lecture(app)) {
@@ -445,10 +521,19 @@ static int run(server_app *app)
             uv_close((uv_handle_t *)&app->sig[k], signal_closed);
         return 1;
     }
-    if (o->metrics.n > 0 && start_metrics(app) != 0) {
+    int rc = o->cluster != NULL ? start_cluster(app) : 0;
+    if (rc == 0 && o->app == APP_CHAT && (app->chat = chat_create(app->server, o, app->cluster)) == NULL) {
+        prog_log_text("gmud-server: out of memory");
+        rc = 1;
+    }
+    if (rc == 0 && o->metrics.n > 0 && start_metrics(app) != 0)
+        rc = 1;
+    if (rc != 0) {
         for (size_t k = 0; k < APP_SIGNALS; k++)
             uv_close((uv_handle_t *)&app->sig[k], signal_closed);
-        return 1;
+        gmud_cluster_destroy(app->cluster);
+        app->cluster = NULL;
+        return rc;
     }
     /* The runtime logs "listen" with the address and the port it bound. */
     if (o->app == APP_CLOCK)
@@ -474,6 +559,10 @@ int main(int argc, char **argv)
                         "load balancers that send the header\n");
         return 2;
     }
+    if (app.opt.cluster != NULL && app.opt.app != APP_CHAT) {
+        fprintf(stderr, "gmud-server: --cluster shares the chat's rooms: it needs --app chat\n");
+        return 2;
+    }
     if (uv_loop_init(&app.loop) != 0) {
         fprintf(stderr, "gmud-server: cannot start the event loop\n");
         return 1;
@@ -482,6 +571,7 @@ int main(int argc, char **argv)
     sdn_open(&app.notify);
     int status = run(&app);
     gmud_server_destroy(app.server);
+    chat_destroy(app.chat);
     /* The last handles' memory is released as the loop runs on. */
     uv_run(&app.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&app.loop) != 0)

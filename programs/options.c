@@ -100,6 +100,18 @@ static const opt_spec specs[] = {
     {"--metrics", PROG_SERVER, &t_metrics, AT(metrics), "[ADDR:]PORT",
      "serve Prometheus metrics over HTTP at /metrics here, on the server's loop (a port "
      "alone: on 127.0.0.1; 0 picks a free port and logs it)"},
+    {"--cluster", PROG_SERVER, &t_text, AT(cluster), "redis://HOST[:PORT]",
+     "chat: one node of several sharing rooms, chat and presence through this Redis (HOST an "
+     "address; [v6] allowed; port 6379 unless given) [default: off]"},
+    {"--node", PROG_SERVER, &t_text, AT(node), "NAME",
+     "with --cluster: this node's name, unique in the cluster (1 to 64 of A-Z a-z 0-9 . _ -) "
+     "[default: the host name]"},
+    {"--cluster-secret-file", PROG_SERVER, &t_text, AT(cluster_secret_file), "FILE",
+     "with --cluster: a file holding the secret (16 bytes or more, the same on every node) "
+     "that signs every cross-node message, so that no other client of the Redis can inject "
+     "chat [default: none]"},
+    {"--cluster-ttl", PROG_SERVER, &t_ms_pos, AT(cluster_ttl_ms), "SECONDS",
+     "with --cluster: a node that dies leaves the others' presence within this time"},
     {"--tls-cert", PROG_SERVER, &t_text, AT(conn.tls.cert_file), "FILE",
      "serve TLS with this PEM certificate chain (with --tls-key): on --port, or on "
      "--tls-port beside plain TCP on --port"},
@@ -191,6 +203,7 @@ static void set_defaults(prog_options *o, prog_kind kind)
     o->shutdown_ms = GMUD_SHUTDOWN_FLUSH_MS_DEFAULT;
     o->tls_port = -1;
     o->proxy_timeout_ms = GMUD_PROXY_TIMEOUT_DEFAULT;
+    o->cluster_ttl_ms = GMUD_CLUSTER_TTL_DEFAULT;
     o->app = APP_CHAT;
     o->interval_ms = PROG_DEFAULT_INTERVAL_MS;
     o->count = 0;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "app.h"
+#include "gmud/cluster.h"
 #include "gmud/frame.h"
 #include "gmud/log.h"
 #include "gmud/server.h"
@@ -67,6 +68,10 @@ typedef struct prog_options {
     const char *proxy_from;      /* server: its trusted senders */
     uint32_t proxy_timeout_ms;   /* server: the header's deadline, > 0 */
     prog_listen metrics;         /* server: --metrics, n 0 (off) or 1 */
+    const char *cluster;         /* server: --cluster redis://HOST[:PORT]; NULL: off */
+    const char *node;            /* server: --node; NULL: the host name */
+    const char *cluster_secret_file; /* server: NULL: no MAC */
+    uint32_t cluster_ttl_ms;     /* server: presence TTL, > 0 */
     int log_json;                /* --log-format json */
     /* client */
     uint32_t wait_ms;

@@ -3,6 +3,7 @@
 #define GMUD_GMUD_H
 
 #include "gmud/client.h"
+#include "gmud/cluster.h"
 #include "gmud/error.h"
 #include "gmud/frame.h"
 #include "gmud/iplimit.h"

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "gmud/cluster.h"
 #include "gmud/error.h"
 #include "gmud/server.h"
 
@@ -39,6 +40,8 @@ typedef struct gmud_metrics_config {
     uint16_t port;          /* 0 picks a free one (gmud_metrics_port) */
     uint32_t timeout_ms;    /* per request, read and answered; > 0 */
     uint32_t max_clients;   /* requests in progress at once; > 0 */
+    gmud_cluster *cluster;  /* NULL; else its link's series too (gmud_cluster_*),
+                               and it must outlive the metrics */
 } gmud_metrics_config;
 
 GMUD_API void gmud_metrics_default_config(gmud_metrics_config *cfg);

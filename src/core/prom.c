@@ -272,3 +272,59 @@ int http_response(byte_buf *out, int status, const char *type, const void *body,
         return GMUD_ERR_NOMEM;
     return GMUD_OK;
 }
+
+int prom_write_cluster(byte_buf *out, const gmud_cluster_stats *cs)
+{
+    typedef unsigned long long ull;
+    const struct {
+        const char *name, *type, *help;
+        ull v;
+    } s[] = {
+        {"gmud_cluster_up", "gauge", "1 while subscribed and registered in Redis.", (ull)cs->up},
+        {"gmud_cluster_messages_sent_total", "counter",
+         "Envelopes published to the other nodes and acknowledged by Redis.",
+         (ull)cs->published},
+        {"gmud_cluster_messages_received_total", "counter",
+         "Messages from other nodes delivered to this node's players.", (ull)cs->received},
+        {"gmud_cluster_publish_dropped_total", "counter",
+         "Messages not published: the link was down or over its pending bound.",
+         (ull)cs->publish_dropped},
+        {"gmud_cluster_lost_total", "counter",
+         "Envelopes from other nodes missed: gaps in their sequence numbers.", (ull)cs->lost},
+        {"gmud_cluster_presence_dropped_total", "counter",
+         "Players not mirrored: over the presence table's bound.", (ull)cs->presence_dropped},
+        {"gmud_cluster_reconnects_total", "counter", "Redis links made again after a failure.",
+         (ull)cs->reconnects},
+        {"gmud_cluster_timeouts_total", "counter", "Redis requests that timed out.",
+         (ull)cs->timeouts},
+        {"gmud_cluster_remote_players", "gauge", "Other nodes' players in the mirror now.",
+         (ull)cs->remote_players},
+    };
+    int rc = GMUD_OK;
+    for (size_t i = 0; rc == GMUD_OK && i < sizeof s / sizeof s[0]; i++)
+        rc = one(out, s[i].name, s[i].type, s[i].help, s[i].v);
+    const struct {
+        const char *reason;
+        uint64_t v;
+    } r[] = {{"malformed", cs->refused_malformed}, {"oversize", cs->refused_oversize},
+             {"unknown_node", cs->refused_unknown}, {"bad_mac", cs->refused_mac},
+             {"replay", cs->refused_replay}};
+    if (rc == GMUD_OK)
+        rc = head(out, "gmud_cluster_refused_total", "counter",
+                  "Envelopes from the bus refused, by reason.");
+    for (size_t i = 0; rc == GMUD_OK && i < sizeof r / sizeof r[0]; i++)
+        rc = put(out, "gmud_cluster_refused_total{reason=\"%s\"} %llu\n", r[i].reason,
+                 (ull)r[i].v);
+    if (rc == GMUD_OK)
+        rc = head(out, "gmud_cluster_redis_rtt_seconds", "summary",
+                  "Round trips through Redis: this node's heartbeat, published and heard back.");
+    if (rc == GMUD_OK)
+        rc = put(out, "gmud_cluster_redis_rtt_seconds_sum %.6f\ngmud_cluster_redis_rtt_seconds_count %llu\n",
+                 (double)cs->rtt_us_sum / 1e6, (ull)cs->rtt_count);
+    if (rc == GMUD_OK)
+        rc = head(out, "gmud_cluster_redis_rtt_last_seconds", "gauge",
+                  "The last round trip through Redis.");
+    if (rc == GMUD_OK)
+        rc = put(out, "gmud_cluster_redis_rtt_last_seconds %.6f\n", (double)cs->rtt_us_last / 1e6);
+    return rc;
+}

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "gmud/cluster.h"
 #include "gmud/server.h"
 
 /* What the runtime measures besides gmud_stats. */
@@ -23,6 +24,9 @@ typedef struct prom_gauges {
 /* Appends the exposition of st and g to out: every series with its HELP
  * and TYPE lines, counters ending in _total. 0, or GMUD_ERR_NOMEM. */
 int prom_write(byte_buf *out, const gmud_stats *st, const prom_gauges *g);
+
+/* Appends the cluster link's series (gmud_cluster_*). 0, or GMUD_ERR_NOMEM. */
+int prom_write_cluster(byte_buf *out, const gmud_cluster_stats *cs);
 
 enum {
     HTTP_MAX_REQUEST = 4096 /* request line and headers, CRLF CRLF included */

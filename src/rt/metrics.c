@@ -111,6 +111,11 @@ static void answer(scrape *s, int status, int head)
         m->lag_max_s = m->lag_s; /* the window starts again */
         m->body.len = 0;
         rc = prom_write(&m->body, &st, &g);
+        if (rc == GMUD_OK && m->cfg.cluster != NULL) {
+            gmud_cluster_stats cs;
+            gmud_cluster_stats_get(m->cfg.cluster, &cs);
+            rc = prom_write_cluster(&m->body, &cs);
+        }
         if (rc == GMUD_OK)
             rc = http_response(&s->out, 200, "text/plain; version=0.0.4; charset=utf-8",
                                m->body.data, m->body.len, head);

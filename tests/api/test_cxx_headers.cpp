@@ -71,6 +71,14 @@ int main()
     expect(ipl != nullptr, "gmud_iplimit_create");
     gmud_iplimit_destroy(ipl);
 
+    // cluster.h: a config the library refuses, with the reason.
+    expect(gmud_cluster_name_ok("node-1.a_b") && !gmud_cluster_name_ok("no spaces"),
+           "gmud_cluster_name_ok");
+    gmud_cluster_config clc;
+    gmud_cluster_default_config(&clc);
+    expect(gmud_cluster_create(nullptr, &clc, &err) == nullptr && err.code == GMUD_ERR_INVALID,
+           "gmud_cluster_create without a node name");
+
     // server.h, client.h, sync.h: default configs, and a server on a loop.
     gmud_server_config sc;
     gmud_server_default_config(&sc);

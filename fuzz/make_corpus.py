@@ -142,6 +142,21 @@ SEEDS["fuzz_http"] = {
     "partial": b"GET /metr",
 }
 
+# fuzz_cluster: bus envelopes; the first byte's low bit: with the secret.
+def _env(kind, flags, node, room, player, payload, inc=1, seq=1, ver=0):
+    import struct
+    return (b"GMC1" + kind + bytes([flags, len(node)]) + node + struct.pack("<QQQ", inc, seq, ver)
+            + bytes([len(room)]) + room + struct.pack("<QI", player, len(payload)) + payload)
+
+
+SEEDS["fuzz_cluster"] = {
+    "message_json": b"\x00" + _env(b"M", 2, b"n1", b"tavern", 7, b'{"a":1}', 9, 5, 3),
+    "message_text": b"\x00" + _env(b"M", 0, b"node-2", b"lobby", 1, b"hello"),
+    "join": b"\x00" + _env(b"J", 0, b"a", b"x", 3, b"", 2, 2, 1),
+    "heartbeat": b"\x00" + _env(b"H", 0, b"a", b"", 0, b"12345678"),
+    "bye_mac_flag": b"\x01" + _env(b"B", 1, b"a", b"", 0, b"") + b"\0" * 32,
+}
+
 
 def main():
     total = 0

@@ -8,7 +8,9 @@
  *     it says gives back exactly the same bytes (decoding is a function
  *     of the bytes, and nothing is accepted that the encoder would not
  *     write);
- *   - input over CW_MAX is CW_OVERSIZE.
+ *   - input over CW_MAX is CW_OVERSIZE;
+ *   - what decodes has nonzero counters, an 8-byte heartbeat payload and
+ *     the size cw_size gives.
  */
 #include "fuzz_common.h"
 
@@ -37,6 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_CHECK(cw_name_ok(m.node, m.node_len), "a bad node name accepted");
     FUZZ_CHECK(m.room_len == 0 || cw_name_ok(m.room, m.room_len), "a bad room accepted");
+    FUZZ_CHECK(m.incarnation != 0 && m.seq != 0, "a zero counter accepted");
+    FUZZ_CHECK(m.kind != CW_HEARTBEAT || m.payload_len == 8, "a heartbeat of %zu", m.payload_len);
+    FUZZ_CHECK(cw_size(&m, secret != NULL) == n, "size %zu for %zu bytes",
+               cw_size(&m, secret != NULL), n);
     static uint8_t out[CW_MAX];
     ptrdiff_t k = cw_encode(&m, secret, klen, out, sizeof out, &e);
     FUZZ_CHECK(k == (ptrdiff_t)n && memcmp(out, in, n) == 0,

@@ -149,12 +149,21 @@ def _env(kind, flags, node, room, player, payload, inc=1, seq=1, ver=0):
             + bytes([len(room)]) + room + struct.pack("<QI", player, len(payload)) + payload)
 
 
+def _mac(env):
+    """env with its HMAC-SHA256 under fuzz_cluster.c's key."""
+    import hashlib
+    import hmac
+    return env + hmac.new(b"fuzzing-secret-0123", env, hashlib.sha256).digest()
+
+
 SEEDS["fuzz_cluster"] = {
     "message_json": b"\x00" + _env(b"M", 2, b"n1", b"tavern", 7, b'{"a":1}', 9, 5, 3),
     "message_text": b"\x00" + _env(b"M", 0, b"node-2", b"lobby", 1, b"hello"),
     "join": b"\x00" + _env(b"J", 0, b"a", b"x", 3, b"", 2, 2, 1),
     "heartbeat": b"\x00" + _env(b"H", 0, b"a", b"", 0, b"12345678"),
     "bye_mac_flag": b"\x01" + _env(b"B", 1, b"a", b"", 0, b"") + b"\0" * 32,
+    "message_mac": b"\x01" + _mac(_env(b"M", 3, b"n1", b"tavern", 7, b'{"a":1}', 9, 6, 3)),
+    "leave_mac": b"\x01" + _mac(_env(b"L", 1, b"n1", b"tavern", 7, b"", 9, 7, 4)),
 }
 
 

@@ -291,12 +291,53 @@ static void who_add(who_page *w, uint64_t player, const char *node)
     w->in_page++;
 }
 
+/* This server's members of a room, gathered to be listed by ascending id
+ * (gmud_server_foreach goes newest first). */
+typedef struct who_ids {
+    const char *room;
+    uint64_t *id;
+    size_t n, cap;
+    int short_of_memory;
+} who_ids;
+
 static void who_local(gmud_conn *conn, void *user)
 {
-    who_page *w = user;
+    who_ids *w = user;
     const chat_player *p = player_of(conn);
-    if (p != NULL && strcmp(p->room, w->room) == 0)
-        who_add(w, gmud_conn_id(conn), NULL);
+    if (p == NULL || strcmp(p->room, w->room) != 0)
+        return;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 64;
+        uint64_t *id = realloc(w->id, cap * sizeof *id);
+        if (id == NULL) {
+            w->short_of_memory = 1;
+            return;
+        }
+        w->id = id;
+        w->cap = cap;
+    }
+    w->id[w->n++] = gmud_conn_id(conn);
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A query, not the relay path: one allocation is allowed here. */
+static void who_here(chat *c, who_page *w)
+{
+    who_ids ids = {w->room, NULL, 0, 0, 0};
+    gmud_server_foreach(c->server, who_local, &ids);
+    if (ids.short_of_memory)
+        prog_logf(c->o, GMUD_LOG_WARN, gmud_conn_peer(w->to), "chat",
+                  "who %s: out of memory, %zu players listed", w->room, ids.n);
+    if (ids.n > 1)
+        qsort(ids.id, ids.n, sizeof *ids.id, id_cmp);
+    for (size_t i = 0; i < ids.n; i++)
+        who_add(w, ids.id[i], NULL);
+    free(ids.id);
 }
 
 static void who_cluster(const gmud_cluster_player *p, void *user)
@@ -316,7 +357,7 @@ static void who(chat *c, gmud_conn *conn, const char *room)
     if (c->cluster != NULL)
         gmud_cluster_who(c->cluster, room, who_cluster, &w, &w.partial);
     else
-        gmud_server_foreach(c->server, who_local, &w);
+        who_here(c, &w);
     who_flush(&w, 0);
     json_decref(w.players);
 }

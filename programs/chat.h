@@ -1,6 +1,7 @@
 /* programs/chat.h: gmud-server's chat app: rooms, relays marked with their
- * sender, join and leave announcements and who (docs/PROTOCOL.md section
- * 6), on one server or, with a gmud_cluster, across nodes.
+ * sender, join and leave announcements and who (docs/PROTOCOL.md 5.1,
+ * and 5.2 for --cluster), on one server or, with a gmud_cluster, across
+ * nodes.
  *
  * The server's callbacks call chat_connect, chat_message and chat_close;
  * the cluster's call chat_remote and chat_presence. Each player's room is

@@ -38,6 +38,9 @@ typedef struct server_app {
     chat *chat;                    /* the chat app */
     uint8_t secret[256];           /* --cluster-secret-file's bytes */
     size_t secret_len;
+    char redis_host[64];           /* --cluster's HOST, */
+    uint16_t redis_port;           /* and PORT */
+    char node[GMUD_CLUSTER_NAME_MAX + 1]; /* --node, or the host name's name bytes */
 } server_app;
 
 static int broadcast(server_app *app, const void *data, size_t len, const json_t *json,
@@ -116,17 +119,26 @@ static int read_secret(server_app *app, const char *path)
         prog_log_text("gmud-server: --cluster-secret-file %s: cannot open it", path);
         return -1;
     }
-    size_t n = fread(app->secret, 1, sizeof app->secret, f);
-    int more = fgetc(f) != EOF;
+    /* One byte more than the longest secret with its newline: too long is
+     * refused, not cut. */
+    uint8_t buf[sizeof app->secret + 2];
+    size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    while (n > 0 && (app->secret[n - 1] == '\n' || app->secret[n - 1] == '\r'))
+    /* One trailing newline (an editor's, or echo's) is not part of it. */
+    if (n > 0 && buf[n - 1] == '\n')
         n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    int more = n > sizeof app->secret;
     if (more || n < GMUD_CLUSTER_SECRET_MIN) {
         prog_log_text("gmud-server: --cluster-secret-file %s: the secret must be %d to %zu "
                       "bytes",
                       path, GMUD_CLUSTER_SECRET_MIN, sizeof app->secret);
+        memset(buf, 0, sizeof buf);
         return -1;
     }
+    memcpy(app->secret, buf, n);
+    memset(buf, 0, sizeof buf);
     app->secret_len = n;
     return 0;
 }
@@ -146,29 +158,51 @@ static void default_node(char *out, size_t cap)
     out[k] = '\0';
 }
 
+/* --cluster, --node and --cluster-secret-file checked and read before
+ * anything listens: a bad one is exit status 2, with the reason. */
+static int prepare_cluster(server_app *app)
+{
+    const prog_options *o = &app->opt;
+    if (parse_redis_url(o->cluster, app->redis_host, sizeof app->redis_host,
+                        &app->redis_port) != 0) {
+        prog_log_text("gmud-server: --cluster %s: not redis://HOST[:PORT] (HOST an IP address, "
+                      "[v6] for IPv6)",
+                      o->cluster);
+        return -1;
+    }
+    if (o->node != NULL)
+        snprintf(app->node, sizeof app->node, "%s", o->node);
+    else
+        default_node(app->node, sizeof app->node);
+    if (o->node == NULL && app->node[0] == '\0') {
+        prog_log_text("gmud-server: --node: the host name holds none of A-Z a-z 0-9 . _ -: "
+                      "give the node a name with --node");
+        return -1;
+    }
+    if (o->node != NULL && (strlen(o->node) > GMUD_CLUSTER_NAME_MAX ||
+                            !gmud_cluster_name_ok(o->node))) {
+        prog_log_text("gmud-server: --node %s: a node's name is 1 to %d of A-Z a-z 0-9 . _ -",
+                      o->node, GMUD_CLUSTER_NAME_MAX);
+        return -1;
+    }
+    if (o->cluster_secret_file != NULL && read_secret(app, o->cluster_secret_file) != 0)
+        return -1;
+    return 0;
+}
+
 static int start_cluster(server_app *app)
 {
     const prog_options *o = &app->opt;
     gmud_cluster_config cc;
     gmud_cluster_default_config(&cc);
-    static char host[64], node[GMUD_CLUSTER_NAME_MAX + 1];
-    if (parse_redis_url(o->cluster, host, sizeof host, &cc.port) != 0) {
-        prog_log_text("gmud-server: --cluster %s: not redis://HOST[:PORT]", o->cluster);
-        return 2;
-    }
-    if (o->node != NULL)
-        snprintf(node, sizeof node, "%s", o->node);
-    else
-        default_node(node, sizeof node);
-    if (o->cluster_secret_file != NULL && read_secret(app, o->cluster_secret_file) != 0)
-        return 2;
-    cc.host = host;
-    cc.node = node;
+    cc.host = app->redis_host;
+    cc.port = app->redis_port;
+    cc.node = app->node;
     cc.ttl_ms = o->cluster_ttl_ms;
     cc.secret = app->secret_len > 0 ? app->secret : NULL;
     cc.secret_len = app->secret_len;
     cc.cb = (gmud_cluster_callbacks){on_remote, on_presence, on_link, app};
-    cc.log = prog_log;
+    cc.log = prog_log; /* as cfg.conn.log: the program's logger */
     cc.log_user = &app->opt;
     gmud_error err;
     app->cluster = gmud_cluster_create(&app->loop, &cc, &err);
@@ -176,9 +210,11 @@ static int start_cluster(server_app *app)
         prog_log_text("gmud-server: --cluster: %s", err.message);
         return err.code == GMUD_ERR_INVALID ? 2 : 1;
     }
+    const char *host = app->redis_host;
+    int v6 = strchr(host, ':') != NULL;
     prog_logf(o, GMUD_LOG_INFO, NULL, "cluster", "node %s of the cluster on redis://%s%s%s:%u%s",
-              node, strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-              (unsigned)cc.port, cc.secret != NULL ? ", messages signed" : "");
+              app->node, v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)cc.port,
+              cc.secret != NULL ? ", messages signed" : "");
     return 0;
 }
 
@@ -568,6 +604,11 @@ int main(int argc, char **argv)
         return 1;
     }
     prog_log_start();
+    if (app.opt.cluster != NULL && prepare_cluster(&app) != 0) {
+        prog_log_finish();
+        uv_loop_close(&app.loop);
+        return 2;
+    }
     sdn_open(&app.notify);
     int status = run(&app);
     gmud_server_destroy(app.server);

@@ -89,6 +89,8 @@ void room_parse_text(const uint8_t *line, size_t len, room_cmd *out)
         out->skip = 1; /* "//...": chat, the escape dropped */
         return;
     }
+    if (len > 1 && s[len - 1] == '\r')
+        len--; /* a CRLF client on a "\n" server: the command, not its "\r" */
     size_t v = 1;
     while (v < len && s[v] != ' ')
         v++;
@@ -106,8 +108,6 @@ void room_parse_text(const uint8_t *line, size_t len, room_cmd *out)
     }
     const char *arg = v < len ? s + v + 1 : NULL;
     size_t alen = v < len ? len - v - 1 : 0;
-    if (arg != NULL && alen > 0 && arg[alen - 1] == '\r')
-        alen--;
     if (out->verb == ROOM_LEAVE && alen > 0)
         bad(out, "%s", "/leave takes no room: it goes back to the lobby");
     else if (alen > 0)

@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <limits.h>
 #include <string.h>
 
 static const uint8_t magic[4] = {'G', 'M', 'C', '1'};
@@ -129,11 +130,28 @@ static uint64_t get64(const uint8_t *p)
     return v;
 }
 
-static void mac_of(const uint8_t *secret, size_t secret_len, const uint8_t *p, size_t n,
-                   uint8_t out[CW_MAC_LEN])
+/* 0 with the MAC in out, -1 if OpenSSL could not compute it (then out is
+ * not to be trusted, and no envelope may pass on it). */
+static int mac_of(const uint8_t *secret, size_t secret_len, const uint8_t *p, size_t n,
+                  uint8_t out[CW_MAC_LEN])
 {
     unsigned int len = CW_MAC_LEN;
-    HMAC(EVP_sha256(), secret, (int)secret_len, p, n, out, &len);
+    if (secret_len > INT_MAX)
+        return -1;
+    if (HMAC(EVP_sha256(), secret, (int)secret_len, p, n, out, &len) == NULL ||
+        len != CW_MAC_LEN)
+        return -1;
+    return 0;
+}
+
+/* A length with no bytes behind it would be read through NULL. */
+static int slices_ok(const cw_msg *m, gmud_error *err)
+{
+    if ((m->node_len > 0 && m->node == NULL) || (m->room_len > 0 && m->room == NULL) ||
+        (m->payload_len > 0 && m->payload == NULL))
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0,
+                              "a node, room or payload length without its bytes (NULL)");
+    return 0;
 }
 
 ptrdiff_t cw_encode(const cw_msg *m, const uint8_t *secret, size_t secret_len, uint8_t *out,
@@ -141,9 +159,14 @@ ptrdiff_t cw_encode(const cw_msg *m, const uint8_t *secret, size_t secret_len, u
 {
     cw_offsets o;
     offsets(m->node_len, m->room_len, &o);
-    int rc = semantics(m, &o, err);
+    int rc = slices_ok(m, err);
+    if (rc == 0)
+        rc = semantics(m, &o, err);
     if (rc != 0)
         return rc;
+    if (secret != NULL && secret_len > INT_MAX)
+        return gmud_error_set(err, GMUD_ERR_INVALID, 0, "a secret of %zu bytes, over %d",
+                              secret_len, INT_MAX);
     size_t n = cw_size(m, secret != NULL);
     if (n > cap)
         return gmud_error_set(err, GMUD_ERR_UNENCODABLE, 0, "envelope of %zu bytes, room for %zu",
@@ -164,8 +187,9 @@ ptrdiff_t cw_encode(const cw_msg *m, const uint8_t *secret, size_t secret_len, u
         out[o.payload - 4 + (size_t)i] = (uint8_t)(m->payload_len >> (8 * i));
     if (m->payload_len > 0)
         memcpy(out + o.payload, m->payload, m->payload_len);
-    if (secret != NULL)
-        mac_of(secret, secret_len, out, n - CW_MAC_LEN, out + n - CW_MAC_LEN);
+    if (secret != NULL && mac_of(secret, secret_len, out, n - CW_MAC_LEN, out + n - CW_MAC_LEN) != 0)
+        return gmud_error_set(err, GMUD_ERR_INVALID, n - CW_MAC_LEN,
+                              "HMAC-SHA256 failed in OpenSSL");
     return (ptrdiff_t)n;
 }
 
@@ -191,13 +215,18 @@ static int structure(const uint8_t *in, size_t n, cw_msg *m, cw_offsets *o, int 
     size_t payload_len = 0;
     for (int i = 0; i < 4; i++)
         payload_len |= (size_t)in[o->payload - 4 + (size_t)i] << (8 * i);
+    /* Bounded before it is added to anything: no sum below can wrap. */
+    if (payload_len > CW_PAYLOAD_MAX)
+        return gmud_error_set(err, GMUD_ERR_INVALID, o->payload - 4,
+                              "payload length %zu, over %d", payload_len, CW_PAYLOAD_MAX);
     size_t want = o->payload + payload_len + (*mac ? CW_MAC_LEN : 0);
-    if (payload_len > CW_PAYLOAD_MAX || n < want)
-        return gmud_error_set(err, GMUD_ERR_INVALID, n, "%zu bytes: the payload of %zu is cut",
-                              n, payload_len);
+    if (n < want)
+        return gmud_error_set(err, GMUD_ERR_INVALID, n,
+                              "%zu bytes: ends inside the payload of %zu%s", n, payload_len,
+                              *mac ? " and its MAC" : "");
     if (n > want)
-        return gmud_error_set(err, GMUD_ERR_INVALID, want, "%zu bytes after the envelope",
-                              n - want);
+        return gmud_error_set(err, GMUD_ERR_INVALID, want, "%zu bytes after the %s", n - want,
+                              *mac ? "MAC" : "payload");
     *m = (cw_msg){.kind = (cw_kind)in[4], .json = (in[5] & CW_FLAG_JSON) != 0,
                   .node = (const char *)in + o->node, .node_len = node_len,
                   .incarnation = get64(in + o->inc), .seq = get64(in + o->seq),
@@ -230,7 +259,11 @@ cw_refusal cw_decode(const uint8_t *in, size_t n, const uint8_t *secret, size_t 
             gmud_error_set(err, GMUD_ERR_INVALID, 5, "no MAC, and this cluster has a secret");
             return CW_BAD_MAC;
         }
-        mac_of(secret, secret_len, in, n - CW_MAC_LEN, want);
+        if (mac_of(secret, secret_len, in, n - CW_MAC_LEN, want) != 0) {
+            gmud_error_set(err, GMUD_ERR_INVALID, n - CW_MAC_LEN,
+                           "the MAC cannot be checked: HMAC-SHA256 failed in OpenSSL");
+            return CW_BAD_MAC;
+        }
         if (CRYPTO_memcmp(want, in + n - CW_MAC_LEN, CW_MAC_LEN) != 0) {
             gmud_error_set(err, GMUD_ERR_INVALID, n - CW_MAC_LEN,
                            "the MAC does not match: forged, altered, or another secret");

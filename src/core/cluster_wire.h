@@ -2,7 +2,8 @@
  * in and out, with bounds and an optional HMAC-SHA256. Anyone who can
  * reach the cluster's Redis can publish on its bus, so the decoder takes
  * nothing on trust: structure, then the MAC, then the rules of each kind.
- * No socket, no clock. */
+ * No socket, no clock: every function is pure and may be called from any
+ * thread. */
 #ifndef GMUD_CORE_CLUSTER_WIRE_H
 #define GMUD_CORE_CLUSTER_WIRE_H
 
@@ -12,10 +13,13 @@
 #include "gmud/error.h"
 
 enum {
-    CW_NAME_MAX = 64,
-    CW_PAYLOAD_MAX = 65535,
-    CW_MAC_LEN = 32,
-    CW_FIXED = 4 + 1 + 1 + 1 + 8 + 8 + 8 + 1 + 8 + 4, /* everything but names, payload, MAC */
+    CW_NAME_MAX = 64,       /* bytes of a node or room name */
+    CW_PAYLOAD_MAX = 65535, /* bytes of a message's payload */
+    CW_MAC_LEN = 32,        /* bytes of HMAC-SHA256 */
+    /* magic, kind, flags, node_len, incarnation, seq, version, room_len,
+     * player, payload_len: everything but the names, payload and MAC */
+    CW_FIXED = 4 + 1 + 1 + 1 + 8 + 8 + 8 + 1 + 8 + 4,
+    /* the largest valid envelope, 65,739 bytes */
     CW_MAX = CW_FIXED + 2 * CW_NAME_MAX + CW_PAYLOAD_MAX + CW_MAC_LEN
 };
 
@@ -24,7 +28,7 @@ enum { CW_FLAG_MAC = 0x01, CW_FLAG_JSON = 0x02 };
 typedef enum cw_kind {
     CW_MESSAGE = 'M',   /* a player said something in a room */
     CW_JOIN = 'J',      /* a player is now in room */
-    CW_LEAVE = 'L',     /* a player left room, and the node */
+    CW_LEAVE = 'L',     /* a player left room (the room it left) */
     CW_HEARTBEAT = 'H', /* payload: the sender's clock, 8 bytes */
     CW_BYE = 'B'        /* the node leaves the cluster */
 } cw_kind;
@@ -49,7 +53,8 @@ typedef enum cw_refusal { CW_OK = 0, CW_MALFORMED, CW_OVERSIZE, CW_BAD_MAC } cw_
 /* 1..64 bytes of [A-Za-z0-9._-]. */
 int cw_name_ok(const char *s, size_t n);
 
-/* The encoded size of m, with or without the MAC. */
+/* The exact encoded size of m, with (mac != 0) or without the MAC; m is
+ * not checked (cw_encode does that). */
 size_t cw_size(const cw_msg *m, int mac);
 
 /* Writes m to out[0..cap), with a MAC keyed by secret unless it is NULL.
@@ -61,7 +66,10 @@ ptrdiff_t cw_encode(const cw_msg *m, const uint8_t *secret, size_t secret_len, u
 /* Reads one envelope from in[0..n). CW_OVERSIZE for n over CW_MAX (nothing
  * read); CW_BAD_MAC with a secret when the MAC is missing or wrong, and
  * without one when a MAC is present; CW_MALFORMED for every other rule
- * broken. err says which, with the offset. */
+ * broken. err says which, with the byte offset. Checked in this order:
+ * the size, the structure (magic, flags, lengths, nothing after), the MAC,
+ * then the rules of each kind. On CW_OK, *out's slices point into in;
+ * otherwise *out is untouched. */
 cw_refusal cw_decode(const uint8_t *in, size_t n, const uint8_t *secret, size_t secret_len,
                      cw_msg *out, gmud_error *err);
 

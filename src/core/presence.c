@@ -1,9 +1,14 @@
 /* src/core/presence.c: the cluster presence mirror. See presence.h.
  *
- * Each player is one entry on three lists: its hash bucket (by node and
- * id), its room's list and its node's list. Rooms are interned, counted,
- * and freed with their last player; nodes are few (a cluster's size) and
- * kept on one list. */
+ * Each player is one entry on three lists: a hash bucket keyed by (node,
+ * player), its room's list and its node's list, so a lookup is O(1), a
+ * room listing O(its players) and a node's removal O(its players). Rooms
+ * and nodes are interned in name tables (chained, grown by doubling); a
+ * room lives while it has players. Nodes also sit on one list sorted by
+ * name, for pres_nodes; they are a cluster's size, so the O(nodes) insert
+ * is paid once per node start. Freed entries are kept on a spare list
+ * (never more than the peak, at most max_players) so the join/leave path
+ * stops allocating once warm. */
 #include "presence.h"
 
 #include <stdlib.h>
@@ -11,44 +16,23 @@
 
 #include "cluster_wire.h"
 
-typedef struct pnode pnode;
-typedef struct proom proom;
-
-typedef struct pent {
-    pnode *node;
-    proom *room;
-    uint64_t player;
-    uint64_t gen;                 /* pres_replace: seen in this snapshot */
-    struct pent *hnext;           /* hash bucket */
-    struct pent *rprev, *rnext;   /* the room's players */
-    struct pent *nprev, *nnext;   /* the node's players */
-} pent;
-
-struct proom {
-    char name[CW_NAME_MAX + 1];
-    size_t players;
-    pent *head, *tail;
-    proom *hnext;
+enum {
+    PRES_ENT_BUCKETS_MIN = 64,  /* entry buckets at creation; doubled at load 1 */
+    PRES_NAME_BUCKETS_MIN = 16  /* room and node buckets at creation; likewise */
 };
 
-struct pnode {
-    char name[CW_NAME_MAX + 1];
-    uint64_t incarnation, version, seen_ms, gen;
-    size_t players;
-    pent *head, *tail;
-    pnode *next;
-};
+/* ---- Name tables ------------------------------------------------------- */
 
-struct pres {
-    size_t max, count;
-    pent **buckets;               /* players, by node and id */
-    size_t nbuckets;
-    proom **rooms;                /* rooms, by name */
-    size_t nrooms_buckets, nrooms;
-    pnode *nodes;
-};
+typedef struct pname {
+    struct pname *hnext;
+    uint64_t hash;
+    char s[CW_NAME_MAX + 1];
+} pname;
 
-enum { BUCKETS_MIN = 64 };
+typedef struct ptab {
+    pname **b;
+    size_t nb, n;
+} ptab;
 
 static uint64_t mix(uint64_t x)
 {
@@ -59,23 +43,116 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-static size_t ent_hash(const pnode *n, uint64_t player)
+static uint64_t str_hash(const char *s)
 {
-    return (size_t)mix(player ^ mix((uint64_t)(uintptr_t)n));
-}
-
-static size_t str_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a, then mixed for the low bits */
     for (; *s != '\0'; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (size_t)h;
+    return mix(h);
 }
 
+/* Reads at most CW_NAME_MAX + 1 bytes: s need not be short to be refused. */
 static int name_ok(const char *s)
 {
-    return s != NULL && cw_name_ok(s, strnlen(s, CW_NAME_MAX + 1));
+    if (s == NULL)
+        return 0;
+    size_t n = 0;
+    while (n <= CW_NAME_MAX && s[n] != '\0')
+        n++;
+    return cw_name_ok(s, n);
 }
+
+static int tab_init(ptab *t, size_t nb)
+{
+    t->b = calloc(nb, sizeof *t->b);
+    t->nb = nb;
+    t->n = 0;
+    return t->b != NULL;
+}
+
+static pname *tab_find(const ptab *t, const char *s, uint64_t hash)
+{
+    for (pname *e = t->b[hash & (t->nb - 1)]; e != NULL; e = e->hnext)
+        if (e->hash == hash && strcmp(e->s, s) == 0)
+            return e;
+    return NULL;
+}
+
+/* Doubles the buckets; on no memory the chains just grow longer. */
+static void tab_grow(ptab *t)
+{
+    size_t nb = t->nb * 2;
+    pname **b = calloc(nb, sizeof *b);
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < t->nb; i++)
+        for (pname *e = t->b[i], *next; e != NULL; e = next) {
+            next = e->hnext;
+            e->hnext = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+        }
+    free(t->b);
+    t->b = b;
+    t->nb = nb;
+}
+
+/* e->s must hold a checked name. */
+static void tab_insert(ptab *t, pname *e, uint64_t hash)
+{
+    if (t->n >= t->nb)
+        tab_grow(t);
+    e->hash = hash;
+    e->hnext = t->b[hash & (t->nb - 1)];
+    t->b[hash & (t->nb - 1)] = e;
+    t->n++;
+}
+
+static void tab_remove(ptab *t, pname *e)
+{
+    pname **at = &t->b[e->hash & (t->nb - 1)];
+    while (*at != e)
+        at = &(*at)->hnext;
+    *at = e->hnext;
+    t->n--;
+}
+
+/* ---- The table ----------------------------------------------------------- */
+
+typedef struct pnode pnode;
+typedef struct proom proom;
+
+typedef struct pent {
+    pnode *node;
+    proom *room;
+    uint64_t player;
+    uint64_t gen;                 /* pres_replace: == node->gen when in the snapshot */
+    struct pent *hnext;           /* hash bucket; the spare list when free */
+    struct pent *rprev, *rnext;   /* the room's players */
+    struct pent *nprev, *nnext;   /* the node's players */
+} pent;
+
+struct proom {
+    pname key; /* first: a pname * is a proom * */
+    size_t players;
+    pent *head, *tail;
+};
+
+struct pnode {
+    pname key; /* first: a pname * is a pnode * */
+    uint64_t incarnation, version, seen_ms, gen;
+    size_t players;
+    pent *head, *tail;
+    pnode *prev, *next; /* all nodes, by name */
+};
+
+struct pres {
+    size_t max, count;
+    pent **buckets; /* entries by (node, player) */
+    size_t nbuckets;
+    pent *spare;    /* freed entries, reused */
+    ptab rooms, nodes;
+    pnode *first;   /* the node list, by name */
+};
 
 pres *pres_create(size_t max_players)
 {
@@ -83,35 +160,45 @@ pres *pres_create(size_t max_players)
     if (p == NULL)
         return NULL;
     p->max = max_players;
-    p->nbuckets = p->nrooms_buckets = BUCKETS_MIN;
+    p->nbuckets = PRES_ENT_BUCKETS_MIN;
     p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
-    p->rooms = calloc(p->nrooms_buckets, sizeof *p->rooms);
-    if (p->buckets == NULL || p->rooms == NULL) {
+    int ok = p->buckets != NULL;
+    ok = tab_init(&p->rooms, PRES_NAME_BUCKETS_MIN) && ok;
+    ok = tab_init(&p->nodes, PRES_NAME_BUCKETS_MIN) && ok;
+    if (!ok) {
         pres_destroy(p);
         return NULL;
     }
     return p;
 }
 
+static void free_chain(pent *e, int by_node)
+{
+    while (e != NULL) {
+        pent *next = by_node ? e->nnext : e->hnext;
+        free(e);
+        e = next;
+    }
+}
+
 void pres_destroy(pres *p)
 {
     if (p == NULL)
         return;
-    for (pnode *n = p->nodes, *next; n != NULL; n = next) {
+    for (pnode *n = p->first, *next; n != NULL; n = next) {
         next = n->next;
-        for (pent *e = n->head, *en; e != NULL; e = en) {
-            en = e->nnext;
-            free(e);
-        }
+        free_chain(n->head, 1);
         free(n);
     }
-    for (size_t i = 0; p->rooms != NULL && i < p->nrooms_buckets; i++)
-        for (proom *r = p->rooms[i], *rn; r != NULL; r = rn) {
-            rn = r->hnext;
+    free_chain(p->spare, 0);
+    for (size_t i = 0; p->rooms.b != NULL && i < p->rooms.nb; i++)
+        for (pname *r = p->rooms.b[i], *next; r != NULL; r = next) {
+            next = r->hnext;
             free(r);
         }
+    free(p->rooms.b);
+    free(p->nodes.b);
     free(p->buckets);
-    free(p->rooms);
     free(p);
 }
 
@@ -119,30 +206,51 @@ void pres_destroy(pres *p)
 
 static pnode *node_find(const pres *p, const char *name)
 {
-    for (pnode *n = p->nodes; n != NULL; n = n->next)
-        if (strcmp(n->name, name) == 0)
-            return n;
-    return NULL;
+    return (pnode *)tab_find(&p->nodes, name, str_hash(name));
 }
 
-static pnode *node_add(pres *p, const char *name)
+static void node_link_sorted(pres *p, pnode *n)
+{
+    pnode *prev = NULL, *at = p->first;
+    while (at != NULL && strcmp(at->key.s, n->key.s) < 0) {
+        prev = at;
+        at = at->next;
+    }
+    n->prev = prev;
+    n->next = at;
+    if (at != NULL)
+        at->prev = n;
+    if (prev != NULL)
+        prev->next = n;
+    else
+        p->first = n;
+}
+
+/* name is checked. */
+static pnode *node_new(pres *p, const char *name, uint64_t incarnation)
 {
     pnode *n = calloc(1, sizeof *n);
     if (n == NULL)
         return NULL;
-    strcpy(n->name, name); /* checked: at most CW_NAME_MAX */
-    n->next = p->nodes;
-    p->nodes = n;
+    memcpy(n->key.s, name, strlen(name) + 1);
+    n->incarnation = incarnation;
+    tab_insert(&p->nodes, &n->key, str_hash(name));
+    node_link_sorted(p, n);
     return n;
+}
+
+static void node_info(const pnode *n, pres_node_info *out)
+{
+    *out = (pres_node_info){n->incarnation, n->version, n->seen_ms, n->players};
 }
 
 int pres_node_get(const pres *p, const char *node, pres_node_info *out)
 {
-    const pnode *n = node != NULL ? node_find(p, node) : NULL;
+    const pnode *n = name_ok(node) ? node_find(p, node) : NULL;
     if (n == NULL)
         return 0;
     if (out != NULL)
-        *out = (pres_node_info){n->incarnation, n->version, n->seen_ms, n->players};
+        node_info(n, out);
     return 1;
 }
 
@@ -150,57 +258,29 @@ int pres_node_get(const pres *p, const char *node, pres_node_info *out)
 
 static proom *room_find(const pres *p, const char *name)
 {
-    for (proom *r = p->rooms[str_hash(name) & (p->nrooms_buckets - 1)]; r != NULL; r = r->hnext)
-        if (strcmp(r->name, name) == 0)
-            return r;
-    return NULL;
+    return (proom *)tab_find(&p->rooms, name, str_hash(name));
 }
 
-static void rooms_grow(pres *p)
-{
-    size_t nb = p->nrooms_buckets * 2;
-    proom **b = calloc(nb, sizeof *b);
-    if (b == NULL)
-        return; /* longer chains, still correct */
-    for (size_t i = 0; i < p->nrooms_buckets; i++)
-        for (proom *r = p->rooms[i], *rn; r != NULL; r = rn) {
-            rn = r->hnext;
-            size_t h = str_hash(r->name) & (nb - 1);
-            r->hnext = b[h];
-            b[h] = r;
-        }
-    free(p->rooms);
-    p->rooms = b;
-    p->nrooms_buckets = nb;
-}
-
+/* The room called name (checked), made if new; NULL on no memory. */
 static proom *room_get(pres *p, const char *name)
 {
-    proom *r = room_find(p, name);
+    uint64_t h = str_hash(name);
+    proom *r = (proom *)tab_find(&p->rooms, name, h);
     if (r != NULL)
         return r;
-    if (p->nrooms >= p->nrooms_buckets)
-        rooms_grow(p);
-    r = calloc(1, sizeof *r);
-    if (r == NULL)
+    if ((r = calloc(1, sizeof *r)) == NULL)
         return NULL;
-    strcpy(r->name, name);
-    size_t h = str_hash(name) & (p->nrooms_buckets - 1);
-    r->hnext = p->rooms[h];
-    p->rooms[h] = r;
-    p->nrooms++;
+    memcpy(r->key.s, name, strlen(name) + 1);
+    tab_insert(&p->rooms, &r->key, h);
     return r;
 }
 
+/* Frees r if it has no players left. */
 static void room_put(pres *p, proom *r)
 {
     if (r->players > 0)
         return;
-    proom **at = &p->rooms[str_hash(r->name) & (p->nrooms_buckets - 1)];
-    while (*at != r)
-        at = &(*at)->hnext;
-    *at = r->hnext;
-    p->nrooms--;
+    tab_remove(&p->rooms, &r->key);
     free(r);
 }
 
@@ -231,26 +311,32 @@ static void room_unlink(pent *e)
     r->players--;
 }
 
-/* ---- Entries ------------------------------------------------------------- */
+/* ---- Entries ------------------------------------------------------------ */
+
+static size_t ent_bucket(size_t nbuckets, const pnode *n, uint64_t player)
+{
+    /* Node records never move while they hold entries: their address is a key. */
+    return (size_t)(mix(player ^ mix((uint64_t)(uintptr_t)n)) & (nbuckets - 1));
+}
 
 static pent **ent_slot(const pres *p, const pnode *n, uint64_t player)
 {
-    pent **at = &p->buckets[ent_hash(n, player) & (p->nbuckets - 1)];
+    pent **at = &p->buckets[ent_bucket(p->nbuckets, n, player)];
     while (*at != NULL && ((*at)->node != n || (*at)->player != player))
         at = &(*at)->hnext;
     return at;
 }
 
-static void buckets_grow(pres *p)
+static void ent_grow(pres *p)
 {
     size_t nb = p->nbuckets * 2;
     pent **b = calloc(nb, sizeof *b);
     if (b == NULL)
-        return;
+        return; /* longer chains, still correct */
     for (size_t i = 0; i < p->nbuckets; i++)
-        for (pent *e = p->buckets[i], *en; e != NULL; e = en) {
-            en = e->hnext;
-            size_t h = ent_hash(e->node, e->player) & (nb - 1);
+        for (pent *e = p->buckets[i], *next; e != NULL; e = next) {
+            next = e->hnext;
+            size_t h = ent_bucket(nb, e->node, e->player);
             e->hnext = b[h];
             b[h] = e;
         }
@@ -263,31 +349,23 @@ static void report(pres_change_fn fn, void *user, const pent *e, int joined)
 {
     if (fn == NULL)
         return;
-    pres_player pl = {e->node->name, e->player, e->room->name};
+    pres_player pl = {e->node->key.s, e->player, e->room->key.s};
     fn(&pl, joined, user);
 }
 
-/* A new entry; PRES_FULL or PRES_APPLIED. */
-static int ent_add(pres *p, pnode *n, uint64_t player, const char *room, pres_change_fn fn,
-                   void *user)
+static pent *ent_alloc(pres *p)
 {
-    if (p->count >= p->max)
-        return PRES_FULL;
-    if (p->count >= p->nbuckets)
-        buckets_grow(p);
-    pent *e = calloc(1, sizeof *e);
-    proom *r = e != NULL ? room_get(p, room) : NULL;
-    if (r == NULL) {
-        free(e);
-        return PRES_FULL;
+    pent *e = p->spare;
+    if (e != NULL) {
+        p->spare = e->hnext;
+        return e;
     }
-    e->node = n;
-    e->player = player;
-    e->gen = n->gen;
-    pent **slot = &p->buckets[ent_hash(n, player) & (p->nbuckets - 1)];
-    e->hnext = *slot;
-    *slot = e;
-    room_link(r, e);
+    return malloc(sizeof *e);
+}
+
+static void node_link(pnode *n, pent *e)
+{
+    e->nnext = NULL;
     e->nprev = n->tail;
     if (n->tail != NULL)
         n->tail->nnext = e;
@@ -295,19 +373,11 @@ static int ent_add(pres *p, pnode *n, uint64_t player, const char *room, pres_ch
         n->head = e;
     n->tail = e;
     n->players++;
-    p->count++;
-    report(fn, user, e, 1);
-    return PRES_APPLIED;
 }
 
-static void ent_remove(pres *p, pent *e, pres_change_fn fn, void *user)
+static void node_unlink(pent *e)
 {
-    report(fn, user, e, 0);
     pnode *n = e->node;
-    *ent_slot(p, n, e->player) = e->hnext;
-    proom *r = e->room;
-    room_unlink(e);
-    room_put(p, r);
     if (e->nprev != NULL)
         e->nprev->nnext = e->nnext;
     else
@@ -317,32 +387,70 @@ static void ent_remove(pres *p, pent *e, pres_change_fn fn, void *user)
     else
         n->tail = e->nprev;
     n->players--;
-    p->count--;
-    free(e);
 }
 
-/* Moves e to room: a leave, then a join. PRES_FULL if the room cannot be
- * made (e is then gone). */
+/* A new entry for player (not yet stored) in room: PRES_APPLIED or
+ * PRES_FULL (the bound, or no memory; nothing changed then). */
+static int ent_add(pres *p, pnode *n, uint64_t player, const char *room, pres_change_fn fn,
+                   void *user)
+{
+    if (p->count >= p->max)
+        return PRES_FULL;
+    proom *r = room_get(p, room);
+    pent *e = r != NULL ? ent_alloc(p) : NULL;
+    if (e == NULL) {
+        if (r != NULL)
+            room_put(p, r);
+        return PRES_FULL;
+    }
+    if (p->count >= p->nbuckets)
+        ent_grow(p);
+    e->node = n;
+    e->player = player;
+    e->gen = n->gen;
+    pent **slot = &p->buckets[ent_bucket(p->nbuckets, n, player)];
+    e->hnext = *slot;
+    *slot = e;
+    room_link(r, e);
+    node_link(n, e);
+    p->count++;
+    report(fn, user, e, 1);
+    return PRES_APPLIED;
+}
+
+/* The leave is reported first, while e->room still names the room. */
+static void ent_remove(pres *p, pent *e, pres_change_fn fn, void *user)
+{
+    report(fn, user, e, 0);
+    *ent_slot(p, e->node, e->player) = e->hnext;
+    proom *r = e->room;
+    room_unlink(e);
+    room_put(p, r);
+    node_unlink(e);
+    p->count--;
+    e->hnext = p->spare;
+    p->spare = e;
+}
+
+/* e into room: a leave then a join, or nothing for the same room.
+ * PRES_FULL (nothing changed) if the new room cannot be made. */
 static int ent_move(pres *p, pent *e, const char *room, pres_change_fn fn, void *user)
 {
-    if (strcmp(e->room->name, room) == 0)
+    if (strcmp(e->room->key.s, room) == 0)
         return PRES_APPLIED;
+    proom *r = room_get(p, room); /* before the unlink: the old room stays alive */
+    if (r == NULL)
+        return PRES_FULL;
     report(fn, user, e, 0);
     proom *old = e->room;
     room_unlink(e);
-    proom *r = room_get(p, room);
-    if (r == NULL) {
-        room_link(old, e);
-        ent_remove(p, e, NULL, NULL);
-        return PRES_FULL;
-    }
     room_put(p, old);
     room_link(r, e);
     report(fn, user, e, 1);
     return PRES_APPLIED;
 }
 
-/* Sets player's room (NULL: removes it). */
+/* player of n into room (checked; NULL: gone). */
 static int ent_set(pres *p, pnode *n, uint64_t player, const char *room, pres_change_fn fn,
                    void *user)
 {
@@ -353,7 +461,6 @@ static int ent_set(pres *p, pnode *n, uint64_t player, const char *room, pres_ch
         ent_remove(p, e, fn, user);
         return PRES_APPLIED;
     }
-    e->gen = n->gen;
     return ent_move(p, e, room, fn, user);
 }
 
@@ -363,7 +470,39 @@ static void node_clear(pres *p, pnode *n, pres_change_fn fn, void *user)
         ent_remove(p, n->head, fn, user);
 }
 
-/* ---- Changes --------------------------------------------------------------- */
+static void node_free(pres *p, pnode *n, pres_change_fn fn, void *user)
+{
+    node_clear(p, n, fn, user);
+    tab_remove(&p->nodes, &n->key);
+    if (n->prev != NULL)
+        n->prev->next = n->next;
+    else
+        p->first = n->next;
+    if (n->next != NULL)
+        n->next->prev = n->prev;
+    free(n);
+}
+
+/* ---- Changes ------------------------------------------------------------ */
+
+/* node's record for a change from incarnation: made if unknown, emptied if
+ * the incarnation differs (*stale set for both); NULL on no memory. */
+static pnode *node_for(pres *p, const char *node, uint64_t incarnation, pres_change_fn fn,
+                       void *user, int *stale)
+{
+    pnode *n = node_find(p, node);
+    if (n == NULL) {
+        *stale = 1;
+        return node_new(p, node, incarnation);
+    }
+    if (n->incarnation != incarnation) {
+        node_clear(p, n, fn, user); /* a restarted node lost its players */
+        n->incarnation = incarnation;
+        n->version = 0;
+        *stale = 1;
+    }
+    return n;
+}
 
 int pres_apply(pres *p, const char *node, uint64_t incarnation, uint64_t version,
                uint64_t player, const char *room, uint64_t now_ms, pres_change_fn fn,
@@ -371,27 +510,33 @@ int pres_apply(pres *p, const char *node, uint64_t incarnation, uint64_t version
 {
     if (!name_ok(node) || (room != NULL && !name_ok(room)))
         return PRES_INVALID;
-    pnode *n = node_find(p, node);
     int stale = 0;
-    if (n == NULL) {
-        if ((n = node_add(p, node)) == NULL)
-            return PRES_FULL;
-        n->incarnation = incarnation;
-        stale = 1;
-    } else if (n->incarnation != incarnation) {
-        node_clear(p, n, fn, user); /* a restarted node lost its players */
-        n->incarnation = incarnation;
-        stale = 1;
-    } else if (version <= n->version) {
-        n->seen_ms = now_ms;
-        return PRES_APPLIED; /* old news */
-    } else if (version != n->version + 1) {
-        stale = 1;
-    }
-    n->version = version;
+    pnode *n = node_for(p, node, incarnation, fn, user, &stale);
+    if (n == NULL)
+        return PRES_FULL;
     n->seen_ms = now_ms;
-    int rc = ent_set(p, n, player, room, fn, user);
-    return rc != PRES_APPLIED ? rc : stale ? PRES_STALE : PRES_APPLIED;
+    if (!stale && version <= n->version)
+        return PRES_APPLIED; /* already reflected */
+    /* version > n->version here unless stale, so the difference cannot wrap. */
+    if (!stale && version - n->version != 1)
+        stale = 1;
+    if (ent_set(p, n, player, room, fn, user) == PRES_FULL)
+        return PRES_FULL; /* version kept: the next change is a gap, then a reload */
+    n->version = version;
+    return stale ? PRES_STALE : PRES_APPLIED;
+}
+
+/* Marks with n->gen every stored player that players[] keeps. */
+static void replace_mark(pres *p, pnode *n, const pres_player *players, size_t count)
+{
+    n->gen++;
+    for (size_t i = 0; i < count; i++) {
+        if (!name_ok(players[i].room))
+            continue;
+        pent *e = *ent_slot(p, n, players[i].player);
+        if (e != NULL)
+            e->gen = n->gen;
+    }
 }
 
 size_t pres_replace(pres *p, const char *node, uint64_t incarnation, uint64_t version,
@@ -400,49 +545,37 @@ size_t pres_replace(pres *p, const char *node, uint64_t incarnation, uint64_t ve
 {
     if (!name_ok(node))
         return n;
-    pnode *nd = node_find(p, node);
-    if (nd == NULL && (nd = node_add(p, node)) == NULL)
+    int stale = 0;
+    pnode *nd = node_for(p, node, incarnation, fn, user, &stale);
+    if (nd == NULL)
         return n;
-    if (nd->incarnation != incarnation)
-        node_clear(p, nd, fn, user);
-    nd->incarnation = incarnation;
     nd->version = version;
     nd->seen_ms = now_ms;
-    nd->gen++;
-    size_t missed = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!name_ok(players[i].room) || ent_set(p, nd, players[i].player, players[i].room, fn,
-                                                 user) != PRES_APPLIED)
-            missed++;
-    }
-    for (pent *e = nd->head, *en; e != NULL; e = en) {
-        en = e->nnext;
+    /* The gone leave first, so the room they free is there for newcomers. */
+    replace_mark(p, nd, players, n);
+    for (pent *e = nd->head, *next; e != NULL; e = next) {
+        next = e->nnext;
         if (e->gen != nd->gen)
             ent_remove(p, e, fn, user);
     }
+    size_t missed = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!name_ok(players[i].room) ||
+            ent_set(p, nd, players[i].player, players[i].room, fn, user) != PRES_APPLIED)
+            missed++;
     return missed;
 }
 
 void pres_touch(pres *p, const char *node, uint64_t now_ms)
 {
-    pnode *n = node != NULL ? node_find(p, node) : NULL;
+    pnode *n = name_ok(node) ? node_find(p, node) : NULL;
     if (n != NULL)
         n->seen_ms = now_ms;
 }
 
-static void node_free(pres *p, pnode *n, pres_change_fn fn, void *user)
-{
-    node_clear(p, n, fn, user);
-    pnode **at = &p->nodes;
-    while (*at != n)
-        at = &(*at)->next;
-    *at = n->next;
-    free(n);
-}
-
 void pres_drop(pres *p, const char *node, pres_change_fn fn, void *user)
 {
-    pnode *n = node != NULL ? node_find(p, node) : NULL;
+    pnode *n = name_ok(node) ? node_find(p, node) : NULL;
     if (n != NULL)
         node_free(p, n, fn, user);
 }
@@ -451,9 +584,12 @@ size_t pres_expire(pres *p, uint64_t now_ms, uint64_t max_age_ms, const char *ke
                    pres_change_fn fn, void *user)
 {
     size_t dropped = 0;
-    for (pnode *n = p->nodes, *next; n != NULL; n = next) {
+    for (pnode *n = p->first, *next; n != NULL; n = next) {
         next = n->next;
-        if ((keep == NULL || strcmp(n->name, keep) != 0) && n->seen_ms + max_age_ms < now_ms) {
+        if (keep != NULL && strcmp(n->key.s, keep) == 0)
+            continue;
+        /* seen_ms + max_age_ms < now_ms, written so that neither side wraps. */
+        if (now_ms > n->seen_ms && now_ms - n->seen_ms > max_age_ms) {
             node_free(p, n, fn, user);
             dropped++;
         }
@@ -461,7 +597,31 @@ size_t pres_expire(pres *p, uint64_t now_ms, uint64_t max_age_ms, const char *ke
     return dropped;
 }
 
-/* ---- Queries ----------------------------------------------------------- */
+/* ---- Queries ------------------------------------------------------------ */
+
+void pres_nodes(const pres *p, void (*fn)(const char *node, const pres_node_info *info, void *user),
+                void *user)
+{
+    for (const pnode *n = p->first; n != NULL; n = n->next) {
+        pres_node_info info;
+        node_info(n, &info);
+        fn(n->key.s, &info, user);
+    }
+}
+
+static int who_cmp(const void *a, const void *b)
+{
+    const pent *x = *(const pent *const *)a, *y = *(const pent *const *)b;
+    if (x->node != y->node)
+        return strcmp(x->node->key.s, y->node->key.s);
+    return x->player < y->player ? -1 : x->player > y->player;
+}
+
+static void who_emit(const pent *e, void (*fn)(const pres_player *pl, void *user), void *user)
+{
+    pres_player pl = {e->node->key.s, e->player, e->room->key.s};
+    fn(&pl, user);
+}
 
 size_t pres_who(const pres *p, const char *room, void (*fn)(const pres_player *pl, void *user),
                 void *user)
@@ -469,19 +629,31 @@ size_t pres_who(const pres *p, const char *room, void (*fn)(const pres_player *p
     const proom *r = name_ok(room) ? room_find(p, room) : NULL;
     if (r == NULL)
         return 0;
-    for (const pent *e = r->head; fn != NULL && e != NULL; e = e->rnext) {
-        pres_player pl = {e->node->name, e->player, r->name};
-        fn(&pl, user);
+    if (fn == NULL)
+        return r->players;
+    /* A query, not the join/leave path: one allocation is allowed here. */
+    const pent **v = malloc(r->players * sizeof *v);
+    if (v == NULL) {
+        for (const pent *e = r->head; e != NULL; e = e->rnext)
+            who_emit(e, fn, user); /* unsorted, but complete */
+        return r->players;
     }
-    return r->players;
+    size_t k = 0;
+    for (const pent *e = r->head; e != NULL; e = e->rnext)
+        v[k++] = e;
+    qsort(v, k, sizeof *v, who_cmp);
+    for (size_t i = 0; i < k; i++)
+        who_emit(v[i], fn, user);
+    free(v);
+    return k;
 }
 
 void pres_node_each(const pres *p, const char *node, void (*fn)(const pres_player *pl, void *user),
                     void *user)
 {
-    const pnode *n = node != NULL ? node_find(p, node) : NULL;
+    const pnode *n = name_ok(node) ? node_find(p, node) : NULL;
     for (const pent *e = n != NULL ? n->head : NULL; e != NULL; e = e->nnext) {
-        pres_player pl = {n->name, e->player, e->room->name};
+        pres_player pl = {n->key.s, e->player, e->room->key.s};
         fn(&pl, user);
     }
 }
@@ -493,10 +665,11 @@ size_t pres_count(const pres *p)
 
 int pres_room_of(const pres *p, const char *node, uint64_t player, const char **room)
 {
-    const pnode *n = node != NULL ? node_find(p, node) : NULL;
+    const pnode *n = name_ok(node) ? node_find(p, node) : NULL;
     const pent *e = n != NULL ? *ent_slot(p, n, player) : NULL;
     if (e == NULL)
         return 0;
-    *room = e->room->name;
+    if (room != NULL)
+        *room = e->room->key.s;
     return 1;
 }

@@ -61,6 +61,7 @@ typedef struct peer {                      /* a remote node's envelope stream */
 typedef struct held {                      /* an envelope waiting for its node's check */
     uint8_t *data;
     size_t len;
+    char node[GMUD_CLUSTER_NAME_MAX + 1];  /* the node it claims to come from */
 } held;
 
 struct gmud_cluster {
@@ -455,11 +456,40 @@ static int reply_u64(const redisReply *r, uint64_t *out)
     return 0;
 }
 
-static void drop_node(gmud_cluster *c, const char *node)
+static void drop_node(gmud_cluster *c, const char *node, const char *why)
 {
+    if (pres_node_get(c->mirror, node, NULL))
+        clog_(c, GMUD_LOG_INFO, "cluster", "node %s left the cluster: %s", node, why);
     pres_drop(c->mirror, node, presence_changed, c);
     const char *argv[3] = {"SREM", c->nodes_key, node};
     plain(c, 3, argv);
+}
+
+typedef struct unlisted {
+    gmud_cluster *c;
+    const redisReply *members;
+} unlisted;
+
+static int listed(const redisReply *members, const char *node)
+{
+    size_t n = strlen(node);
+    for (size_t i = 0; i < members->elements; i++) {
+        const redisReply *e = members->element[i];
+        if (e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, node, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A node the mirror holds but the set no longer lists (another node saw its
+ * key expire and removed it) is asked about all the same: the answer, not
+ * the set, says it is gone. */
+static void ask_unlisted(const char *node, const pres_node_info *info, void *user)
+{
+    unlisted *u = user;
+    (void)info;
+    if (strcmp(node, u->c->node) != 0 && !listed(u->members, node))
+        ask_head(u->c, node);
 }
 
 static void on_members(gmud_cluster *c, const redisReply *r)
@@ -467,6 +497,8 @@ static void on_members(gmud_cluster *c, const redisReply *r)
     c->polling = 0;
     if (r->type != REDIS_REPLY_ARRAY)
         return;
+    unlisted u = {c, r};
+    pres_nodes(c->mirror, ask_unlisted, &u);
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_STRING || e->len > GMUD_CLUSTER_NAME_MAX)
@@ -486,7 +518,7 @@ static int on_head(gmud_cluster *c, req *rq, const redisReply *r)
     uint64_t inc, ver;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || reply_u64(r->element[0], &inc) ||
         reply_u64(r->element[1], &ver)) {
-        drop_node(c, rq->node); /* expired: the node is gone */
+        drop_node(c, rq->node, "its key expired");
         return 0;
     }
     pres_node_info info;
@@ -506,7 +538,8 @@ static int on_head(gmud_cluster *c, req *rq, const redisReply *r)
     return command(c, all, 2, argv, lens) == 0;
 }
 
-static void held_replay(gmud_cluster *c);
+static void held_replay(gmud_cluster *c, const char *node);
+static int held_from(const gmud_cluster *c, const char *node);
 
 static void on_all(gmud_cluster *c, req *rq, const redisReply *r)
 {
@@ -544,7 +577,6 @@ static void on_all(gmud_cluster *c, req *rq, const redisReply *r)
     }
     free(pl);
     free(rooms);
-    held_replay(c);
 }
 
 /* ---- Envelopes in ------------------------------------------------------ */
@@ -574,9 +606,14 @@ static void hold(gmud_cluster *c, const uint8_t *data, size_t len, const char *n
         return;
     }
     memcpy(copy, data, len);
-    c->hold[c->nhold++] = (held){copy, len};
+    int asked = held_from(c, node);
+    held *h = &c->hold[c->nhold++];
+    h->data = copy;
+    h->len = len;
+    snprintf(h->node, sizeof h->node, "%s", node);
     c->hold_bytes += len;
-    ask_head(c, node); /* the answer replays what is held */
+    if (!asked)
+        ask_head(c, node); /* its answer replays what node's envelopes are held */
 }
 
 static void deliver(gmud_cluster *c, const cw_msg *m, const char *node);
@@ -645,7 +682,7 @@ static void deliver(gmud_cluster *c, const cw_msg *m, const char *node)
         break;
     }
     case CW_BYE:
-        pres_drop(c->mirror, node, presence_changed, c);
+        drop_node(c, node, "it said goodbye");
         break;
     case CW_HEARTBEAT:
         pres_touch(c->mirror, node, now_ms(c));
@@ -707,17 +744,33 @@ static void on_envelope(gmud_cluster *c, const uint8_t *data, size_t len, int re
 /* After a node's presence is read: what it held goes through again, and
  * what is still unknown is refused. Only when no check is outstanding for
  * another node... each replay re-holds nothing (replay = 1). */
-static void held_replay(gmud_cluster *c)
+/* The held envelopes of node (NULL: of every node), in the order they
+ * came, now that Redis has answered for it; the others stay held. */
+static void held_replay(gmud_cluster *c, const char *node)
 {
-    size_t n = c->nhold;
     held copy[HOLD_MAX];
-    memcpy(copy, c->hold, n * sizeof *copy);
-    c->nhold = 0;
-    c->hold_bytes = 0;
+    size_t n = 0, kept = 0;
+    for (size_t i = 0; i < c->nhold; i++) {
+        if (node == NULL || strcmp(c->hold[i].node, node) == 0) {
+            copy[n++] = c->hold[i];
+            c->hold_bytes -= c->hold[i].len;
+        } else {
+            c->hold[kept++] = c->hold[i];
+        }
+    }
+    c->nhold = kept;
     for (size_t i = 0; i < n; i++) {
         on_envelope(c, copy[i].data, copy[i].len, 1);
         free(copy[i].data);
     }
+}
+
+static int held_from(const gmud_cluster *c, const char *node)
+{
+    for (size_t i = 0; i < c->nhold; i++)
+        if (strcmp(c->hold[i].node, node) == 0)
+            return 1;
+    return 0;
 }
 
 /* ---- Replies ---------------------------------------------------------- */
@@ -744,8 +797,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
               reply->str);
         if (rq->kind == REQ_EXEC)
             fail(c, "registration refused");
-        if (rq->kind == REQ_HEAD)
-            held_replay(c);
+        if (rq->kind == REQ_HEAD || rq->kind == REQ_ALL)
+            held_replay(c, rq->node);
         free(rq);
         return;
     }
@@ -775,10 +828,11 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         break;
     case REQ_HEAD:
         if (!on_head(c, rq, reply))
-            held_replay(c); /* known as it was, or gone: decided now */
+            held_replay(c, rq->node); /* known as it was, or gone: decided now */
         break;
     case REQ_ALL:
         on_all(c, rq, reply);
+        held_replay(c, rq->node);
         break;
     case REQ_PLAIN:
         break;
@@ -893,7 +947,7 @@ static void link_down(gmud_cluster *c, const char *why)
     c->pending = 0;
     c->polling = 0;
     c->broken = 0;
-    held_replay(c);
+    held_replay(c, NULL);
     c->state = LINK_DOWN;
     c->backoff_ms = c->backoff_ms == 0 ? BACKOFF_MIN_MS : c->backoff_ms * 2;
     if (c->backoff_ms > c->cfg.backoff_max_ms)
@@ -968,7 +1022,10 @@ static void on_tick(gmud_timer *timer, void *user)
         round_trip(c, now);
     }
     /* Other nodes not heard of for a TTL are gone, link or no link. */
-    pres_expire(c->mirror, now, c->cfg.ttl_ms, c->node, presence_changed, c);
+    size_t gone = pres_expire(c->mirror, now, c->cfg.ttl_ms, c->node, presence_changed, c);
+    if (gone > 0)
+        clog_(c, GMUD_LOG_INFO, "cluster", "%zu node(s) left the cluster: not heard of for %u ms",
+              gone, (unsigned)c->cfg.ttl_ms);
 }
 
 /* ---- Life ----------------------------------------------------------------- */

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The chat's rooms on one gmud-server (PROTOCOL.md 6.3), real processes
+"""The chat's rooms on one gmud-server (PROTOCOL.md 5.1), real processes
 over loopback: join and leave announced to the rooms concerned and not in
 the lobby, chat confined to the sender's room, who, a bad command's error
 packet, a disconnect announced, in JSON and as text lines ("//" escaping
@@ -55,21 +55,39 @@ class Player:
         return finish(self.p)
 
 
+def who_pages(p, timeout=2):
+    """Every page of one who answer: the objects, all but the last with
+    "more" (bounded by the timeout)."""
+    pages = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj = p.next_json(lambda o: o.get('event') == 'who', deadline - time.monotonic())
+        if obj is None:
+            break
+        pages.append(obj)
+        if not obj.get('more'):
+            break
+    return pages
+
+
 def ready(players):
-    """Every player connected: each asks who in the lobby until all are there."""
+    """Every player connected: each asks who in the lobby until all are
+    there. Each player's last answer (its pages joined), or None."""
     n = len(players)
-    ids = []
+    answers = []
     for p in players:
         deadline = time.monotonic() + STEP
-        obj = None
+        got = None
         while time.monotonic() < deadline:
             p.cmd({'cmd': 'who'})
-            obj = p.next_json(lambda o: o.get('event') == 'who', timeout=2)
-            if obj and len(obj['players']) == n:
+            pages = who_pages(p)
+            listed = [x for page in pages for x in page['players']]
+            if pages and not pages[-1].get('more') and len(listed) == n:
+                got = dict(pages[-1], players=listed)
                 break
             time.sleep(0.05)
-        ids.append(obj)
-    return ids
+        answers.append(got)
+    return answers
 
 
 def test_json_rooms():
@@ -80,37 +98,56 @@ def test_json_rooms():
     check(lobby is not None and lobby.get('room') == 'lobby' and len(lobby['players']) == 3
           and 'partial' not in lobby and all(set(x) == {'player'} for x in lobby['players']),
           'who in the lobby lists the three, by id: %r' % lobby)
+    ids = [x['player'] for x in (lobby or {}).get('players', [])]
+    check(len(ids) == 3 and ids == sorted(ids) and len(set(ids)) == 3,
+          'who lists the players by ascending id: %r' % ids)
+    # The lobby is silent: a player who comes and goes there is not announced.
+    d = Player(srv)
+    check(len(ready([a, b, c, d])) == 4, 'a fourth player connects')
+    check(d.close() == 0, 'the fourth exits 0')
+    check(c.quiet() is None and b.quiet() is None,
+          'no one hears an arrival in or a departure from the lobby')
     a.cmd({'cmd': 'join', 'room': 'tavern'})
     me = a.next_json(lambda o: o.get('event') == 'join')
-    check(me is not None and me['room'] == 'tavern' and isinstance(me.get('player'), int)
-          and 'node' not in me, 'the mover hears its join: %r' % me)
     aid = (me or {}).get('player')
+    check(me == {'event': 'join', 'room': 'tavern', 'player': aid} and aid in ids,
+          'the mover hears its join: %r' % me)
     check(b.quiet() is None, 'the lobby hears nothing of a departure from the lobby')
     b.cmd({'cmd': 'join', 'room': 'tavern'})
     bj = a.next_json(lambda o: o.get('event') == 'join')
-    check(bj is not None and bj['room'] == 'tavern' and bj['player'] != aid,
-          'a hears b join the tavern: %r' % bj)
     bid = (bj or {}).get('player')
-    b.next_json(lambda o: o.get('event') == 'join')  # b's own confirmation
+    check(bj == {'event': 'join', 'room': 'tavern', 'player': bid} and bid in ids
+          and bid != aid, 'a hears b join the tavern: %r' % bj)
+    bown = b.next_json(lambda o: o.get('event') == 'join')
+    check(bown == bj, 'b hears its own join as a does: %r' % bown)
     # Chat stays in its room.
     a.cmd({'say': 'hi tavern', 'from': 999})
     got = b.next_json(lambda o: 'say' in o)
     check(got == {'say': 'hi tavern', 'from': aid}, 'b hears a in the tavern, with from: %r' % got)
     check(c.quiet() is None, 'c in the lobby does not hear the tavern')
+    check(a.quiet() is None, 'a does not hear itself')
     c.cmd({'say': 'hi lobby'})
     check(a.quiet() is None and b.quiet() is None, 'the tavern does not hear the lobby')
-    w = a.next_json if False else None
+    b.cmd({'say': 'back'})
+    got = a.next_json(lambda o: 'say' in o)
+    check(got == {'say': 'back', 'from': bid}, 'a hears b: %r' % got)
     a.cmd({'cmd': 'who'})
     who = a.next_json(lambda o: o.get('event') == 'who')
-    check(who is not None and who['room'] == 'tavern' and
-          sorted(x['player'] for x in who['players']) == sorted([aid, bid]),
-          'who in the tavern: %r' % who)
+    check(who == {'event': 'who', 'room': 'tavern',
+                  'players': [{'player': i} for i in sorted([aid, bid])]},
+          'who in the tavern, by ascending id: %r' % who)
     c.cmd({'cmd': 'who', 'room': 'tavern'})
     who = c.next_json(lambda o: o.get('event') == 'who')
-    check(who is not None and len(who['players']) == 2, 'who of another room: %r' % who)
+    check(who is not None and who.get('room') == 'tavern' and len(who['players']) == 2,
+          'who of another room: %r' % who)
+    c.cmd({'cmd': 'who', 'room': 'empty'})
+    who = c.next_json(lambda o: o.get('event') == 'who')
+    check(who == {'event': 'who', 'room': 'empty', 'players': []}, 'who of no one: %r' % who)
     # Joining the room one is in: a confirmation only.
     a.cmd({'cmd': 'join', 'room': 'tavern'})
-    check(a.next_json(lambda o: o.get('event') == 'join') is not None, 'a re-join is confirmed')
+    again = a.next_json(lambda o: o.get('event') == 'join')
+    check(again == {'event': 'join', 'room': 'tavern', 'player': aid},
+          'a re-join is confirmed: %r' % again)
     check(b.quiet() is None, 'and not announced to the others')
     # Bad commands: an error packet, the connection stays.
     for bad, word in (({'cmd': 'dance'}, 'unknown command'), ({'cmd': 'join'}, 'needs'),
@@ -126,8 +163,16 @@ def test_json_rooms():
     check(left == {'event': 'leave', 'room': 'tavern', 'player': bid},
           'a hears b leave the tavern: %r' % left)
     check(c.quiet() is None, 'the lobby hears nothing of an arrival')
+    # A move from one named room to another: a leave to the old, a join to the new.
+    b.cmd({'cmd': 'join', 'room': 'cellar'})
+    bj = b.next_json(lambda o: o.get('event') == 'join')
+    check(bj == {'event': 'join', 'room': 'cellar', 'player': bid}, 'b in the cellar: %r' % bj)
     b.cmd({'cmd': 'join', 'room': 'tavern'})
-    a.next_json(lambda o: o.get('event') == 'join')
+    left = b.next_json(lambda o: o.get('event') in ('join', 'leave'))
+    check(left == {'event': 'join', 'room': 'tavern', 'player': bid},
+          'b, alone in the cellar, hears no one leave it, only its join: %r' % left)
+    got = a.next_json(lambda o: o.get('event') == 'join')
+    check(got == {'event': 'join', 'room': 'tavern', 'player': bid}, 'a hears b back: %r' % got)
     # A disconnect in a named room is announced.
     check(b.close() in (0, 1), 'b exits')
     gone = a.next_json(lambda o: o.get('event') == 'leave')
@@ -141,35 +186,64 @@ def test_json_rooms():
 def test_text_rooms():
     args = ('--payload', 'text', '--framing', 'line')
     srv = Server('--app', 'chat', *args)
-    a, b = Player(srv, *args), Player(srv, *args)
+    a, b, c = Player(srv, *args), Player(srv, *args), Player(srv, *args)
     deadline = time.monotonic() + STEP
     line = None
     while line is None and time.monotonic() < deadline:
         a.say('/who')
-        line = a.next_line(r'^\* who lobby \d+ \d+$', timeout=0.5)
-    check(line is not None, 'text who in the lobby lists two: %r' % a.p.out.all)
+        line = a.next_line(r'^\* who lobby \d+ \d+ \d+$', timeout=0.5)
+    check(line is not None, 'text who in the lobby lists three: %r' % a.p.out.all)
+    ids = [int(x) for x in line.split()[3:]] if line else []
+    check(ids == sorted(ids), 'text who by ascending id: %r' % line)
     a.say('/join tavern')
     me = a.next_line(r'^\* join tavern (\d+)$')
-    check(me is not None, 'text join confirmed: %r' % a.p.out.all)
+    check(me is not None and int(me.split()[-1]) in ids, 'text join confirmed: %r' % a.p.out.all)
     aid = me.split()[-1] if me else '0'
+    check(b.quiet() is None, 'text: the lobby hears nothing of a departure')
     b.say('/join tavern')
     bj = a.next_line(r'^\* join tavern (\d+)$')
-    check(bj is not None and bj.split()[-1] != aid, 'a hears b join: %r' % bj)
+    bid = bj.split()[-1] if bj else '0'
+    check(bj is not None and bid != aid and int(bid) in ids, 'a hears b join: %r' % bj)
+    check(b.next_line(r'^\* join ') == bj, 'b hears its own join as a does')
+    a.say('plain words')
+    got = b.next_line(r'^\d+: ')
+    check(got == '%s: plain words' % aid, 'text chat in the tavern, marked: %r' % got)
+    check(c.quiet() is None, 'text: the lobby does not hear the tavern')
+    c.say('lobby words')
+    check(a.quiet() is None and b.quiet() is None, 'text: the tavern does not hear the lobby')
     a.say('//slash at the start')
     got = b.next_line(r'^\d+: ')
     check(got == '%s: /slash at the start' % aid, 'the // escape: %r' % got)
-    a.say('/wave')
-    err = a.next_line(r'^error ')
-    check(err is not None and err.startswith('error invalid: unknown command /wave'),
-          'text bad command: %r' % err)
+    a.say('///two')
+    got = b.next_line(r'^\d+: ')
+    check(got == '%s: //two' % aid, 'the // escape drops one slash only: %r' % got)
+    for bad, start in (('/wave', 'error invalid: unknown command /wave'),
+                       ('/join', 'error invalid: /join needs a room'),
+                       ('/join no way', 'error invalid: /join: a room is'),
+                       ('/leave now', 'error invalid: /leave takes no room')):
+        a.say(bad)
+        err = a.next_line(r'^error ')
+        check(err is not None and err.startswith(start), 'text bad command %r: %r' % (bad, err))
+    check(b.quiet() is None, 'text: a bad command reaches no one else')
+    c.say('/who tavern')
+    who = c.next_line(r'^\* who ')
+    check(who == '* who tavern %s' % ' '.join(sorted([aid, bid], key=int)),
+          'text who of another room: %r' % who)
     b.say('/leave')
     left = a.next_line(r'^\* leave ')
-    check(left is not None and re.match(r'^\* leave tavern \d+$', left), 'text leave: %r' % left)
+    check(left == '* leave tavern %s' % bid, 'text leave: %r' % left)
+    check(c.quiet() is None, 'text: the lobby hears nothing of an arrival')
     a.say('/who')
     who = a.next_line(r'^\* who tavern')
     check(who == '* who tavern %s' % aid, 'text who after the leave: %r' % who)
-    a.close()
-    b.close()
+    c.say('/join tavern')
+    check(a.next_line(r'^\* join ') is not None, 'c joins a in the tavern')
+    check(finish(c.p) == 0, 'c exits 0')
+    gone = a.next_line(r'^\* leave ')
+    check(gone is not None and re.match(r'^\* leave tavern \d+$', gone)
+          and gone.split()[-1] not in (aid, bid), 'text: a disconnect announced: %r' % gone)
+    check(a.close() == 1, 'a exits 1: it had error packets')
+    check(b.close() == 0, 'b exits 0')
     check(srv.stop() == 0, 'server exits 0')
 
 
@@ -180,22 +254,16 @@ def test_who_pages():
     players = [Player(srv, '--max-message', '512') for _ in range(12)]
     ready(players)
     players[0].cmd({'cmd': 'who'})
-    pages = []
-    while True:
-        obj = players[0].next_json(lambda o: o.get('event') == 'who')
-        if obj is None:
-            break
-        pages.append(obj)
-        if not obj.get('more'):
-            break
+    pages = who_pages(players[0], timeout=STEP)
     total = sum(len(p['players']) for p in pages)
-    check(len(pages) >= 2 and total == 12 and all(p.get('more') for p in pages[:-1]),
-          'who in %d pages, %d players: %r' % (len(pages), total, pages))
+    listed = [x['player'] for p in pages for x in p['players']]
+    check(len(pages) >= 2 and total == 12 and all(p.get('more') for p in pages[:-1])
+          and not pages[-1].get('more') and listed == sorted(set(listed)),
+          'who in %d pages, %d players, by ascending id: %r' % (len(pages), total, pages))
     for p in players:
         p.close()
     check(srv.stop() == 0, 'server exits 0')
 
 
 if __name__ == '__main__':
-    # test_who_pages is not run yet: it failed on its first run (see the issue note).
-    sys.exit(run_tests([test_json_rooms, test_text_rooms]))
+    sys.exit(run_tests([test_json_rooms, test_text_rooms, test_who_pages]))

@@ -1085,7 +1085,7 @@ static void *peer_half_closes(void *arg)
         int err = rt_recv_frame(fd, 0, buf, sizeof buf - 1, &n, 3000) == 1;
         buf[err ? n : 0] = '\0';
         p->ok = echo && err && strstr((char *)buf, "error truncated: ") == (char *)buf;
-        snprintf(p->note, sizeof p->note, "echo %d, then \"%s\"", echo, (char *)buf);
+        snprintf(p->note, sizeof p->note, "echo %d, then \"%.200s\"", echo, (char *)buf);
         p->eof = rt_recv_frame(fd, 0, buf, sizeof buf, &n, 3000) == 0;
         close(fd);
     }

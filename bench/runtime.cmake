@@ -18,6 +18,14 @@ foreach(b IN LISTS GMUD_RUNTIME_BENCHES)
   list(APPEND GMUD_RUNTIME_BENCH_COMMANDS COMMAND $<TARGET_FILE:${b}>)
 endforeach()
 
+# bench_cluster runs redis-server and two gmud-server nodes (issue 13).
+add_executable(bench_cluster ${CMAKE_CURRENT_LIST_DIR}/bench_cluster.c)
+target_link_libraries(bench_cluster PRIVATE gmud_static m)
+target_compile_definitions(bench_cluster PRIVATE _GNU_SOURCE)
+list(APPEND GMUD_RUNTIME_BENCH_COMMANDS
+  COMMAND $<TARGET_FILE:bench_cluster> $<TARGET_FILE:gmud-server>)
+list(APPEND GMUD_RUNTIME_BENCHES bench_cluster gmud-server)
+
 add_custom_target(bench_runtime
   ${GMUD_RUNTIME_BENCH_COMMANDS}
   DEPENDS ${GMUD_RUNTIME_BENCHES}

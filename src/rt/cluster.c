@@ -408,6 +408,43 @@ static int register_node(gmud_cluster *c)
 
 /* ---- The poll: the other nodes' presence, read from Redis ------------ */
 
+/* Anyone who can write to Redis can fill the set or a hash, and hiredis
+ * holds a whole reply before gmud sees it: so every read is a script that
+ * checks sizes inside Redis and answers a number instead of anything over
+ * the bounds (ARGV[1] elements, each at most ARGV[2] bytes). A name is at
+ * most 64 bytes, a number 20. */
+static const char SCRIPT_MEMBERS[] =
+    "local n = redis.call('SCARD', KEYS[1]) "
+    "if n > tonumber(ARGV[1]) then return n end "
+    "local m = redis.call('SMEMBERS', KEYS[1]) "
+    "for i = 1, #m do if #m[i] > tonumber(ARGV[2]) then return -i end end "
+    "return m";
+static const char SCRIPT_HEAD[] =
+    "local i = redis.call('HGET', KEYS[1], '#inc') "
+    "local v = redis.call('HGET', KEYS[1], '#ver') "
+    "if not i or not v then return {} end "
+    "if #i > 20 or #v > 20 then return -1 end "
+    "return {i, v}";
+static const char SCRIPT_ALL[] =
+    "local n = redis.call('HLEN', KEYS[1]) "
+    "if n > tonumber(ARGV[1]) then return n end "
+    "local a = redis.call('HGETALL', KEYS[1]) "
+    "for i = 1, #a do if #a[i] > tonumber(ARGV[2]) then return -i end end "
+    "return a";
+
+/* EVAL script 1 key [max_elements max_bytes]. */
+static int eval(gmud_cluster *c, req *rq, const char *script, const char *key, uint64_t max_n)
+{
+    char n[24], bytes[24];
+    u64s(max_n, n);
+    u64s(GMUD_CLUSTER_NAME_MAX, bytes);
+    const char *argv[6] = {"EVAL", script, "1", key, n, bytes};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    return command(c, rq, max_n != 0 ? 6 : 4, argv, lens);
+}
+
 static void presence_changed(const pres_player *p, int joined, void *user)
 {
     gmud_cluster *c = user;
@@ -421,10 +458,8 @@ static void poll_start(gmud_cluster *c)
 {
     if (c->polling || c->state != LINK_UP)
         return;
-    const char *argv[2] = {"SMEMBERS", c->nodes_key};
-    size_t lens[2] = {8, strlen(c->nodes_key)};
     req *rq = req_new(REQ_MEMBERS);
-    if (rq != NULL && command(c, rq, 2, argv, lens) == 0)
+    if (rq != NULL && eval(c, rq, SCRIPT_MEMBERS, c->nodes_key, PEERS_MAX) == 0)
         c->polling = 1;
     c->poll_soon = 0;
 }
@@ -433,13 +468,11 @@ static void ask_head(gmud_cluster *c, const char *node)
 {
     char key[KEY_MAX];
     snprintf(key, sizeof key, "%s:node:%s", c->prefix, node);
-    const char *argv[4] = {"HMGET", key, "#inc", "#ver"};
-    size_t lens[4] = {5, strlen(key), 4, 4};
     req *rq = req_new(REQ_HEAD);
     if (rq == NULL)
         return;
     snprintf(rq->node, sizeof rq->node, "%s", node);
-    command(c, rq, 4, argv, lens);
+    eval(c, rq, SCRIPT_HEAD, key, 0);
 }
 
 static int reply_u64(const redisReply *r, uint64_t *out)
@@ -495,6 +528,12 @@ static void ask_unlisted(const char *node, const pres_node_info *info, void *use
 static void on_members(gmud_cluster *c, const redisReply *r)
 {
     c->polling = 0;
+    if (r->type == REDIS_REPLY_INTEGER)
+        clog_(c, GMUD_LOG_WARN, "cluster",
+              "%s %s: not read (over %d names, or a name over %d bytes): the cluster's presence "
+              "is what it was",
+              c->nodes_key, r->integer > 0 ? "is too big" : "holds a bad name", PEERS_MAX,
+              GMUD_CLUSTER_NAME_MAX);
     if (r->type != REDIS_REPLY_ARRAY)
         return;
     unlisted u = {c, r};
@@ -518,7 +557,8 @@ static int on_head(gmud_cluster *c, req *rq, const redisReply *r)
     uint64_t inc, ver;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || reply_u64(r->element[0], &inc) ||
         reply_u64(r->element[1], &ver)) {
-        drop_node(c, rq->node, "its key expired");
+        int gone = r->type == REDIS_REPLY_ARRAY && r->elements == 0;
+        drop_node(c, rq->node, gone ? "its key expired" : "its key holds no valid #inc and #ver");
         return 0;
     }
     pres_node_info info;
@@ -529,13 +569,12 @@ static int on_head(gmud_cluster *c, req *rq, const redisReply *r)
     }
     char key[KEY_MAX];
     snprintf(key, sizeof key, "%s:node:%s", c->prefix, rq->node);
-    const char *argv[2] = {"HGETALL", key};
-    size_t lens[2] = {7, strlen(key)};
     req *all = req_new(REQ_ALL);
     if (all == NULL)
         return 0;
     snprintf(all->node, sizeof all->node, "%s", rq->node);
-    return command(c, all, 2, argv, lens) == 0;
+    /* The players, #inc and #ver: at most max_players + 2 fields. */
+    return eval(c, all, SCRIPT_ALL, key, (uint64_t)c->cfg.max_players + 2) == 0;
 }
 
 static void held_replay(gmud_cluster *c, const char *node);
@@ -543,6 +582,12 @@ static int held_from(const gmud_cluster *c, const char *node);
 
 static void on_all(gmud_cluster *c, req *rq, const redisReply *r)
 {
+    if (r->type == REDIS_REPLY_INTEGER) {
+        c->st.presence_dropped++;
+        clog_(c, GMUD_LOG_WARN, "cluster",
+              "node %s's key not read (%s): its players are what they were", rq->node,
+              r->integer > 0 ? "more players than max_players" : "a field over 64 bytes");
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
         return;
     uint64_t inc = 0, ver = 0;

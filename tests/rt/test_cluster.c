@@ -1,7 +1,7 @@
 /* gmud/cluster.h against a real redis-server on a free loopback port: two
  * nodes on one loop exchange messages and presence; garbage, forgeries,
  * replays and unsigned envelopes published by another Redis client are
- * refused and counted; a paused Redis (SIGSTOP) times the links out,
+ * refused and counted, and so are the keys it writes too big to read; a paused Redis (SIGSTOP) times the links out,
  * bounds the publishes, and the nodes come back on their own; a Redis
  * killed and started again (empty) gets the presence registered again. */
 #include <hiredis/hiredis.h>
@@ -252,6 +252,81 @@ static void test_garbage(uv_loop_t *loop, node *a, node *b)
     (void)a;
 }
 
+/* Another Redis client writes keys the nodes read: a hash with a field too
+ * long, one with too many fields, a set with a bad name. Nothing of them
+ * is read into the node (the scripts answer a number instead), it says so,
+ * and the real nodes' presence is untouched. */
+static void redis_do(redisContext *r, const char *fmt, const char *arg)
+{
+    redisReply *rep = redisCommand(r, fmt, arg);
+    CHECK(rep != NULL && rep->type != REDIS_REPLY_ERROR);
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "  %s: %s\n", fmt, rep->str);
+    freeReplyObject(rep);
+}
+
+typedef struct dropped_wait {
+    node *n;
+    uint64_t want;
+} dropped_wait;
+
+static int dropped_reached(void *p)
+{
+    dropped_wait *w = p;
+    return stats(w->n).presence_dropped >= w->want;
+}
+
+static int logged(void *p)
+{
+    const char **ab = p;
+    return rt_log_find(ab[0], ab[1]) != NULL;
+}
+
+static void test_rogue_keys(uv_loop_t *loop, node *a, node *b)
+{
+    redisContext *r = redisConnect("127.0.0.1", (int)redis.port);
+    CHECK(r != NULL && r->err == 0);
+    if (r == NULL)
+        return;
+    size_t before = who(b, "tavern");
+    uint64_t remote = stats(b).remote_players;
+    static char big[1 << 20];
+    memset(big, 'x', sizeof big - 1);
+    redis_do(r, "HSET gmud:node:ghost2 #inc 5 #ver 1 1 %s", big);
+    redis_do(r, "SADD gmud:nodes %s", "ghost2");
+    dropped_wait w = {b, stats(b).presence_dropped + 1};
+    CHECK(rt_run_until(loop, dropped_reached, &w, 3000));
+    const char *long_field[2] = {"ghost2's key not read", "a field over 64 bytes"};
+    CHECK(logged(long_field));
+    /* Past max_players fields: filled by a script, in one call. */
+    redis_do(r, "DEL gmud:node:ghost2%s", "");
+    const char *fill[4] = {"EVAL",
+                           "redis.call('HSET', KEYS[1], '#inc', 5, '#ver', 1) "
+                           "for i = 1, 200001 do redis.call('HSET', KEYS[1], i, 'r') end",
+                           "1", "gmud:node:ghost2"};
+    redisReply *rep = redisCommandArgv(r, 4, fill, NULL);
+    CHECK(rep != NULL && rep->type != REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    w.want = stats(b).presence_dropped + 1;
+    CHECK(rt_run_until(loop, dropped_reached, &w, 3000));
+    const char *many[2] = {"ghost2's key not read", "more players than max_players"};
+    CHECK(logged(many));
+    CHECK_EQ_INT(who(b, "tavern"), before);
+    CHECK_EQ_INT(stats(b).remote_players, remote); /* a's players, no more */
+    /* A name too long in the set: the set is not read, and says why. */
+    char name[100];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    redis_do(r, "SADD gmud:nodes %s", name);
+    const char *bad_name[2] = {"gmud:nodes holds a bad name", "not read"};
+    CHECK(rt_run_until(loop, logged, bad_name, 3000));
+    redis_do(r, "SREM gmud:nodes %s", name);
+    redis_do(r, "DEL gmud:node:ghost2%s", "");
+    redis_do(r, "SREM gmud:nodes %s", "ghost2");
+    redisFree(r);
+    CHECK(a->up && b->up);
+}
+
 /* A replay: an envelope a really sent, captured and published again. */
 static void test_replay(uv_loop_t *loop, node *a, node *b)
 {
@@ -432,6 +507,7 @@ int main(void)
     if (a.c != NULL && b.c != NULL && a.up && b.up) {
         test_exchange(&loop, &a, &b);
         test_garbage(&loop, &a, &b);
+        test_rogue_keys(&loop, &a, &b);
         test_replay(&loop, &a, &b);
         test_pause(&loop, &a, &b);
         test_restart(&loop, &a, &b);

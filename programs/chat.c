@@ -14,6 +14,7 @@
 
 #include "app.h"
 #include "rooms.h"
+#include "roomset.h"
 
 enum {
     CHAT_WHY = 240,        /* the longest refusal sentence, NUL included */
@@ -21,7 +22,7 @@ enum {
 };
 
 typedef struct chat_player {
-    char room[ROOM_NAME_MAX + 1];
+    rset_member in; /* its room; in.owner is the gmud_conn */
 } chat_player;
 
 struct chat {
@@ -29,6 +30,7 @@ struct chat {
     const prog_options *o;
     gmud_cluster *cluster;
     const char *node;  /* the cluster's node name; NULL without one */
+    rset *rooms;       /* this server's players, by room */
     int json;
     uint8_t buf[CHAT_BUF];
 };
@@ -38,6 +40,10 @@ chat *chat_create(gmud_server *server, const prog_options *o, gmud_cluster *clus
     chat *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
+    if ((c->rooms = rset_create()) == NULL) {
+        free(c);
+        return NULL;
+    }
     c->server = server;
     c->o = o;
     c->cluster = cluster;
@@ -48,6 +54,8 @@ chat *chat_create(gmud_server *server, const prog_options *o, gmud_cluster *clus
 
 void chat_destroy(chat *c)
 {
+    if (c != NULL)
+        rset_destroy(c->rooms);
     free(c);
 }
 
@@ -74,17 +82,18 @@ typedef struct room_send {
     gmud_error err;
 } room_send;
 
-static void send_one(gmud_conn *conn, void *user)
+static void send_one(void *owner, void *user)
 {
     room_send *s = user;
-    const chat_player *p = player_of(conn);
-    if (s->rc == GMUD_ERR_UNENCODABLE || conn == s->except || p == NULL ||
-        strcmp(p->room, s->room) != 0)
+    gmud_conn *conn = owner;
+    if (s->rc == GMUD_ERR_UNENCODABLE || conn == s->except)
         return;
     gmud_error err;
     int rc = gmud_conn_send(conn, s->data, s->len, &err);
     if (rc == 0) {
         s->sent++;
+    } else if (rc == GMUD_ERR_CLOSED) {
+        /* closing: it leaves the room at its on_close */
     } else if (s->rc == 0 || rc == GMUD_ERR_UNENCODABLE) {
         s->rc = rc; /* the framing's refusal is the same for every member */
         s->err = err;
@@ -97,7 +106,7 @@ static int to_room(chat *c, const char *room, const gmud_conn *except, const voi
                    size_t len, gmud_error *err)
 {
     room_send s = {room, except, data, len, 0, 0, {0}};
-    gmud_server_foreach(c->server, send_one, &s);
+    rset_each(c->rooms, room, send_one, &s);
     if (s.rc == GMUD_ERR_UNENCODABLE || (s.rc < 0 && s.sent == 0)) {
         *err = s.err;
         return s.rc;
@@ -190,14 +199,17 @@ static void move(chat *c, gmud_conn *conn, const char *room)
     uint64_t id = gmud_conn_id(conn);
     if (p == NULL)
         return;
-    if (room != NULL && strcmp(p->room, room) == 0) {
+    if (room != NULL && strcmp(rset_name(&p->in), room) == 0) {
         if (!silent(room))
             announce(c, "join", room, id, c->node, NULL, conn); /* a confirmation */
         return;
     }
     char old[ROOM_NAME_MAX + 1];
-    snprintf(old, sizeof old, "%s", p->room);
-    snprintf(p->room, sizeof p->room, "%s", room != NULL ? room : "");
+    snprintf(old, sizeof old, "%s", rset_name(&p->in));
+    if (rset_move(c->rooms, &p->in, room) != 0) {
+        refuse(c, conn, GMUD_ERR_NOMEM, "out of memory for a new room: you stay where you are");
+        return;
+    }
     if (!silent(old))
         announce(c, "leave", old, id, c->node, conn, NULL);
     if (room != NULL && !silent(room))
@@ -216,7 +228,13 @@ void chat_connect(chat *c, gmud_conn *conn)
         gmud_conn_close(conn);
         return;
     }
-    snprintf(p->room, sizeof p->room, "%s", ROOM_LOBBY);
+    p->in.owner = conn;
+    if (rset_move(c->rooms, &p->in, ROOM_LOBBY) != 0) {
+        prog_logf(c->o, GMUD_LOG_ERROR, gmud_conn_peer(conn), "chat", "out of memory");
+        free(p);
+        gmud_conn_close(conn);
+        return;
+    }
     gmud_conn_set_data(conn, p);
     gmud_error err;
     if (c->cluster != NULL && gmud_cluster_set_room(c->cluster, gmud_conn_id(conn), ROOM_LOBBY,
@@ -291,32 +309,16 @@ static void who_add(who_page *w, uint64_t player, const char *node)
     w->in_page++;
 }
 
-/* This server's members of a room, gathered to be listed by ascending id
- * (gmud_server_foreach goes newest first). */
+/* This server's members of a room, gathered to be listed by ascending id. */
 typedef struct who_ids {
-    const char *room;
     uint64_t *id;
-    size_t n, cap;
-    int short_of_memory;
+    size_t n;
 } who_ids;
 
-static void who_local(gmud_conn *conn, void *user)
+static void who_local(void *owner, void *user)
 {
     who_ids *w = user;
-    const chat_player *p = player_of(conn);
-    if (p == NULL || strcmp(p->room, w->room) != 0)
-        return;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 64;
-        uint64_t *id = realloc(w->id, cap * sizeof *id);
-        if (id == NULL) {
-            w->short_of_memory = 1;
-            return;
-        }
-        w->id = id;
-        w->cap = cap;
-    }
-    w->id[w->n++] = gmud_conn_id(conn);
+    w->id[w->n++] = gmud_conn_id(owner);
 }
 
 static int id_cmp(const void *a, const void *b)
@@ -326,18 +328,19 @@ static int id_cmp(const void *a, const void *b)
 }
 
 /* A query, not the relay path: one allocation is allowed here. */
-static void who_here(chat *c, who_page *w)
+static int who_here(chat *c, who_page *w)
 {
-    who_ids ids = {w->room, NULL, 0, 0, 0};
-    gmud_server_foreach(c->server, who_local, &ids);
-    if (ids.short_of_memory)
-        prog_logf(c->o, GMUD_LOG_WARN, gmud_conn_peer(w->to), "chat",
-                  "who %s: out of memory, %zu players listed", w->room, ids.n);
+    size_t n = rset_size(c->rooms, w->room);
+    who_ids ids = {malloc((n > 0 ? n : 1) * sizeof *ids.id), 0};
+    if (ids.id == NULL)
+        return -1;
+    rset_each(c->rooms, w->room, who_local, &ids);
     if (ids.n > 1)
         qsort(ids.id, ids.n, sizeof *ids.id, id_cmp);
     for (size_t i = 0; i < ids.n; i++)
         who_add(w, ids.id[i], NULL);
     free(ids.id);
+    return 0;
 }
 
 static void who_cluster(const gmud_cluster_player *p, void *user)
@@ -354,10 +357,13 @@ static void who(chat *c, gmud_conn *conn, const char *room)
         w.per_page = (sizeof w.line - 200) / 90;
     w.players = json_array();
     w.used = (size_t)snprintf(w.line, sizeof w.line, "* who %s", room);
-    if (c->cluster != NULL)
+    if (c->cluster != NULL) {
         gmud_cluster_who(c->cluster, room, who_cluster, &w, &w.partial);
-    else
-        who_here(c, &w);
+    } else if (w.players == NULL || who_here(c, &w) != 0) {
+        refuse(c, conn, GMUD_ERR_NOMEM, "out of memory: who cannot be answered now");
+        json_decref(w.players);
+        return;
+    }
     who_flush(&w, 0);
     json_decref(w.players);
 }
@@ -413,7 +419,7 @@ static void say(chat *c, gmud_conn *from, const uint8_t *data, size_t len, json_
     const chat_player *p = player_of(from);
     uint64_t id = gmud_conn_id(from);
     gmud_error err = {0};
-    int rc = relay(c, p->room, from, id, c->node, data, len, json, gmud_conn_max_payload(from),
+    int rc = relay(c, rset_name(&p->in), from, id, c->node, data, len, json, gmud_conn_max_payload(from),
                    &err);
     if (rc == GMUD_ERR_UNENCODABLE) {
         char why[CHAT_WHY];
@@ -429,7 +435,7 @@ static void say(chat *c, gmud_conn *from, const uint8_t *data, size_t len, json_
         prog_logf(c->o, GMUD_LOG_WARN, gmud_conn_peer(from), "chat", "not relayed: %s",
                   err.message);
     if (c->cluster != NULL &&
-        gmud_cluster_publish(c->cluster, p->room, id, data, len, json != NULL, &err) != 0)
+        gmud_cluster_publish(c->cluster, rset_name(&p->in), id, data, len, json != NULL, &err) != 0)
         prog_logf(c->o, GMUD_LOG_DEBUG, gmud_conn_peer(from), "cluster",
                   "not sent to the other nodes: %s", err.message);
 }
@@ -445,7 +451,7 @@ static void command(chat *c, gmud_conn *conn, const room_cmd *cmd)
         move(c, conn, ROOM_LOBBY);
         break;
     case ROOM_WHO:
-        who(c, conn, cmd->room[0] != '\0' ? cmd->room : p->room);
+        who(c, conn, cmd->room[0] != '\0' ? cmd->room : rset_name(&p->in));
         break;
     case ROOM_BAD:
         refuse(c, conn, GMUD_ERR_INVALID, cmd->why);

@@ -19,6 +19,7 @@
 #include "cidr.h"
 #include "gmud/ratelimit.h"
 #include "rand.h"
+#include "siphash.h"
 
 #define NONE UINT32_MAX /* no entry; an entry not in the heap */
 
@@ -46,63 +47,10 @@ struct gmud_iplimit {
 
 /* ---- Keyed hash --------------------------------------------------------- */
 
-/* SipHash-1-3 (Aumasson and Bernstein), specialised to a 16-byte message.
- * The index is probed linearly, so an attacker who could choose addresses
- * that hash alike would turn every lookup into a scan of one long run. With
- * a secret random key the hash is a PRF: colliding addresses cannot be
- * chosen, nor learned from timing without the key. A seeded multiply-
- * xorshift would be faster but is not a PRF, and seed-independent
- * collisions are known for hashes of that family (MurmurHash, CityHash;
- * the SipHash paper's motivation). 1-3 rounds is the variant Python and
- * Rust use for their hash tables; on 16 bytes it costs a few nanoseconds,
- * nothing next to the accept(2) it guards. */
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-
-static void sipround(uint64_t v[4])
-{
-    v[0] += v[1];
-    v[1] = ROTL(v[1], 13);
-    v[1] ^= v[0];
-    v[0] = ROTL(v[0], 32);
-    v[2] += v[3];
-    v[3] = ROTL(v[3], 16);
-    v[3] ^= v[2];
-    v[0] += v[3];
-    v[3] = ROTL(v[3], 21);
-    v[3] ^= v[0];
-    v[2] += v[1];
-    v[1] = ROTL(v[1], 17);
-    v[1] ^= v[2];
-    v[2] = ROTL(v[2], 32);
-}
-
-static uint64_t load_le64(const uint8_t *p)
-{
-    uint64_t x = 0;
-    for (int i = 7; i >= 0; i--)
-        x = x << 8 | p[i];
-    return x;
-}
-
-static uint64_t siphash13_16(const uint64_t key[2], const uint8_t m[16])
-{
-    uint64_t v[4] = {key[0] ^ UINT64_C(0x736f6d6570736575), key[1] ^ UINT64_C(0x646f72616e646f6d),
-                     key[0] ^ UINT64_C(0x6c7967656e657261), key[1] ^ UINT64_C(0x7465646279746573)};
-    for (int i = 0; i < 2; i++) {
-        uint64_t w = load_le64(m + 8 * i);
-        v[3] ^= w;
-        sipround(v);
-        v[0] ^= w;
-    }
-    uint64_t last = (uint64_t)16 << 56; /* the length byte; no tail bytes */
-    v[3] ^= last;
-    sipround(v);
-    v[0] ^= last;
-    v[2] ^= 0xff;
-    for (int i = 0; i < 3; i++)
-        sipround(v);
-    return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
+/* SipHash-1-3 (siphash.h): the index is probed linearly, so an attacker
+ * who could choose addresses that hash alike would turn every lookup into
+ * a scan of one long run; with a secret key they cannot. On 16 bytes it
+ * costs a few nanoseconds, nothing next to the accept(2) it guards. */
 
 /* ---- Addresses ---------------------------------------------------------- */
 
@@ -217,7 +165,7 @@ static void heap_remove(gmud_iplimit *l, uint32_t e)
 
 static uint32_t home_of(const gmud_iplimit *l, const uint8_t key[16])
 {
-    return (uint32_t)siphash13_16(l->key, key) & l->mask;
+    return (uint32_t)sip13(l->key, key, 16) & l->mask;
 }
 
 /* The entry for key, or NONE. The index is never more than half full, so
@@ -391,8 +339,7 @@ gmud_iplimit *gmud_iplimit_create(const gmud_iplimit_config *cfg, gmud_error *er
     uint8_t seed[16];
     if (rand_bytes(seed, sizeof seed, err) != GMUD_OK)
         goto fail;
-    l->key[0] = load_le64(seed);
-    l->key[1] = load_le64(seed + 8);
+    sip_key(l->key, seed);
     return l;
 nomem:
     gmud_error_set(err, GMUD_ERR_NOMEM, 0, "iplimit: out of memory for %u addresses",

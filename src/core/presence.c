@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cluster_wire.h"
+#include "siphash.h"
 
 enum {
     PRES_ENT_BUCKETS_MIN = 64,  /* entry buckets at creation; doubled at load 1 */
@@ -34,21 +35,12 @@ typedef struct ptab {
     size_t nb, n;
 } ptab;
 
-static uint64_t mix(uint64_t x)
+/* Names and player ids come from players and from whoever can write to
+ * Redis: every bucket is chosen by SipHash under the table's secret key
+ * (siphash.h), so no one can fill one chain. */
+static uint64_t str_hash(const uint64_t key[2], const char *s)
 {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-static uint64_t str_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a, then mixed for the low bits */
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return mix(h);
+    return sip13(key, s, strlen(s));
 }
 
 /* Reads at most CW_NAME_MAX + 1 bytes: s need not be short to be refused. */
@@ -146,6 +138,7 @@ struct pnode {
 };
 
 struct pres {
+    uint64_t key[2]; /* SipHash's, the creator's secret */
     size_t max, count;
     pent **buckets; /* entries by (node, player) */
     size_t nbuckets;
@@ -154,11 +147,13 @@ struct pres {
     pnode *first;   /* the node list, by name */
 };
 
-pres *pres_create(size_t max_players)
+pres *pres_create(size_t max_players, const uint64_t key[2])
 {
     pres *p = calloc(1, sizeof *p);
     if (p == NULL)
         return NULL;
+    p->key[0] = key[0];
+    p->key[1] = key[1];
     p->max = max_players;
     p->nbuckets = PRES_ENT_BUCKETS_MIN;
     p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
@@ -206,7 +201,7 @@ void pres_destroy(pres *p)
 
 static pnode *node_find(const pres *p, const char *name)
 {
-    return (pnode *)tab_find(&p->nodes, name, str_hash(name));
+    return (pnode *)tab_find(&p->nodes, name, str_hash(p->key, name));
 }
 
 static void node_link_sorted(pres *p, pnode *n)
@@ -234,7 +229,7 @@ static pnode *node_new(pres *p, const char *name, uint64_t incarnation)
         return NULL;
     memcpy(n->key.s, name, strlen(name) + 1);
     n->incarnation = incarnation;
-    tab_insert(&p->nodes, &n->key, str_hash(name));
+    tab_insert(&p->nodes, &n->key, str_hash(p->key, name));
     node_link_sorted(p, n);
     return n;
 }
@@ -258,13 +253,13 @@ int pres_node_get(const pres *p, const char *node, pres_node_info *out)
 
 static proom *room_find(const pres *p, const char *name)
 {
-    return (proom *)tab_find(&p->rooms, name, str_hash(name));
+    return (proom *)tab_find(&p->rooms, name, str_hash(p->key, name));
 }
 
 /* The room called name (checked), made if new; NULL on no memory. */
 static proom *room_get(pres *p, const char *name)
 {
-    uint64_t h = str_hash(name);
+    uint64_t h = str_hash(p->key, name);
     proom *r = (proom *)tab_find(&p->rooms, name, h);
     if (r != NULL)
         return r;
@@ -313,15 +308,16 @@ static void room_unlink(pent *e)
 
 /* ---- Entries ------------------------------------------------------------ */
 
-static size_t ent_bucket(size_t nbuckets, const pnode *n, uint64_t player)
+static size_t ent_bucket(const pres *p, size_t nbuckets, const pnode *n, uint64_t player)
 {
     /* Node records never move while they hold entries: their address is a key. */
-    return (size_t)(mix(player ^ mix((uint64_t)(uintptr_t)n)) & (nbuckets - 1));
+    uint64_t k[2] = {player, (uint64_t)(uintptr_t)n};
+    return (size_t)(sip13(p->key, k, sizeof k) & (nbuckets - 1));
 }
 
 static pent **ent_slot(const pres *p, const pnode *n, uint64_t player)
 {
-    pent **at = &p->buckets[ent_bucket(p->nbuckets, n, player)];
+    pent **at = &p->buckets[ent_bucket(p, p->nbuckets, n, player)];
     while (*at != NULL && ((*at)->node != n || (*at)->player != player))
         at = &(*at)->hnext;
     return at;
@@ -336,7 +332,7 @@ static void ent_grow(pres *p)
     for (size_t i = 0; i < p->nbuckets; i++)
         for (pent *e = p->buckets[i], *next; e != NULL; e = next) {
             next = e->hnext;
-            size_t h = ent_bucket(nb, e->node, e->player);
+            size_t h = ent_bucket(p, nb, e->node, e->player);
             e->hnext = b[h];
             b[h] = e;
         }
@@ -408,7 +404,7 @@ static int ent_add(pres *p, pnode *n, uint64_t player, const char *room, pres_ch
     e->node = n;
     e->player = player;
     e->gen = n->gen;
-    pent **slot = &p->buckets[ent_bucket(p->nbuckets, n, player)];
+    pent **slot = &p->buckets[ent_bucket(p, p->nbuckets, n, player)];
     e->hnext = *slot;
     *slot = e;
     room_link(r, e);

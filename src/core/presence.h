@@ -34,8 +34,10 @@ typedef struct pres_node_info {
 
 enum { PRES_APPLIED = 0, PRES_STALE = 1, PRES_FULL = 2, PRES_INVALID = 3 };
 
-/* A table holding at most max_players players; NULL on no memory. */
-pres *pres_create(size_t max_players);
+/* A table holding at most max_players players; NULL on no memory. key is
+ * the SipHash key of its hash tables (siphash.h): random and secret, since
+ * the names in the table are chosen by players. */
+pres *pres_create(size_t max_players, const uint64_t key[2]);
 /* Frees p and everything in it; NULL is a no-op. No callbacks. */
 void pres_destroy(pres *p);
 

@@ -1104,14 +1104,16 @@ gmud_cluster *gmud_cluster_create(uv_loop_t *loop, const gmud_cluster_config *cf
     c->cfg.host = c->host;
     c->cfg.prefix = c->prefix;
     gmud_json_default_config(&c->jlim);
-    if (keys(c, err) != 0 || rand_bytes(&c->inc, sizeof c->inc, err) != 0) {
+    uint64_t hash_key[2];
+    if (keys(c, err) != 0 || rand_bytes(&c->inc, sizeof c->inc, err) != 0 ||
+        rand_bytes(hash_key, sizeof hash_key, err) != 0) {
         free(c);
         return NULL;
     }
     c->inc |= 1; /* never 0 */
     c->fifo = malloc(FIFO_MAX * sizeof *c->fifo);
     c->env = malloc(CW_MAX);
-    c->mirror = pres_create(cfg->max_players);
+    c->mirror = pres_create(cfg->max_players, hash_key);
     if (cfg->secret != NULL && (c->secret = malloc(cfg->secret_len)) != NULL)
         memcpy(c->secret, cfg->secret, cfg->secret_len);
     c->tick = gmud_timer_create(loop, 0, TICK_MS, on_tick, c);

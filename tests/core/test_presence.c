@@ -12,6 +12,8 @@
 /* Every change as "+node/player/room " or "-node/player/room ". */
 static char seen[8192];
 
+static const uint64_t KEY[2] = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+
 static void record(const pres_player *p, int joined, void *user)
 {
     (void)user;
@@ -50,7 +52,7 @@ static void collect_node(const char *node, const pres_node_info *info, void *use
 
 static void test_join_move_leave(void)
 {
-    pres *p = pres_create(100);
+    pres *p = pres_create(100, KEY);
     CHECK(p != NULL);
     CHECK_EQ_INT(pres_apply(p, "a", 1, 1, 7, "tavern", 5, record, NULL), PRES_STALE); /* unknown */
     EXPECT("+a/7/tavern ");
@@ -84,7 +86,7 @@ static void test_join_move_leave(void)
 
 static void test_versions(void)
 {
-    pres *p = pres_create(100);
+    pres *p = pres_create(100, KEY);
     pres_node_info info;
     CHECK_EQ_INT(pres_apply(p, "a", 9, 10, 1, "r", 0, record, NULL), PRES_STALE);
     CHECK_EQ_INT(pres_apply(p, "a", 9, 11, 2, "r", 0, record, NULL), PRES_APPLIED);
@@ -112,7 +114,7 @@ static void test_versions(void)
 
 static void test_incarnation(void)
 {
-    pres *p = pres_create(100);
+    pres *p = pres_create(100, KEY);
     pres_apply(p, "a", 1, 1, 7, "cellar", 0, NULL, NULL);
     pres_apply(p, "a", 1, 2, 8, "tavern", 0, NULL, NULL);
     pres_apply(p, "b", 4, 1, 7, "tavern", 0, NULL, NULL);
@@ -134,7 +136,7 @@ static void test_incarnation(void)
 
 static void test_replace(void)
 {
-    pres *p = pres_create(100);
+    pres *p = pres_create(100, KEY);
     pres_player first[] = {{NULL, 1, "t"}, {NULL, 2, "t"}, {NULL, 3, "c"}};
     CHECK_EQ_INT(pres_replace(p, "b", 5, 3, first, 3, 10, record, NULL), 0);
     EXPECT("+b/1/t +b/2/t +b/3/c ");
@@ -169,7 +171,7 @@ static void test_replace(void)
 
 static void test_expire_and_drop(void)
 {
-    pres *p = pres_create(100);
+    pres *p = pres_create(100, KEY);
     pres_apply(p, "a", 1, 1, 9, "t", 10, NULL, NULL);
     pres_apply(p, "b", 1, 1, 2, "t", 20, NULL, NULL);
     pres_apply(p, "b", 1, 2, 4, "c", 20, NULL, NULL);
@@ -210,7 +212,7 @@ static void test_expire_and_drop(void)
 
 static void test_who_and_nodes(void)
 {
-    pres *p = pres_create(100);
+    pres *p = pres_create(100, KEY);
     /* Entered out of order on purpose. */
     pres_apply(p, "zeta", 1, 1, 30, "hall", 1, NULL, NULL);
     pres_apply(p, "alpha", 1, 1, 20, "hall", 2, NULL, NULL);
@@ -263,7 +265,7 @@ static void reader(const pres_player *pl, int joined, void *user)
 
 static void test_callbacks_read(void)
 {
-    pres *p = pres_create(10);
+    pres *p = pres_create(10, KEY);
     probe pr = {p, 1};
     pres_apply(p, "a", 1, 1, 1, "r", 0, reader, &pr);
     pres_apply(p, "a", 1, 2, 1, "s", 0, reader, &pr);
@@ -276,7 +278,7 @@ static void test_callbacks_read(void)
 
 static void test_bound(void)
 {
-    pres *p = pres_create(3);
+    pres *p = pres_create(3, KEY);
     for (uint64_t i = 1; i <= 3; i++)
         CHECK(pres_apply(p, "a", 1, i, i, "r", 0, NULL, NULL) != PRES_FULL);
     CHECK_EQ_INT(pres_apply(p, "a", 1, 4, 4, "r", 0, record, NULL), PRES_FULL);
@@ -308,7 +310,7 @@ static void test_bound(void)
     CHECK_EQ_INT(pres_replace(p, "b", 1, 1, four, 4, 0, record, NULL), 1);
     EXPECT("+b/1/r +b/2/r +b/3/r ");
     /* max 0 stores nothing. */
-    pres *z = pres_create(0);
+    pres *z = pres_create(0, KEY);
     CHECK_EQ_INT(pres_apply(z, "a", 1, 1, 1, "r", 0, NULL, NULL), PRES_FULL);
     CHECK_EQ_INT(pres_count(z), 0);
     pres_destroy(z);
@@ -317,7 +319,7 @@ static void test_bound(void)
 
 static void test_invalid(void)
 {
-    pres *p = pres_create(10);
+    pres *p = pres_create(10, KEY);
     char long65[66], long64[65];
     memset(long65, 'n', 65);
     long65[65] = '\0';
@@ -345,7 +347,7 @@ static void test_invalid(void)
 static void test_many(void)
 {
     enum { NODES = 10, EACH = 10000, ROOMS = 50 };
-    pres *p = pres_create(NODES * EACH);
+    pres *p = pres_create(NODES * EACH, KEY);
     char node[16], room[16];
     int full = 0;
     for (int n = 0; n < NODES; n++) {

@@ -151,7 +151,13 @@ class LiveCapture:
         self.path = os.path.join(TMP, name + '.pcapng')
         self.client_port = port     # clients connect to the server itself
         tool = DUMPCAP or TSHARK
-        self.proc = subprocess.Popen([tool, '-i', 'lo', '-f', 'tcp port %d' % port,
+        # The server's own end only: other tests bind 127.0.0.x source
+        # addresses, and one of their clients may get this port as its
+        # ephemeral port (seen in CI: another test's addr_limited refusal
+        # in this capture).
+        bpf = ('(src host 127.0.0.1 and src port %d) or (dst host 127.0.0.1 and dst port %d)'
+               % (port, port))
+        self.proc = subprocess.Popen([tool, '-i', 'lo', '-f', bpf,
                                       '-w', self.path], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         RUNNING.append(self.proc)

@@ -187,10 +187,16 @@ def test_bad_requests():
     # More scrapers than max_clients (8): the ninth is closed unanswered.
     # (On a busy machine the server may not have accepted all eight when the
     # ninth comes: then the ninth is answered, and the test tries again.)
-    idle = [socket.create_connection(('127.0.0.1', srv.mport), timeout=STEP) for _ in range(8)]
+    # Each try opens eight fresh ones: idle ones older than the request
+    # timeout (5 s) have been closed and no longer hold their slots.
+    idle = []
     deadline = time.monotonic() + STEP
     while True:
-        time.sleep(0.2)
+        for s in idle:
+            s.close()
+        idle = [socket.create_connection(('127.0.0.1', srv.mport), timeout=STEP)
+                for _ in range(8)]
+        time.sleep(0.3)
         status, _, raw = http(srv.mport, b'GET /metrics HTTP/1.1\r\n\r\n')
         if (status is None and raw == b'') or time.monotonic() > deadline:
             break

@@ -301,8 +301,8 @@ static void test_rogue_keys(uv_loop_t *loop, node *a, node *b)
     /* Past max_players fields: filled by a script, in one call. */
     redis_do(r, "DEL gmud:node:ghost2%s", "");
     const char *fill[4] = {"EVAL",
-                           "redis.call('HSET', KEYS[1], '#inc', 5, '#ver', 1) "
-                           "for i = 1, 200001 do redis.call('HSET', KEYS[1], i, 'r') end",
+                           ("redis.call('HSET', KEYS[1], '#inc', 5, '#ver', 1) "
+                            "for i = 1, 200001 do redis.call('HSET', KEYS[1], i, 'r') end"),
                            "1", "gmud:node:ghost2"};
     redisReply *rep = redisCommandArgv(r, 4, fill, NULL);
     CHECK(rep != NULL && rep->type != REDIS_REPLY_ERROR);

@@ -187,19 +187,24 @@ def test_bad_requests():
     # More scrapers than max_clients (8): the ninth is closed unanswered.
     # (On a busy machine the server may not have accepted all eight when the
     # ninth comes: then the ninth is answered, and the test tries again.)
-    # Each try opens eight fresh ones: idle ones older than the request
-    # timeout (5 s) have been closed and no longer hold their slots.
-    idle = []
-    deadline = time.monotonic() + STEP
-    while True:
-        for s in idle:
-            s.close()
-        idle = [socket.create_connection(('127.0.0.1', srv.mport), timeout=STEP)
+    # The eight are opened again when they near the request timeout (5 s),
+    # after which the server closes them and frees their slots; then the
+    # test waits a second for the server to have seen the closes.
+    def eight():
+        return [socket.create_connection(('127.0.0.1', srv.mport), timeout=STEP)
                 for _ in range(8)]
-        time.sleep(0.3)
+    idle, opened = eight(), time.monotonic()
+    deadline = time.monotonic() + 2 * STEP
+    while True:
+        time.sleep(0.2)
         status, _, raw = http(srv.mport, b'GET /metrics HTTP/1.1\r\n\r\n')
         if (status is None and raw == b'') or time.monotonic() > deadline:
             break
+        if time.monotonic() - opened > 3.5:
+            for s in idle:
+                s.close()
+            time.sleep(1)
+            idle, opened = eight(), time.monotonic()
     check(status is None and raw == b'', 'the ninth scraper at once is closed: %s %r'
           % (status, raw[:40]))
     for s in idle:

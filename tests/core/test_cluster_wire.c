@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "hex_util.h"
 #include "cluster_wire.h"
 
 /* The example of PROTOCOL.md 10.4, secret "example-secret" (also read from
@@ -26,18 +27,6 @@ static const uint8_t SECRET[] = "example-secret";
 #define SECRET_LEN (sizeof SECRET - 1)
 static const uint8_t OTHER[] = "another-secret";
 #define OTHER_LEN (sizeof OTHER - 1)
-
-static size_t from_hex(const char *s, uint8_t *out, size_t cap)
-{
-    size_t n = 0;
-    unsigned v;
-    int used;
-    while (n < cap && sscanf(s, " %2x%n", &v, &used) == 1) {
-        out[n++] = (uint8_t)v;
-        s += used;
-    }
-    return n;
-}
 
 /* The bytes of the `gmud-cluster-example` block of docs/PROTOCOL.md (the
  * leading hex pairs of each line; the rest of a line is its annotation). */
@@ -129,7 +118,7 @@ static size_t raw(const cw_msg *m, int flags, uint8_t *out)
 static void test_example(void)
 {
     uint8_t want[128], out[128];
-    size_t wn = from_hex(EXAMPLE_HEX, want, sizeof want);
+    size_t wn = test_hex(EXAMPLE_HEX, want, sizeof want, 0);
     CHECK_EQ_INT(wn, 91);
     /* The same bytes as the spec's example. */
     uint8_t doc[128];
@@ -412,7 +401,7 @@ static void test_order(void)
 static void test_mac(void)
 {
     uint8_t good[128], bad[128];
-    size_t n = from_hex(EXAMPLE_HEX, good, sizeof good);
+    size_t n = test_hex(EXAMPLE_HEX, good, sizeof good, 0);
     gmud_error err;
     /* Every flipped byte fails. Outside the bytes that place the fields
      * (magic, flags, the three lengths) the structure holds and the MAC

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "hex_util.h"
 #include "gmud/frame.h"
 #include "gmud/json.h"
 #include "gmud/session.h"
@@ -27,17 +28,6 @@ typedef struct example {
     char error[32];
     char encode_error[32];
 } example;
-
-static size_t parse_hex(const char *s, uint8_t *out, size_t cap, size_t n)
-{
-    unsigned v;
-    int used;
-    while (n < cap && sscanf(s, " %2x%n", &v, &used) == 1) {
-        out[n++] = (uint8_t)v;
-        s += used;
-    }
-    return n;
-}
 
 static const char *error_name_of(int code)
 {
@@ -573,7 +563,7 @@ int main(void)
             in_block = 0;
         } else if (line[0] == ' ') {
             if (in_block == 1)
-                ex.wire_len = parse_hex(line, ex.wire, sizeof ex.wire, ex.wire_len);
+                ex.wire_len = test_hex(line, ex.wire, sizeof ex.wire, ex.wire_len);
             else
                 parse_wire_line(&sx, line);
         } else {

@@ -5,6 +5,7 @@ the lecture's exact read, and the loop that runs a file's tests. Standard
 library only."""
 
 import os
+import json
 import queue
 import re
 import threading
@@ -57,6 +58,22 @@ class Lines:
         else:
             self.all.append(line)
         return line
+
+    def next_json(self, pred=lambda o: True, timeout=STEP):
+        """The next line that is a JSON value for which pred holds (other
+        lines skipped), or None at end of stream or timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.get(deadline - time.monotonic())
+            if line is None:
+                return None
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if pred(obj):
+                return obj
+        return None
 
     def wait_for(self, pattern, timeout=STEP):
         deadline = time.monotonic() + timeout

@@ -95,18 +95,7 @@ class Player:
 
     def next(self, pred, timeout=STEP):
         """The next JSON object for which pred holds (others skipped)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.p.out.get(deadline - time.monotonic())
-            if line is None:
-                return None
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if pred(obj):
-                return obj
-        return None
+        return self.p.out.next_json(pred, timeout)
 
     def join(self, room):
         self.say({'cmd': 'join', 'room': room})

@@ -29,18 +29,7 @@ class Player:
         self.say(json.dumps(obj))
 
     def next_json(self, pred=lambda o: True, timeout=STEP):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.p.out.get(deadline - time.monotonic())
-            if line is None:
-                return None
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if pred(obj):
-                return obj
-        return None
+        return self.p.out.next_json(pred, timeout)
 
     def next_line(self, pattern, timeout=STEP):
         m = self.p.out.wait_for(pattern, timeout)
